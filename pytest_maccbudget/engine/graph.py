@@ -1,0 +1,328 @@
+"""Graph preparation: real inputs, symbolic dimensions, shape inference, constants, node views.
+
+Works on a weightless skeleton (see loader.py): initializers keep dims and dtype, and keep
+their values only when small. Nothing here reads weight bytes.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Iterable, Mapping, Optional, Sequence
+
+import numpy as np
+import onnx
+from onnx import AttributeProto, GraphProto, ModelProto, NodeProto, TensorProto, helper, numpy_helper
+
+from .errors import ModelError
+from .registry import OpRegistry, normalize_domain
+from .types import NodeView, Shape, TensorInfo
+
+# Nodes whose outputs are constants when all their inputs are (folded by any runtime at load).
+_NONDETERMINISTIC_OPS = {"RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike", "Multinomial", "Bernoulli"}
+# Ops whose outputs are known before the graph runs once their inputs' *shapes* are known.
+_SHAPE_OPS = {"Shape", "Size"}
+# Largest constant kept as a numpy value (element count); larger ones only keep dims.
+MAX_VALUE_ELEMENTS = 1 << 16
+
+
+@dataclass
+class PreparedGraph:
+    """A graph with shapes resolved as far as possible and everything a cost function needs."""
+
+    graph: GraphProto
+    tensors: dict[str, TensorInfo]
+    nodes: list[NodeProto]  # topologically sorted
+    real_inputs: list[str]
+    notes: list[str] = field(default_factory=list)
+    # constant tensors that are "roots" of stored data: initializers, Constant/ConstantOfShape outputs
+    weight_roots: dict[str, TensorInfo] = field(default_factory=dict)
+
+    def view(self, node: NodeProto) -> NodeView:
+        return NodeView(
+            name=node.name,
+            op_type=node.op_type,
+            domain=normalize_domain(node.domain),
+            inputs=tuple(self.tensors.get(n, TensorInfo(n, None)) if n else None for n in node.input),
+            outputs=tuple(self.tensors.get(n, TensorInfo(n, None)) if n else None for n in node.output),
+            attrs=node_attributes(node),
+        )
+
+
+def node_attributes(node: NodeProto) -> dict[str, object]:
+    attrs: dict[str, object] = {}
+    for attribute in node.attribute:
+        if attribute.type in (AttributeProto.GRAPH, AttributeProto.GRAPHS):
+            continue  # subgraphs are profiled by the profiler, not handed to cost functions
+        if attribute.type == AttributeProto.TENSOR:
+            attrs[attribute.name] = _tensor_value(attribute.t)
+            continue
+        value = helper.get_attribute_value(attribute)
+        if isinstance(value, bytes):
+            value = value.decode("utf-8", "replace")
+        elif isinstance(value, list) and value and isinstance(value[0], bytes):
+            value = [v.decode("utf-8", "replace") for v in value]
+        attrs[attribute.name] = value
+    return attrs
+
+
+def _tensor_has_data(tensor: TensorProto) -> bool:
+    if tensor.data_location == TensorProto.EXTERNAL:
+        return False
+    return bool(
+        tensor.raw_data or tensor.float_data or tensor.int32_data or tensor.int64_data
+        or tensor.double_data or tensor.uint64_data or tensor.string_data
+    )
+
+
+def _tensor_value(tensor: TensorProto) -> Optional[np.ndarray]:
+    count = int(np.prod(tensor.dims)) if tensor.dims else 1
+    if count > MAX_VALUE_ELEMENTS or (count > 0 and not _tensor_has_data(tensor)):
+        return None
+    try:
+        return numpy_helper.to_array(tensor)
+    except Exception:  # malformed small tensor: its value is just not known
+        return None
+
+
+def _shape_from_type(type_proto: onnx.TypeProto) -> Optional[Shape]:
+    if not type_proto.HasField("tensor_type") or not type_proto.tensor_type.HasField("shape"):
+        return None
+    dims = []
+    for dim in type_proto.tensor_type.shape.dim:
+        if not dim.HasField("dim_value") or dim.dim_value < 0:
+            return None
+        dims.append(dim.dim_value)
+    return tuple(dims)
+
+
+def _describe_dims(type_proto: onnx.TypeProto) -> str:
+    if not type_proto.tensor_type.HasField("shape"):
+        return "unknown rank"
+    parts = []
+    for dim in type_proto.tensor_type.shape.dim:
+        parts.append(str(dim.dim_value) if dim.HasField("dim_value") else (dim.dim_param or "?"))
+    return "[" + ", ".join(parts) + "]"
+
+
+def real_input_names(graph: GraphProto) -> list[str]:
+    """Graph inputs that are not initializers (IR < 4 graphs list every weight as an input)."""
+    initializer_names = {t.name for t in graph.initializer}
+    return [vi.name for vi in graph.input if vi.name not in initializer_names]
+
+
+def apply_input_shapes(
+    model: ModelProto,
+    input_shapes: Optional[Mapping[str, Sequence[int] | int]] = None,
+    batch: Optional[int] = None,
+) -> list[str]:
+    """Fix the dims of the real inputs in place. Returns notes on values that were assumed.
+
+    `input_shapes` maps an input name to full dims, or a symbolic dim name to one value.
+    A symbolic leading (batch) dim with no value given becomes `batch`, or 1 with a note.
+    """
+    input_shapes = dict(input_shapes or {})
+    graph = model.graph
+    real_inputs = real_input_names(graph)
+    by_name = {vi.name: vi for vi in graph.input}
+    unknown = [k for k, v in input_shapes.items() if not isinstance(v, int) and k not in real_inputs]
+    if unknown:
+        raise ModelError(f"no model input named {', '.join(map(repr, unknown))}; inputs are {', '.join(real_inputs) or 'none'}")
+    symbol_values = {k: int(v) for k, v in input_shapes.items() if isinstance(v, int)}
+    notes: list[str] = []
+    for name in real_inputs:
+        tensor_type = by_name[name].type.tensor_type
+        given = input_shapes.get(name)
+        if given is not None and not isinstance(given, int):
+            _set_dims(by_name[name], list(given))
+            continue
+        if not tensor_type.HasField("shape"):
+            continue
+        for position, dim in enumerate(tensor_type.shape.dim):
+            if dim.HasField("dim_value") and dim.dim_value > 0:
+                continue
+            symbol = dim.dim_param
+            if symbol and symbol in symbol_values:
+                dim.dim_value = symbol_values[symbol]
+            elif position == 0:
+                value = batch if batch is not None else 1
+                if batch is None:
+                    notes.append(f"symbolic batch dimension {symbol or '?'!r} of input {name!r} taken as 1 (set it with --batch or --input)")
+                dim.dim_value = value
+    return notes
+
+
+def _set_dims(value_info: onnx.ValueInfoProto, dims: list[int]) -> None:
+    tensor_type = value_info.type.tensor_type
+    if tensor_type.HasField("shape") and len(tensor_type.shape.dim) not in (0, len(dims)):
+        raise ModelError(
+            f"input {value_info.name!r} has rank {len(tensor_type.shape.dim)} "
+            f"({_describe_dims(value_info.type)}) but {len(dims)} dims were given: {dims}"
+        )
+    tensor_type.ClearField("shape")
+    for d in dims:
+        if int(d) <= 0:
+            raise ModelError(f"input {value_info.name!r}: dims must be positive, got {dims}")
+        tensor_type.shape.dim.add().dim_value = int(d)
+
+
+def topological_order(graph: GraphProto, outer_names: Iterable[str] = ()) -> list[NodeProto]:
+    """Nodes in an order where every producer comes first; raises ModelError on a cycle."""
+    available = set(outer_names) | {t.name for t in graph.initializer} | {vi.name for vi in graph.input} | {""}
+    producers: dict[str, int] = {}
+    for index, node in enumerate(graph.node):
+        for name in node.output:
+            if name:
+                producers[name] = index
+    if all(all(i in available or producers.get(i, len(graph.node)) < idx for i in n.input)
+           for idx, n in enumerate(graph.node)):
+        return list(graph.node)  # already sorted: the common case
+    pending = {i: {producers[n] for n in node.input if n and n not in available and n in producers}
+               for i, node in enumerate(graph.node)}
+    order: list[NodeProto] = []
+    ready = sorted(i for i, deps in pending.items() if not deps)
+    consumers: dict[int, list[int]] = {}
+    for i, deps in pending.items():
+        for dep in deps:
+            consumers.setdefault(dep, []).append(i)
+    done: set[int] = set()
+    while ready:
+        index = ready.pop(0)
+        done.add(index)
+        order.append(graph.node[index])
+        for consumer in consumers.get(index, []):
+            pending[consumer].discard(index)
+            if not pending[consumer] and consumer not in done and consumer not in ready:
+                ready.append(consumer)
+    if len(order) != len(graph.node):
+        stuck = next(graph.node[i] for i in range(len(graph.node)) if i not in done)
+        raise ModelError(f"the graph has a cycle through node {stuck.name or stuck.output[0]!r} ({stuck.op_type})")
+    return order
+
+
+def infer_shapes(model: ModelProto) -> ModelProto:
+    """ONNX shape inference with data propagation; raises ModelError with onnx's own message."""
+    try:
+        return onnx.shape_inference.infer_shapes(model, check_type=False, strict_mode=False, data_prop=True)
+    except Exception as error:  # onnx raises InferenceError, ValidationError or RuntimeError
+        message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ModelError(f"shape inference failed: {message}") from error
+
+
+def collect_tensors(graph: GraphProto, outer: Optional[Mapping[str, TensorInfo]] = None) -> dict[str, TensorInfo]:
+    """Shapes and dtypes of every named value, plus constant values where known."""
+    tensors: dict[str, TensorInfo] = dict(outer or {})
+    for vi in list(graph.input) + list(graph.value_info) + list(graph.output):
+        if vi.type.HasField("tensor_type"):
+            tensors[vi.name] = TensorInfo(vi.name, _shape_from_type(vi.type), vi.type.tensor_type.elem_type)
+    for init in graph.initializer:
+        tensors[init.name] = TensorInfo(init.name, tuple(init.dims), init.data_type, _tensor_value(init), True)
+    return tensors
+
+
+def propagate_constants(nodes: Sequence[NodeProto], tensors: dict[str, TensorInfo]) -> tuple[set[int], dict[str, TensorInfo]]:
+    """Mark the outputs of constant-computing nodes as constants.
+
+    Returns the indices (into `nodes`) of nodes that run before the graph does (Constant,
+    ConstantOfShape, Shape of a known shape, and anything fed only by constants), and the
+    tensors that hold stored data (initializers and Constant/ConstantOfShape outputs).
+    """
+    constant_nodes: set[int] = set()
+    roots: dict[str, TensorInfo] = {k: v for k, v in tensors.items() if v.is_constant}
+    for index, node in enumerate(nodes):
+        present = [tensors.get(name) for name in node.input if name]
+        if node.op_type in _NONDETERMINISTIC_OPS and node.domain in ("", "ai.onnx"):
+            continue
+        if node.op_type == "Constant" and node.domain in ("", "ai.onnx"):
+            info = _constant_node_output(node, tensors.get(node.output[0]))
+            tensors[node.output[0]] = info
+            roots[node.output[0]] = info
+            constant_nodes.add(index)
+            continue
+        if node.op_type in _SHAPE_OPS and node.domain in ("", "ai.onnx"):
+            source = present[0] if present else None
+            if source is not None and source.shape is not None:
+                constant_nodes.add(index)
+                _mark_constant(tensors, node.output[0])
+            continue
+        if not node.input or not all(t is not None and t.is_constant for t in present):
+            continue
+        if any(attr.type in (AttributeProto.GRAPH, AttributeProto.GRAPHS) for attr in node.attribute):
+            continue
+        constant_nodes.add(index)
+        for name in node.output:
+            if name:
+                _mark_constant(tensors, name)
+        if node.op_type == "ConstantOfShape" and node.domain in ("", "ai.onnx"):
+            roots[node.output[0]] = tensors[node.output[0]]
+    return constant_nodes, roots
+
+
+def _mark_constant(tensors: dict[str, TensorInfo], name: str) -> None:
+    info = tensors.get(name, TensorInfo(name, None))
+    tensors[name] = TensorInfo(info.name, info.shape, info.dtype, info.value, True)
+
+
+def _constant_node_output(node: NodeProto, inferred: Optional[TensorInfo]) -> TensorInfo:
+    name = node.output[0]
+    for attribute in node.attribute:
+        if attribute.name == "value" and attribute.type == AttributeProto.TENSOR:
+            t = attribute.t
+            return TensorInfo(name, tuple(t.dims), t.data_type, _tensor_value(t), True)
+        if attribute.name == "sparse_value":
+            sparse = attribute.sparse_tensor
+            return TensorInfo(name, tuple(sparse.dims), sparse.values.data_type, None, True)
+    value = helper.get_attribute_value(node.attribute[0]) if node.attribute else None
+    if value is not None:
+        array = np.asarray(value)
+        if array.dtype.kind == "U" or array.dtype.kind == "O":
+            return TensorInfo(name, array.shape, TensorProto.STRING, None, True)
+        dtype = helper.np_dtype_to_tensor_dtype(array.dtype if array.dtype != np.float64 else np.dtype(np.float32))
+        return TensorInfo(name, tuple(array.shape), dtype, array, True)
+    if inferred is not None:
+        return TensorInfo(name, inferred.shape, inferred.dtype, None, True)
+    return TensorInfo(name, None, TensorProto.FLOAT, None, True)
+
+
+def resolve_contrib_shapes(model: ModelProto, registry: OpRegistry, max_rounds: int = 8) -> ModelProto:
+    """Run shape inference, filling in outputs of ops onnx does not know from registered shape fns."""
+    inferred = infer_shapes(model)
+    for _ in range(max_rounds):
+        graph = inferred.graph
+        tensors = collect_tensors(graph)
+        added = False
+        for node in graph.node:
+            shape_fn = registry.shape_fn(node.op_type, node.domain)
+            if shape_fn is None or all(n in tensors and tensors[n].shape is not None for n in node.output if n):
+                continue
+            view = PreparedGraph(graph, tensors, [], []).view(node)
+            try:
+                shapes = shape_fn(view)
+            except Exception:  # inputs not resolved yet, or an invalid node: reported later by the profiler
+                continue
+            for name, shape in zip(node.output, shapes):
+                if name and shape is not None and (name not in tensors or tensors[name].shape is None):
+                    dtype = view.inputs[0].dtype if view.inputs and view.inputs[0] else TensorProto.FLOAT
+                    vi = helper.make_tensor_value_info(name, dtype, list(shape))
+                    model.graph.value_info.append(vi)
+                    added = True
+        if not added:
+            break
+        inferred = infer_shapes(model)
+    return inferred
+
+
+def prepare_graph(
+    model: ModelProto,
+    registry: OpRegistry,
+    input_shapes: Optional[Mapping[str, Sequence[int] | int]] = None,
+    batch: Optional[int] = None,
+) -> PreparedGraph:
+    """Inline local functions, fix input dims, infer shapes and index every tensor."""
+    if model.functions:
+        model = onnx.inliner.inline_local_functions(model)
+    notes = apply_input_shapes(model, input_shapes, batch)
+    inferred = resolve_contrib_shapes(model, registry)
+    graph = inferred.graph
+    nodes = topological_order(graph)
+    tensors = collect_tensors(graph)
+    _, roots = propagate_constants(nodes, tensors)
+    return PreparedGraph(graph, tensors, nodes, real_input_names(graph), notes, roots)

@@ -1,0 +1,2 @@
+"""(to be written)"""
+from __future__ import annotations
