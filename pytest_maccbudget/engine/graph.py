@@ -14,14 +14,12 @@ from onnx import AttributeProto, GraphProto, ModelProto, NodeProto, TensorProto,
 
 from .errors import ModelError
 from .registry import OpRegistry, normalize_domain
-from .types import NodeView, Shape, TensorInfo
+from .types import NodeView, Shape, TensorInfo, decode_small_tensor
 
 # Nodes whose outputs are constants when all their inputs are (folded by any runtime at load).
 _NONDETERMINISTIC_OPS = {"RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike", "Multinomial", "Bernoulli"}
 # Ops whose outputs are known before the graph runs once their inputs' *shapes* are known.
 _SHAPE_OPS = {"Shape", "Size"}
-# Largest constant kept as a numpy value (element count); larger ones only keep dims.
-MAX_VALUE_ELEMENTS = 1 << 16
 
 
 @dataclass
@@ -35,6 +33,8 @@ class PreparedGraph:
     notes: list[str] = field(default_factory=list)
     # constant tensors that are "roots" of stored data: initializers, Constant/ConstantOfShape outputs
     weight_roots: dict[str, TensorInfo] = field(default_factory=dict)
+    # indices into `nodes` of nodes that only compute constants (run before the graph does)
+    constant_nodes: set[int] = field(default_factory=set)
 
     def view(self, node: NodeProto) -> NodeView:
         return NodeView(
@@ -53,7 +53,7 @@ def node_attributes(node: NodeProto) -> dict[str, object]:
         if attribute.type in (AttributeProto.GRAPH, AttributeProto.GRAPHS):
             continue  # subgraphs are profiled by the profiler, not handed to cost functions
         if attribute.type == AttributeProto.TENSOR:
-            attrs[attribute.name] = _tensor_value(attribute.t)
+            attrs[attribute.name] = decode_small_tensor(attribute.t)
             continue
         value = helper.get_attribute_value(attribute)
         if isinstance(value, bytes):
@@ -62,25 +62,6 @@ def node_attributes(node: NodeProto) -> dict[str, object]:
             value = [v.decode("utf-8", "replace") for v in value]
         attrs[attribute.name] = value
     return attrs
-
-
-def _tensor_has_data(tensor: TensorProto) -> bool:
-    if tensor.data_location == TensorProto.EXTERNAL:
-        return False
-    return bool(
-        tensor.raw_data or tensor.float_data or tensor.int32_data or tensor.int64_data
-        or tensor.double_data or tensor.uint64_data or tensor.string_data
-    )
-
-
-def _tensor_value(tensor: TensorProto) -> Optional[np.ndarray]:
-    count = int(np.prod(tensor.dims)) if tensor.dims else 1
-    if count > MAX_VALUE_ELEMENTS or (count > 0 and not _tensor_has_data(tensor)):
-        return None
-    try:
-        return numpy_helper.to_array(tensor)
-    except Exception:  # malformed small tensor: its value is just not known
-        return None
 
 
 def _shape_from_type(type_proto: onnx.TypeProto) -> Optional[Shape]:
@@ -211,10 +192,15 @@ def collect_tensors(graph: GraphProto, outer: Optional[Mapping[str, TensorInfo]]
     """Shapes and dtypes of every named value, plus constant values where known."""
     tensors: dict[str, TensorInfo] = dict(outer or {})
     for vi in list(graph.input) + list(graph.value_info) + list(graph.output):
-        if vi.type.HasField("tensor_type"):
-            tensors[vi.name] = TensorInfo(vi.name, _shape_from_type(vi.type), vi.type.tensor_type.elem_type)
+        if not vi.type.HasField("tensor_type"):
+            continue
+        info = TensorInfo(vi.name, _shape_from_type(vi.type), vi.type.tensor_type.elem_type)
+        known = tensors.get(vi.name)
+        if known is not None and known.shape is not None and info.shape is None:
+            continue  # a shapeless graph-output entry must not hide an inferred shape
+        tensors[vi.name] = info
     for init in graph.initializer:
-        tensors[init.name] = TensorInfo(init.name, tuple(init.dims), init.data_type, _tensor_value(init), True)
+        tensors[init.name] = TensorInfo(init.name, tuple(init.dims), init.data_type, init, True)
     return tensors
 
 
@@ -258,7 +244,7 @@ def propagate_constants(nodes: Sequence[NodeProto], tensors: dict[str, TensorInf
 
 def _mark_constant(tensors: dict[str, TensorInfo], name: str) -> None:
     info = tensors.get(name, TensorInfo(name, None))
-    tensors[name] = TensorInfo(info.name, info.shape, info.dtype, info.value, True)
+    tensors[name] = TensorInfo(info.name, info.shape, info.dtype, info.value_source, True)
 
 
 def _constant_node_output(node: NodeProto, inferred: Optional[TensorInfo]) -> TensorInfo:
@@ -266,7 +252,7 @@ def _constant_node_output(node: NodeProto, inferred: Optional[TensorInfo]) -> Te
     for attribute in node.attribute:
         if attribute.name == "value" and attribute.type == AttributeProto.TENSOR:
             t = attribute.t
-            return TensorInfo(name, tuple(t.dims), t.data_type, _tensor_value(t), True)
+            return TensorInfo(name, tuple(t.dims), t.data_type, t, True)
         if attribute.name == "sparse_value":
             sparse = attribute.sparse_tensor
             return TensorInfo(name, tuple(sparse.dims), sparse.values.data_type, None, True)
@@ -285,6 +271,8 @@ def _constant_node_output(node: NodeProto, inferred: Optional[TensorInfo]) -> Te
 def resolve_contrib_shapes(model: ModelProto, registry: OpRegistry, max_rounds: int = 8) -> ModelProto:
     """Run shape inference, filling in outputs of ops onnx does not know from registered shape fns."""
     inferred = infer_shapes(model)
+    if not any(registry.shape_fn(node.op_type, node.domain) for node in model.graph.node):
+        return inferred
     for _ in range(max_rounds):
         graph = inferred.graph
         tensors = collect_tensors(graph)
@@ -324,5 +312,5 @@ def prepare_graph(
     graph = inferred.graph
     nodes = topological_order(graph)
     tensors = collect_tensors(graph)
-    _, roots = propagate_constants(nodes, tensors)
-    return PreparedGraph(graph, tensors, nodes, real_input_names(graph), notes, roots)
+    constant_nodes, roots = propagate_constants(nodes, tensors)
+    return PreparedGraph(graph, tensors, nodes, real_input_names(graph), notes, roots, constant_nodes)

@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
-from onnx import TensorProto, helper
+from onnx import TensorProto, helper, numpy_helper
 
 Shape = tuple[int, ...]
 
@@ -49,6 +50,25 @@ def dtype_name(elem_type: int) -> str:
         return f"dtype{elem_type}"
 
 
+# Largest constant decoded to a numpy value (element count); larger ones only keep dims.
+MAX_VALUE_ELEMENTS = 1 << 16
+
+
+def decode_small_tensor(tensor: TensorProto) -> Optional[np.ndarray]:
+    """The value of a small tensor that has its data in the model; None otherwise."""
+    count = math.prod(tensor.dims)
+    if count > MAX_VALUE_ELEMENTS or tensor.data_location == TensorProto.EXTERNAL:
+        return None
+    has_data = (tensor.raw_data or tensor.float_data or tensor.int32_data or tensor.int64_data
+                or tensor.double_data or tensor.uint64_data or tensor.string_data)
+    if count > 0 and not has_data:
+        return None
+    try:
+        return numpy_helper.to_array(tensor)
+    except Exception:  # malformed small tensor: its value is just not known
+        return None
+
+
 def numel(shape: Sequence[int]) -> int:
     return math.prod(shape)
 
@@ -60,8 +80,16 @@ class TensorInfo:
     name: str
     shape: Optional[Shape]
     dtype: int = TensorProto.FLOAT
-    value: Optional[np.ndarray] = None  # known constant value (small tensors only)
+    # known constant value (small tensors only): an array, or a TensorProto decoded on first use
+    value_source: Any = field(default=None, repr=False, compare=False)
     is_constant: bool = False  # weight or value known before the graph runs
+
+    @cached_property
+    def value(self) -> Optional[np.ndarray]:
+        source = self.value_source
+        if source is None or isinstance(source, np.ndarray):
+            return source
+        return decode_small_tensor(source)
 
     @property
     def numel(self) -> Optional[int]:

@@ -1,0 +1,139 @@
+"""Parameters (each stored constant once, by dtype) and the BatchNorm folding rules."""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from pytest_maccbudget import profile_model
+from pytest_maccbudget.engine.results import COSTED, FOLDED
+
+F32 = TensorProto.FLOAT
+rng = np.random.default_rng(0)
+
+
+def _init(name: str, *shape: int, dtype=np.float32) -> onnx.TensorProto:
+    return numpy_helper.from_array(rng.standard_normal(shape).astype(dtype), name)
+
+
+def _bn_inits(prefix: str, channels: int) -> list[onnx.TensorProto]:
+    return [_init(f"{prefix}_{k}", channels) for k in ("scale", "bias", "mean")] + [
+        numpy_helper.from_array(np.ones(channels, np.float32), f"{prefix}_var")]
+
+
+def _bn(prefix: str, x: str, y: str) -> onnx.NodeProto:
+    return helper.make_node("BatchNormalization", [x] + [f"{prefix}_{k}" for k in ("scale", "bias", "mean", "var")], [y], name=prefix)
+
+
+def _model(nodes: Sequence[onnx.NodeProto], inits: Sequence[onnx.TensorProto], x_shape: list[int], outputs: Sequence[str]) -> onnx.ModelProto:
+    graph = helper.make_graph(list(nodes), "g", [helper.make_tensor_value_info("x", F32, x_shape)],
+                              [helper.make_tensor_value_info(o, F32, None) for o in outputs], list(inits))
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+# ---- parameters -------------------------------------------------------------------------------
+
+def test_shared_weight_counts_once_and_shape_targets_are_not_parameters() -> None:
+    nodes = [helper.make_node("MatMul", ["x", "W"], ["a"], name="fc1"),
+             helper.make_node("MatMul", ["a", "W"], ["b"], name="fc2"),
+             helper.make_node("Reshape", ["b", "target"], ["c"], name="flat")]
+    inits = [_init("W", 16, 16), numpy_helper.from_array(np.array([1, -1], np.int64), "target")]
+    profile = profile_model(_model(nodes, inits, [1, 16], ["c"]))
+    assert profile.layer("fc1").params == 16 * 16
+    assert profile.layer("fc2").params == 0  # the same tensor, already counted
+    assert profile.totals.params == 256
+    assert profile.totals.param_bytes == 256 * 4
+
+
+def test_parameter_bytes_follow_the_dtype() -> None:
+    nodes = [helper.make_node("Cast", ["x"], ["h"], to=TensorProto.FLOAT16, name="cast"),
+             helper.make_node("MatMul", ["h", "W16"], ["y"], name="fc")]
+    profile = profile_model(_model(nodes, [_init("W16", 8, 4, dtype=np.float16)], [2, 8], ["y"]))
+    assert (profile.totals.params, profile.totals.param_bytes) == (32, 32 * 2)
+
+
+def test_constant_of_shape_and_constant_nodes_are_parameters() -> None:
+    # the zoo graphs make every weight with ConstantOfShape(shape initializer)
+    shape = numpy_helper.from_array(np.array([8, 5], np.int64), "w_shape")
+    value = helper.make_tensor("v", F32, [1], [0.5])
+    bias = helper.make_tensor("b", F32, [5], [0.1] * 5)
+    nodes = [helper.make_node("ConstantOfShape", ["w_shape"], ["W"], value=value, name="make_w"),
+             helper.make_node("Constant", [], ["B"], value=bias, name="make_b"),
+             helper.make_node("MatMul", ["x", "W"], ["y0"], name="fc"),
+             helper.make_node("Add", ["y0", "B"], ["y"], name="bias")]
+    profile = profile_model(_model(nodes, [shape], [1, 8], ["y"]))
+    assert profile.layer("fc").params == 8 * 5
+    assert profile.layer("bias").params == 5
+    assert profile.totals.params == 45  # the int64 shape [8, 5] is not a parameter
+    assert profile.layer("make_w").status == "constant"
+
+
+def test_weights_routed_through_constant_ops_count_at_their_source() -> None:
+    # dynamo's LSTM export: W -> Slice -> Concat -> Unsqueeze -> consumer
+    starts = numpy_helper.from_array(np.array([0], np.int64), "starts")
+    ends = numpy_helper.from_array(np.array([4], np.int64), "ends")
+    nodes = [helper.make_node("Slice", ["W", "starts", "ends"], ["w_top"]),
+             helper.make_node("Concat", ["w_top", "w_top"], ["w2"], axis=0),
+             helper.make_node("MatMul", ["x", "w2"], ["y"], name="fc")]
+    profile = profile_model(_model(nodes, [_init("W", 6, 3), starts, ends], [1, 8], ["y"]))
+    assert profile.layer("fc").params == 6 * 3
+    assert profile.totals.params == 18
+    assert profile.layer("fc").macs == 8 * 3
+
+
+# ---- folding ---------------------------------------------------------------------------------
+
+def _conv_inits(cin: int = 3, cout: int = 4) -> list[onnx.TensorProto]:
+    return [_init("w", cout, cin, 3, 3)]
+
+
+def test_bn_after_conv_is_folded_and_free() -> None:
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], name="conv1", pads=[1, 1, 1, 1]), _bn("bn1", "c", "y")]
+    profile = profile_model(_model(nodes, _conv_inits() + _bn_inits("bn1", 4), [1, 3, 8, 8], ["y"]))
+    bn = profile.layer("bn1")
+    assert (bn.status, bn.macs, bn.flops, bn.note) == (FOLDED, 0, 0, "folded into conv1")
+    assert bn.params == 4 * 4  # scale, bias, mean, var still stored in the graph
+    assert profile.totals.macs == 3 * 3 * 3 * 8 * 8 * 4
+
+
+def test_bn_after_relu_is_not_folded() -> None:
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], name="conv1", pads=[1, 1, 1, 1]),
+             helper.make_node("Relu", ["c"], ["r"], name="relu"), _bn("bn1", "r", "y")]
+    profile = profile_model(_model(nodes, _conv_inits() + _bn_inits("bn1", 4), [1, 3, 8, 8], ["y"]))
+    bn = profile.layer("bn1")
+    assert (bn.status, bn.flops) == (COSTED, 2 * 4 * 8 * 8)
+
+
+def test_bn_folds_forward_into_a_following_conv() -> None:
+    nodes = [_bn("bn0", "x", "n"), helper.make_node("Conv", ["n", "w"], ["y"], name="conv1")]
+    profile = profile_model(_model(nodes, _conv_inits() + _bn_inits("bn0", 3), [1, 3, 8, 8], ["y"]))
+    assert profile.layer("bn0").note == "folded into conv1"
+
+
+def test_second_reader_of_the_conv_output_prevents_folding() -> None:
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], name="conv1"), _bn("bn1", "c", "y"),
+             helper.make_node("Relu", ["c"], ["side"], name="side")]
+    profile = profile_model(_model(nodes, _conv_inits() + _bn_inits("bn1", 4), [1, 3, 8, 8], ["y", "side"]))
+    assert profile.layer("bn1").status == COSTED
+
+
+def test_mul_add_pair_after_gemm_folds_like_a_bn() -> None:
+    nodes = [helper.make_node("Gemm", ["x", "w", "b"], ["g"], name="fc", transB=1),
+             helper.make_node("Mul", ["g", "s"], ["m"], name="scale"),
+             helper.make_node("Add", ["m", "t"], ["y"], name="shift")]
+    inits = [_init("w", 6, 10), _init("b", 6), _init("s", 6), _init("t", 6)]
+    profile = profile_model(_model(nodes, inits, [2, 10], ["y"]))
+    assert [profile.layer(n).status for n in ("scale", "shift")] == [FOLDED, FOLDED]
+    assert profile.totals.macs == 2 * 10 * 6
+    # Gemm FLOPs: (2*10 - 1) * 12 outputs + 12 bias adds
+    assert profile.totals.flops == 19 * 12 + 12
+
+
+def test_mul_add_after_relu_is_two_elementwise_ops() -> None:
+    nodes = [helper.make_node("Relu", ["x"], ["r"], name="relu"),
+             helper.make_node("Mul", ["r", "s"], ["m"], name="scale"),
+             helper.make_node("Add", ["m", "t"], ["y"], name="shift")]
+    profile = profile_model(_model(nodes, [_init("s", 3, 1, 1), _init("t", 3, 1, 1)], [1, 3, 4, 4], ["y"]))
+    assert [profile.layer(n).flops for n in ("scale", "shift")] == [48, 48]
