@@ -10,6 +10,7 @@ from typing import Iterable, Mapping, Optional, Sequence
 
 import numpy as np
 import onnx
+import onnx.inliner
 from onnx import AttributeProto, GraphProto, ModelProto, NodeProto, TensorProto, helper, numpy_helper
 
 from .errors import ModelError
@@ -35,6 +36,16 @@ class PreparedGraph:
     weight_roots: dict[str, TensorInfo] = field(default_factory=dict)
     # indices into `nodes` of nodes that only compute constants (run before the graph does)
     constant_nodes: set[int] = field(default_factory=set)
+
+    def describe_unknown_inputs(self, node: NodeProto) -> str:
+        """E.g. "x [2, seq]" for each input of `node` whose shape is not resolved."""
+        value_infos = {vi.name: vi for vi in list(self.graph.input) + list(self.graph.value_info)}
+        parts = []
+        for name in node.input:
+            if name and self.tensors.get(name, TensorInfo(name, None)).shape is None:
+                vi = value_infos.get(name)
+                parts.append(f"{name!r} {_describe_dims(vi.type) if vi is not None else 'unknown rank'}")
+        return ", ".join(parts)
 
     def view(self, node: NodeProto) -> NodeView:
         return NodeView(

@@ -153,8 +153,10 @@ class _Profiler:
         try:
             cost = entry.cost(view)
         except UnresolvedShape as error:
-            result.unknown.append(UnknownOp(node.op_type, view.domain, name, str(error)))
-            return _unknown_layer(name, view, UNRESOLVED, str(error), param_count, param_bytes)
+            unknown_inputs = prepared.describe_unknown_inputs(node)
+            reason = f"{error}" + (f" (input shapes not resolved: {unknown_inputs})" if unknown_inputs else "")
+            result.unknown.append(UnknownOp(node.op_type, view.domain, name, reason))
+            return _unknown_layer(name, view, UNRESOLVED, reason, param_count, param_bytes)
         except UnsupportedAttributes as error:
             result.unknown.append(UnknownOp(node.op_type, view.domain, name, str(error)))
             return _unknown_layer(name, view, UNKNOWN, str(error), param_count, param_bytes)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from onnx import TensorProto
+from onnx import TensorProto, helper
 
 from pytest_maccbudget.engine.graph import prepare_graph
 from pytest_maccbudget.engine.registry import REGISTRY
@@ -18,9 +18,15 @@ INT32 = TensorProto.INT32
 
 
 def inferred_shapes(op_type: str, inputs: dict, outputs: tuple[str, ...], **kwargs) -> list:
+    """Output shapes of the op as seen downstream: each output feeds an Identity whose output is
+    the graph output, so the shape must flow from the registered shape function through onnx."""
     model = single_node_model(op_type, inputs, outputs=outputs, **kwargs)
+    del model.graph.output[:]
+    for name in outputs:
+        model.graph.node.append(helper.make_node("Identity", [name], [name + "_out"]))
+        model.graph.output.append(helper.make_tensor_value_info(name + "_out", TensorProto.UNDEFINED, None))
     prepared = prepare_graph(model, REGISTRY)
-    return [prepared.tensors[name].shape if name in prepared.tensors else None for name in outputs]
+    return [prepared.tensors[name + "_out"].shape for name in outputs]
 
 
 # ---- ONNX Attention ----------------------------------------------------------------------

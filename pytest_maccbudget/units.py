@@ -1,0 +1,177 @@
+"""Human units for counts (MACs, FLOPs, parameters), bytes and percentages.
+
+Formatting (what the reports print):
+
+* counts use SI prefixes with 3 significant digits: ``1.82 G``, ``350 M``, ``30.0 k``, ``512``;
+* bytes use **decimal** units (1 KB = 1000 B, 1 MB = 10^6 B, 1 GB = 10^9 B), also with 3
+  significant digits: ``24.0 MB``, ``1.50 KB``, ``512 B``;
+* percentages take a fraction (0.973 -> ``97.3%``) and never round a non-zero share to
+  ``0.0%`` or a share below one to ``100.0%``.
+
+An unknown value (``None``) is printed as ``?``, never as ``0``.
+
+Parsing (what people write in budget files and on the command line), ``parse_quantity``:
+
+* ``kind="count"``: ``1200``, ``1_200``, ``1.2k``, ``350M``, ``1.2 G``, ``4T``, ``1.5e9``, and
+  ``7B`` (billion, as in "7B params"). Prefixes are case-insensitive (``350m`` is 350 million:
+  nobody budgets milli-MACs). Returns an int (rounded to the nearest integer).
+* ``kind="bytes"``: ``512``, ``512B``, ``1.5KB``/``1.5kB`` (x1000), ``24 MB`` (x10^6),
+  ``2GB`` (x10^9), and binary ``KiB``/``MiB``/``GiB``/``TiB`` (x1024^n). Case-insensitive.
+  Returns an int.
+* ``kind="percent"``: ``2%``, ``-0.5 %``, ``+10%``. The ``%`` sign is required (a bare ``2`` could
+  mean 2% or 200%). Returns a fraction: ``"2%"`` -> ``0.02``.
+
+A leading ``+`` or ``-`` is accepted for every kind (deltas); the caller decides whether a
+negative value makes sense. Anything else raises ``ValueError`` quoting the bad text.
+"""
+from __future__ import annotations
+
+import math
+import re
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Optional, Union
+
+UNKNOWN = "?"
+
+COUNT_KIND = "count"
+BYTES_KIND = "bytes"
+PERCENT_KIND = "percent"
+KINDS = (COUNT_KIND, BYTES_KIND, PERCENT_KIND)
+
+_COUNT_PREFIXES = ("", "k", "M", "G", "T", "P", "E")
+_BYTE_UNITS = ("B", "KB", "MB", "GB", "TB", "PB", "EB")
+
+_COUNT_MULTIPLIERS: dict[str, int] = {
+    "": 1, "k": 10**3, "m": 10**6, "g": 10**9, "b": 10**9, "t": 10**12, "p": 10**15, "e": 10**18,
+}
+_BYTE_MULTIPLIERS: dict[str, int] = {
+    "": 1, "b": 1,
+    "k": 10**3, "kb": 10**3, "m": 10**6, "mb": 10**6, "g": 10**9, "gb": 10**9,
+    "t": 10**12, "tb": 10**12, "p": 10**15, "pb": 10**15,
+    "ki": 2**10, "kib": 2**10, "mi": 2**20, "mib": 2**20, "gi": 2**30, "gib": 2**30,
+    "ti": 2**40, "tib": 2**40, "pi": 2**50, "pib": 2**50,
+}
+
+Number = Union[int, float]
+
+
+# --- formatting ---------------------------------------------------------------------------
+
+
+def _scaled(value: Number, units: tuple[str, ...], step: int) -> tuple[str, str]:
+    """(mantissa with 3 significant digits, unit) for a non-negative value >= 1."""
+    scaled = Decimal(value) if isinstance(value, int) else Decimal(repr(float(value)))
+    index = 0
+    while index < len(units) - 1 and scaled >= step:
+        scaled /= step
+        index += 1
+    text = _three_digits(scaled)
+    if Decimal(text) >= step and index < len(units) - 1:  # 999.7 k rounds to 1.00 M
+        index += 1
+        text = _three_digits(scaled / step)
+    return text, units[index]
+
+
+def _three_digits(value: Decimal) -> str:
+    """3 significant digits, halves rounded up: 1.82, 30.0, 350 (99.95 -> 100, not 100.0)."""
+    text = _fixed_for_magnitude(value)
+    return _fixed_for_magnitude(Decimal(text))  # re-format when rounding crossed 10 or 100
+
+
+def _fixed_for_magnitude(value: Decimal) -> str:
+    places = 0 if value >= 100 else 1 if value >= 10 else 2
+    return str(value.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP))
+
+
+def format_count(n: Optional[Number]) -> str:
+    """1_820_000_000 -> "1.82 G", 350_000_000 -> "350 M", 30_000 -> "30.0 k", 512 -> "512"."""
+    if n is None:
+        return UNKNOWN
+    sign = "-" if n < 0 else ""
+    magnitude = abs(n)
+    if magnitude < 1000:
+        if isinstance(magnitude, float) and not magnitude.is_integer():
+            return f"{sign}{_three_digits(Decimal(repr(magnitude)))}"
+        return f"{sign}{int(magnitude)}"
+    text, prefix = _scaled(magnitude, _COUNT_PREFIXES, 1000)
+    return f"{sign}{text} {prefix}"
+
+
+def format_bytes(n: Optional[Number]) -> str:
+    """Decimal units: 24_000_000 -> "24.0 MB", 1500 -> "1.50 KB", 512 -> "512 B"."""
+    if n is None:
+        return UNKNOWN
+    sign = "-" if n < 0 else ""
+    magnitude = abs(n)
+    if magnitude < 1000:
+        return f"{sign}{int(round(magnitude))} B"
+    text, unit = _scaled(magnitude, _BYTE_UNITS, 1000)
+    return f"{sign}{text} {unit}"
+
+
+def format_percent(fraction: Optional[float], digits: int = 1) -> str:
+    """0.973 -> "97.3%". A tiny non-zero share is "<0.1%", a share just below 1 is ">99.9%"."""
+    if fraction is None or (isinstance(fraction, float) and math.isnan(fraction)):
+        return UNKNOWN
+    percent = fraction * 100
+    text = f"{percent:.{digits}f}"
+    smallest = 10.0 ** -digits
+    if percent != 0 and float(text) == 0:
+        return f"<{smallest:.{digits}f}%" if percent > 0 else f">-{smallest:.{digits}f}%"
+    if percent != 100 and float(text) == 100:
+        return f">{100 - smallest:.{digits}f}%" if percent < 100 else f"<{100 + smallest:.{digits}f}%"
+    return f"{text}%"
+
+
+# --- parsing ------------------------------------------------------------------------------
+
+# 1200, 1_200, 1,200,000 (commas only as thousands separators), 1.5, .5, 1.5e9
+_NUMBER = r"[+-]?(?:\d{1,3}(?:,\d{3})+|\d+(?:_\d+)*)?(?:\.\d*)?(?:[eE][+-]?\d+)?"
+_QUANTITY_RE = re.compile(rf"^\s*(?P<number>{_NUMBER})\s*(?P<unit>[A-Za-z%]*)\s*$")
+
+_EXAMPLES = {
+    COUNT_KIND: "e.g. 512, 30k, 350M, 1.82G",
+    BYTES_KIND: "e.g. 512B, 1.5KB, 24MB, 1.5GiB",
+    PERCENT_KIND: "e.g. 2%, 0.5%",
+}
+
+
+def parse_quantity(text: Union[str, int, float], kind: str = COUNT_KIND) -> Number:
+    """Parse a human quantity: see the module docstring for what each kind accepts.
+
+    Returns an int for "count" and "bytes", a fraction (float) for "percent".
+    Raises ValueError quoting the text when it cannot be read.
+    """
+    if kind not in KINDS:
+        raise ValueError(f"unknown quantity kind {kind!r}; expected one of {', '.join(KINDS)}")
+    if isinstance(text, bool) or not isinstance(text, (str, int, float)):
+        raise ValueError(f"{text!r} is not a {kind} quantity ({_EXAMPLES[kind]})")
+    if isinstance(text, (int, float)):
+        return _parse_plain_number(text, kind)
+    match = _QUANTITY_RE.match(text)
+    if match is None or not any(ch.isdigit() for ch in match.group("number")):
+        raise ValueError(f"cannot read {text!r} as a {kind} quantity ({_EXAMPLES[kind]})")
+    number = Decimal(match.group("number").replace("_", "").replace(",", ""))
+    unit = match.group("unit")
+    if kind == PERCENT_KIND:
+        if unit != "%":
+            raise ValueError(f"cannot read {text!r} as a percentage: write it with a % sign, e.g. '2%'")
+        return float(number / 100)
+    multipliers = _COUNT_MULTIPLIERS if kind == COUNT_KIND else _BYTE_MULTIPLIERS
+    multiplier = multipliers.get(unit.lower())
+    if multiplier is None:
+        raise ValueError(f"cannot read {text!r} as a {kind} quantity: unknown unit {unit!r} ({_EXAMPLES[kind]})")
+    return _round(number * multiplier)
+
+
+def _round(value: Decimal) -> int:
+    """Nearest integer, halves away from zero (1234.5 -> 1235)."""
+    return int(value.quantize(Decimal(1), rounding=ROUND_HALF_UP))
+
+
+def _parse_plain_number(value: Number, kind: str) -> Number:
+    if isinstance(value, float) and (math.isnan(value) or math.isinf(value)):
+        raise ValueError(f"{value!r} is not a finite {kind} quantity")
+    if kind == PERCENT_KIND:
+        raise ValueError(f"cannot read {value!r} as a percentage: write it with a % sign, e.g. '{value}%'")
+    return value if isinstance(value, int) else _round(Decimal(repr(value)))

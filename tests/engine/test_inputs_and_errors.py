@@ -1,0 +1,146 @@
+"""Input shapes (symbolic dims, overrides), unknown ops and malformed graphs."""
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from pytest_maccbudget import profile_model
+from pytest_maccbudget.engine.errors import ModelError
+from pytest_maccbudget.engine.results import UNKNOWN, UNRESOLVED
+
+F32 = TensorProto.FLOAT
+
+
+def _fc_model(x_dims: list) -> onnx.ModelProto:
+    w = numpy_helper.from_array(np.ones((16, 4), np.float32) * 0.5, "w")
+    graph = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["y"], name="fc")], "g",
+                              [helper.make_tensor_value_info("x", F32, x_dims)], [helper.make_tensor_value_info("y", F32, None)], [w])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def test_symbolic_batch_counts_as_one_and_says_so() -> None:
+    profile = profile_model(_fc_model(["N", 16]))
+    assert profile.totals.macs == 16 * 4
+    assert profile.inputs == {"x": (1, 16)}
+    assert any("'N'" in note and "taken as 1" in note for note in profile.notes)
+
+
+def test_batch_and_input_overrides() -> None:
+    assert profile_model(_fc_model(["N", 16]), batch=8).totals.macs == 8 * 16 * 4
+    assert profile_model(_fc_model(["N", 16]), {"x": [3, 16]}).totals.macs == 3 * 16 * 4
+    assert profile_model(_fc_model(["N", 16]), {"N": 5}).totals.macs == 5 * 16 * 4
+    assert profile_model(_fc_model(["N", 16]), {"x": [3, 16]}).notes == ()
+
+
+def test_wrong_input_name_or_rank_is_an_error() -> None:
+    with pytest.raises(ModelError, match="no model input named 'images'; inputs are x"):
+        profile_model(_fc_model(["N", 16]), {"images": [1, 16]})
+    with pytest.raises(ModelError, match="input 'x' has rank 2"):
+        profile_model(_fc_model(["N", 16]), {"x": [1, 3, 16]})
+
+
+def test_unresolved_dimension_is_named_by_layer_never_guessed() -> None:
+    graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"], name="act")], "g",
+                              [helper.make_tensor_value_info("x", F32, [2, "seq"])], [helper.make_tensor_value_info("y", F32, None)])
+    profile = profile_model(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]))
+    act = profile.layer("act")
+    assert (act.status, act.macs, act.flops) == (UNRESOLVED, None, None)
+    assert [u.name for u in profile.unknown] == ["act"]
+    assert "'x'" in profile.unknown[0].reason
+    assert profile.partial
+
+
+def test_unknown_op_is_listed_and_the_rest_still_counted() -> None:
+    graph = helper.make_graph(
+        [helper.make_node("Relu", ["x"], ["r"], name="relu"),
+         helper.make_node("Mystery", ["r"], ["y"], name="magic", domain="acme.ops")], "g",
+        [helper.make_tensor_value_info("x", F32, [1, 10])], [helper.make_tensor_value_info("y", F32, None)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("acme.ops", 1)])
+    profile = profile_model(model)
+    assert profile.layer("relu").flops == 10
+    magic = profile.layer("magic")
+    assert (magic.status, magic.macs, magic.flops) == (UNKNOWN, None, None)
+    assert [(u.op_type, u.domain, u.name) for u in profile.unknown] == [("Mystery", "acme.ops", "magic")]
+    assert profile.coverage == 0.5
+    assert profile.to_dict()["partial"] is True
+
+
+def test_undeclared_domain_is_an_error() -> None:
+    graph = helper.make_graph([helper.make_node("Mystery", ["x"], ["y"], name="magic", domain="acme.ops")], "g",
+                              [helper.make_tensor_value_info("x", F32, [1, 10])], [helper.make_tensor_value_info("y", F32, None)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    with pytest.raises(ModelError, match="node 'magic' uses op 'Mystery' from domain 'acme.ops'"):
+        profile_model(model)
+
+
+def test_cycle_is_an_error() -> None:
+    graph = helper.make_graph([helper.make_node("Add", ["x", "b"], ["a"], name="first"),
+                               helper.make_node("Relu", ["a"], ["b"], name="second")], "g",
+                              [helper.make_tensor_value_info("x", F32, [1, 10])], [helper.make_tensor_value_info("a", F32, None)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    with pytest.raises(ModelError, match="cycle"):
+        profile_model(model)
+
+
+def test_opset_newer_than_installed_onnx_is_an_error() -> None:
+    model = _fc_model([1, 16])
+    model.opset_import[0].version = onnx.defs.onnx_opset_version() + 1
+    with pytest.raises(ModelError, match="newer than the installed onnx"):
+        profile_model(model)
+
+
+def test_ir3_graph_lists_weights_as_inputs() -> None:
+    model = _fc_model([1, 16])
+    model.graph.input.append(helper.make_tensor_value_info("w", F32, [16, 4]))
+    model.ir_version = 3
+    model.opset_import[0].version = 9
+    profile = profile_model(model)
+    assert profile.inputs == {"x": (1, 16)}
+    assert profile.totals.params == 64
+
+
+def test_local_function_is_inlined_and_counted() -> None:
+    body = [helper.make_node("MatMul", ["a", "b"], ["c"]), helper.make_node("Relu", ["c"], ["out"])]
+    function = helper.make_function("local", "Dense", ["a", "b"], ["out"], body, [helper.make_opsetid("", 17)])
+    w = numpy_helper.from_array(np.ones((16, 4), np.float32), "w")
+    graph = helper.make_graph([helper.make_node("Dense", ["x", "w"], ["y"], name="dense", domain="local")], "g",
+                              [helper.make_tensor_value_info("x", F32, [2, 16])], [helper.make_tensor_value_info("y", F32, None)], [w])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("local", 1)], functions=[function])
+    profile = profile_model(model)
+    assert profile.totals.macs == 2 * 16 * 4
+    assert profile.totals.flops == (2 * 16 - 1) * 2 * 4 + 2 * 4
+    assert not profile.partial
+
+
+def test_loop_with_constant_trip_count_multiplies_its_body() -> None:
+    body = helper.make_graph(
+        [helper.make_node("MatMul", ["state", "w"], ["next"]), helper.make_node("Identity", ["cond_in"], ["cond_out"])],
+        "body",
+        [helper.make_tensor_value_info("i", TensorProto.INT64, []), helper.make_tensor_value_info("cond_in", TensorProto.BOOL, []),
+         helper.make_tensor_value_info("state", F32, [1, 16])],
+        [helper.make_tensor_value_info("cond_out", TensorProto.BOOL, []), helper.make_tensor_value_info("next", F32, [1, 16])])
+    inits = [numpy_helper.from_array(np.ones((16, 16), np.float32), "w"), numpy_helper.from_array(np.array(5, np.int64), "trips"),
+             numpy_helper.from_array(np.array(True), "cond")]
+    graph = helper.make_graph([helper.make_node("Loop", ["trips", "cond", "x"], ["y"], name="loop", body=body)], "g",
+                              [helper.make_tensor_value_info("x", F32, [1, 16])], [helper.make_tensor_value_info("y", F32, None)], inits)
+    profile = profile_model(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]))
+    loop = profile.layer("loop")
+    assert loop.macs == 5 * 16 * 16
+    assert loop.note == "body x 5 iterations"
+
+
+def test_if_counts_the_larger_branch() -> None:
+    def branch(name: str, k: int) -> onnx.GraphProto:
+        w = numpy_helper.from_array(np.ones((16, k), np.float32), f"{name}_w")
+        return helper.make_graph([helper.make_node("MatMul", ["x", f"{name}_w"], [f"{name}_y"])], name, [],
+                                 [helper.make_tensor_value_info(f"{name}_y", F32, [1, k])], [w])
+    graph = helper.make_graph([helper.make_node("If", ["c"], ["y"], name="branchy", then_branch=branch("small", 2), else_branch=branch("big", 8))], "g",
+                              [helper.make_tensor_value_info("x", F32, [1, 16]), helper.make_tensor_value_info("c", TensorProto.BOOL, [])],
+                              [helper.make_tensor_value_info("y", F32, None)])
+    profile = profile_model(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]))
+    layer = profile.layer("branchy")
+    assert layer.macs == 16 * 8
+    assert layer.note == "larger branch (else_branch)"
+    assert layer.params == 16 * 2 + 16 * 8
