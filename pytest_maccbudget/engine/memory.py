@@ -66,7 +66,10 @@ def peak_activation_bytes(
         buffers.add(name)
         produced_at[name] = 0
     for step, index in enumerate(runtime):
-        for name in nodes[index].output:
+        node = nodes[index]
+        # an inference-mode Dropout produces no mask: only its (aliased) first output exists
+        outputs = node.output[:1] if node.op_type == "Dropout" else node.output
+        for name in outputs:
             if name:
                 buffers.add(name)
                 produced_at[name] = step

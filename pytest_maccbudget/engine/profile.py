@@ -130,11 +130,12 @@ class _Profiler:
         seen_names: dict[str, int] = {}
         for index, node in enumerate(prepared.nodes):
             name = _unique(prefix + layer_name(node), seen_names)
+            if index in constant_nodes:
+                result.layers.append(_constant_layer(name, node, prepared.tensors))
+                continue
             param_count, param_bytes = params.claim(index)
             view = prepared.view(node)
-            if index in constant_nodes:
-                layer = _layer(name, view, OpCost(note="computed before the graph runs"), CONSTANT, 0, 0, traffic=False)
-            elif index in folds:
+            if index in folds:
                 layer = _layer(name, view, OpCost(note=folds[index]), FOLDED, param_count, param_bytes, traffic=False)
             else:
                 layer = self.cost_node(node, view, name, prepared, param_count, param_bytes, result)
@@ -280,6 +281,15 @@ def _layer(name: str, view: NodeView, cost: OpCost, status: str, params: int, pa
         bytes_read=_sum_bytes(view.inputs) if traffic else 0,
         bytes_written=output_bytes if traffic else 0,
         status=status, note=cost.note,
+    )
+
+
+def _constant_layer(name: str, node: NodeProto, tensors: Mapping[str, TensorInfo]) -> LayerCost:
+    outputs = [tensors.get(n, TensorInfo(n, None)) for n in node.output if n]
+    return LayerCost(
+        name=name, op_type=node.op_type, domain="" if node.domain == "ai.onnx" else node.domain,
+        macs=0, flops=0, params=0, param_bytes=0, output_bytes=_sum_bytes(outputs),
+        bytes_read=0, bytes_written=0, status=CONSTANT, note="computed before the graph runs",
     )
 
 

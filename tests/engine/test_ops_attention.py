@@ -229,3 +229,14 @@ def test_gqa_quantized_cache_is_unsupported():
                                        "attention_bias": None, "head_sink": None, "k_scale": [1], "v_scale": [1]}
     with pytest.raises(UnsupportedAttributes):
         node_cost("GroupQueryAttention", inputs, attrs={"num_heads": 8, "kv_num_heads": 2}, domain=MS)
+
+
+def test_mha_3d_query_without_key_is_unsupported():
+    with pytest.raises(UnsupportedAttributes):
+        node_cost("MultiHeadAttention", {"query": [1, 4, 64]}, attrs={"num_heads": 4}, domain=MS)
+
+
+def test_ms_attention_weights_not_matching_hidden_sizes_is_unsupported():
+    inputs = {"input": [1, 4, 32], "weights": [32, 96]}
+    with pytest.raises(UnsupportedAttributes):
+        node_cost("Attention", inputs, attrs={"num_heads": 4, "qkv_hidden_sizes": [32, 32, 64]}, domain=MS)

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 import pytest
 
 from pytest_maccbudget.engine.graph import prepare_graph
+from pytest_maccbudget.engine.ops.dot import einsum_output_numel, parse_einsum
 from pytest_maccbudget.engine.registry import REGISTRY
 from pytest_maccbudget.engine.types import OpCost, UnsupportedAttributes
 from tests.engine.onnx_build import node_cost, single_node_model, weight
@@ -186,7 +186,7 @@ def test_conv_transpose_output_padding_untouched_positions():
 
 
 @pytest.mark.parametrize("attrs", [
-    {"strides": [2, 2], "pads": [1, 1, 0, 0], "output_padding": [1, 1]},
+    {"strides": [2, 2], "pads": [1, 1, 1, 1], "output_padding": [1, 1]},
     {"strides": [2, 2], "auto_pad": "SAME_UPPER"},
     {"strides": [2, 2], "output_shape": [8, 8]},
 ])
@@ -194,6 +194,14 @@ def test_conv_transpose_upsample_x2(attrs):
     cost = node_cost("ConvTranspose", {"x": [1, 1, 4, 4], "w": weight(1, 1, 3, 3)}, attrs=attrs)
     assert cost.macs == 4 * 4 * 3 * 3 == 144
     assert cost.flops == 2 * 144 - 8 * 8
+
+
+def test_conv_transpose_output_padding_row_gets_no_product():
+    cost = node_cost("ConvTranspose", {"x": [1, 1, 4, 4], "w": weight(1, 1, 3, 3)},
+                     attrs={"strides": [2, 2], "pads": [1, 1, 0, 0], "output_padding": [1, 1]})
+    # output 2*3 + 1 + 3 - 1 = 9 per axis; the last (output_padding) row/column gets no product
+    assert cost.macs == 144
+    assert cost.flops == 144 + (144 - 8 * 8)
 
 
 # --- Gemm -------------------------------------------------------------------------------------
@@ -261,6 +269,18 @@ def test_einsum(equation, shapes, macs, flops):
     cost = node_cost("Einsum", {f"x{i}": s for i, s in enumerate(shapes)}, attrs={"equation": equation})
     assert cost.macs == macs
     assert cost.flops == flops
+
+
+@pytest.mark.parametrize("equation, shapes, outputs", [
+    ("bij,bjk->bik", [[2, 3, 4], [2, 4, 5]], 2 * 3 * 5),
+    ("ij,jk", [[3, 4], [4, 5]], 3 * 5),
+    ("...ij,...jk", [[2, 3, 4], [4, 5]], 2 * 3 * 5),
+    ("ii->", [[5, 5]], 1),
+])
+def test_einsum_output_size_from_equation(equation, shapes, outputs):
+    """Fallback used when shape inference leaves the Einsum output unknown."""
+    extents, _ = parse_einsum(equation, shapes)
+    assert einsum_output_numel(equation, extents) == outputs
 
 
 # --- com.microsoft fused forms --------------------------------------------------------------

@@ -177,6 +177,11 @@ def ms_attention_shapes(node: NodeView) -> MsAttentionShapes:
         q_hidden, k_hidden, v_hidden = (int(s) for s in sizes)
     else:
         q_hidden = k_hidden = v_hidden = _divide(w_shape[1], 3, "com.microsoft Attention weights width / 3")
+    if w_shape[0] != in_hidden or q_hidden + k_hidden + v_hidden != w_shape[1]:
+        raise UnsupportedAttributes(
+            f"com.microsoft Attention weights {list(w_shape)} do not match input width {in_hidden} "
+            f"and hidden sizes {[q_hidden, k_hidden, v_hidden]}"
+        )
     heads = _required_int(node, "num_heads")
     past, past_shape = 0, None
     if node.has_input(4):
@@ -237,6 +242,8 @@ def mha_shapes(node: NodeView) -> MhaShapes:
     elif len(q_shape) == 3:
         batch, q_len, q_hidden = q_shape
         qk_head = _divide(q_hidden, heads, "MultiHeadAttention query hidden / num_heads")
+        if not node.has_input(1):
+            raise UnsupportedAttributes("MultiHeadAttention with a 3-D query needs a key input")
         k_shape = node.input_shape(1)
         if len(k_shape) == 5:  # packed KV [B, L, N, 2, H]
             kv_len, v_head = k_shape[1], k_shape[4]

@@ -333,8 +333,26 @@ def einsum_cost(node: NodeView) -> OpCost:
         extents, operands = parse_einsum(str(equation), shapes)
     except ValueError as error:
         raise UnsupportedAttributes(f"Einsum: {error}") from error
-    macs, flops = einsum_cost_from(extents, operands, node.output_numel(0))
+    try:
+        outputs = node.output_numel(0)
+    except UnresolvedShape:
+        outputs = einsum_output_numel(str(equation), extents)
+    macs, flops = einsum_cost_from(extents, operands, outputs)
     return OpCost(macs, flops)
+
+
+def einsum_output_numel(equation: str, extents: dict[str, int]) -> int:
+    """Output elements from the equation: the explicit output term, or (implicit form) the
+    ellipsis dims plus the letters that appear exactly once, per numpy."""
+    equation = equation.replace(" ", "")
+    ellipsis = [label for label in extents if label.startswith(".")]
+    if "->" in equation:
+        term = equation.split("->")[1]
+        labels = [c for c in term.replace("...", "") if c != "."] + (ellipsis if "..." in term else [])
+    else:
+        letters = equation.replace("...", "").replace(",", "")
+        labels = [c for c in set(letters) if letters.count(c) == 1] + ellipsis
+    return math.prod(extents[label] for label in labels)
 
 
 # --- com.microsoft fused forms ------------------------------------------------------------

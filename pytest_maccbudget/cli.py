@@ -1,0 +1,194 @@
+"""The `maccbudget` command line.
+
+    maccbudget profile MODEL.onnx [--input NAME=DIMS ...] [--batch N]
+                                  [--format table|json|markdown|csv] [--top N] [--all] [--strict]
+
+Exit codes: 0 profiled; 1 --strict and some ops could not be costed; 2 bad usage or a model
+that cannot be profiled (one line on stderr, never a traceback; --debug shows it).
+More subcommands (compare, merge) plug into `_COMMANDS`.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Callable, Optional, Sequence, TextIO, Union
+
+from . import __version__
+
+PROG = "maccbudget"
+EXIT_OK = 0
+EXIT_STRICT = 1
+EXIT_ERROR = 2
+
+InputValue = Union[list[int], int]
+Handler = Callable[[argparse.Namespace], int]
+
+
+# --- argument types -----------------------------------------------------------------------
+
+
+def parse_input_spec(text: str) -> tuple[str, InputValue]:
+    """"NAME=1,3,224,224" (or 1x3x224x224) -> (NAME, [1, 3, 224, 224]): an input's full dims.
+    "SYMBOL=4" -> (SYMBOL, 4): the value of a symbolic dimension. A rank-1 input's dims are
+    written with a trailing comma: "NAME=4,"."""
+    name, sep, value = text.rpartition("=")
+    if not sep or not name or not value.strip():
+        raise argparse.ArgumentTypeError(
+            f"expected NAME=DIMS (e.g. input=1,3,224,224) or SYMBOL=VALUE (e.g. batch=8), got {text!r}"
+        )
+    value = value.strip().strip("[]()").strip()
+    is_dims = "," in value or "x" in value.lower()
+    parts = [p.strip() for p in value.lower().replace("x", ",").split(",")]
+    if is_dims and parts and parts[-1] == "":
+        parts = parts[:-1]  # "4," is the dims [4]
+    if not parts or not all(p.isdigit() and int(p) > 0 for p in parts):
+        raise argparse.ArgumentTypeError(f"dims must be positive integers separated by commas, got {text!r}")
+    dims = [int(p) for p in parts]
+    return name, (dims if is_dims else dims[0])
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+# --- parser -------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Static cost of ONNX models: per-layer MACs, FLOPs, parameters and activation memory.",
+    )
+    parser.add_argument("--version", action="version", version=_version_text())
+    parser.add_argument("--debug", action="store_true", help="show a traceback on unexpected errors")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, (add_arguments, _) in _COMMANDS.items():
+        add_arguments(subparsers, name)
+    return parser
+
+
+def _version_text() -> str:
+    try:
+        from importlib.metadata import version
+
+        onnx_version = version("onnx")
+    except Exception:  # metadata missing: still print our own version
+        onnx_version = "not installed"
+    return f"{PROG} {__version__} (onnx {onnx_version}, python {sys.version.split()[0]})"
+
+
+def _add_profile_parser(subparsers: argparse._SubParsersAction, name: str) -> None:
+    from .report import FORMATS
+
+    sub = subparsers.add_parser(
+        name,
+        help="per-layer MACs, FLOPs, parameters and memory of an ONNX model",
+        description="Count the cost of an ONNX model without running it (weights are not read).",
+        epilog="Exit codes: 0 ok, 1 --strict and some ops could not be costed, 2 the model cannot be profiled.",
+    )
+    sub.add_argument("model", metavar="MODEL", help="path to an .onnx file")
+    sub.add_argument(
+        "--input", dest="inputs", metavar="NAME=DIMS", action="append", type=parse_input_spec, default=[],
+        help="dims of an input (data=1,3,224,224) or value of a symbolic dim (seq_len=128); repeatable",
+    )
+    sub.add_argument("--batch", type=positive_int, metavar="N", help="value for symbolic batch (leading) dims; default 1")
+    sub.add_argument("--format", choices=FORMATS, default="table", help="output format (default: table)")
+    sub.add_argument("--top", type=positive_int, metavar="N",
+                     help="only the N layers with the most MACs (table, markdown, csv; json lists every layer)")
+    sub.add_argument("--all", dest="show_all", action="store_true",
+                     help="also list zero-cost and folded layers in the table/markdown")
+    sub.add_argument("--strict", action="store_true", help="exit 1 when any op could not be costed")
+
+
+# --- commands -----------------------------------------------------------------------------
+
+
+def _run_profile(args: argparse.Namespace) -> int:
+    from .engine.profile import profile_model
+    from .report import coverage_line, render
+
+    profile = profile_model(args.model, dict(args.inputs) or None, batch=args.batch)
+    _write(sys.stdout, render(profile, args.format, top=args.top, show_all=args.show_all))
+    if args.format == "csv":  # CSV has no room for these: say them on stderr
+        for note in profile.notes:
+            print(f"{PROG}: note: {note}", file=sys.stderr)
+        if profile.partial:
+            print(f"{PROG}: partial: {coverage_line(profile)}", file=sys.stderr)
+    if args.strict and profile.partial:
+        print(f"{PROG}: --strict: {len(profile.unknown)} op(s) could not be costed ({coverage_line(profile)})",
+              file=sys.stderr)
+        return EXIT_STRICT
+    return EXIT_OK
+
+
+_COMMANDS: dict[str, tuple[Callable[[argparse._SubParsersAction, str], None], Handler]] = {
+    "profile": (_add_profile_parser, _run_profile),
+}
+
+
+# --- entry point --------------------------------------------------------------------------
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Run the CLI; returns the exit code (console scripts pass it to sys.exit)."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as stop:  # --help, --version, usage errors: argparse already printed
+        return stop.code if isinstance(stop.code, int) else (EXIT_OK if stop.code is None else EXIT_ERROR)
+    _, handler = _COMMANDS[args.command]
+    try:
+        return handler(args)
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:  # `maccbudget profile m.onnx | head`
+        _silence_stdout()
+        return EXIT_OK
+    except Exception as error:  # noqa: BLE001  (one line, never a traceback, unless --debug)
+        if args.debug:
+            raise
+        _error(_describe(error, args))
+        return EXIT_ERROR
+
+
+def _describe(error: Exception, args: argparse.Namespace) -> str:
+    from .engine.errors import ModelError
+
+    if isinstance(error, ModelError):
+        return str(error)  # already starts with the file name
+    if isinstance(error, OSError):
+        where = error.filename if error.filename is not None else getattr(args, "model", "")
+        return f"{where}: {error.strerror or error}"
+    where = getattr(args, "model", None)
+    prefix = f"{where}: " if where else ""
+    return f"{prefix}internal error ({type(error).__name__}: {error}); rerun with --debug for the traceback"
+
+
+def _error(message: str) -> None:
+    first_line = message.strip().splitlines()[0] if message.strip() else "unknown error"
+    print(f"{PROG}: error: {first_line}", file=sys.stderr)
+
+
+def _write(stream: TextIO, text: str) -> None:
+    stream.write(text)
+    stream.flush()
+
+
+def _silence_stdout() -> None:
+    """After a broken pipe, point stdout at /dev/null so the interpreter's final flush is quiet."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):
+        pass
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,350 @@
+"""Render a Profile as a terminal table, Markdown, CSV or JSON. Pure functions, no I/O.
+
+Which layers the human formats (table, Markdown) show:
+
+* layers that compute constants before the graph runs (status "constant") are never shown;
+* zero-cost layers (status "free": reshapes, concats, ...) and layers folded into a
+  neighbour (status "folded": BatchNormalization after Conv, ...) are hidden unless
+  ``show_all`` is set; a line says how many of each were hidden and of which ops;
+* unknown and unresolved layers are always shown (their MACs print as "?");
+* ``top=N`` keeps the N layers with the most MACs (then FLOPs), largest first, and says how
+  many were left out and what share of the MACs they hold; otherwise rows are in graph order.
+
+CSV lists every layer (constant ones too, with their status) in graph order, or the top N;
+its numbers are raw integers, unknown cells are empty. JSON is ``Profile.to_dict()`` and always
+holds every layer. Unknown values print as "?" in the human formats, never as 0.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Callable, Optional, Sequence
+
+from .engine.results import CONSTANT, COSTED, FOLDED, FREE, UNRESOLVED, LayerCost, Profile
+from .units import format_bytes, format_count, format_percent
+
+FORMATS = ("table", "json", "markdown", "csv")
+
+MAX_NAME_WIDTH = 48
+MAX_NOTE_WIDTH = 64
+CSV_COLUMNS = (
+    "name", "op_type", "domain", "status", "macs", "flops", "params", "param_bytes",
+    "output_bytes", "bytes_read", "bytes_written", "note",
+)
+TABLE_HEADER = ("layer", "op", "MACs", "% MACs", "FLOPs", "params", "output bytes", "note")
+# Columns aligned to the right (numbers).
+_NUMERIC = frozenset({2, 3, 4, 5, 6})
+
+
+@dataclass
+class RowSelection:
+    """The layers a human format shows, plus what it left out and why."""
+
+    rows: list[LayerCost]
+    hidden: list[str] = field(default_factory=list)  # one phrase per kind of hidden layer
+    top_note: Optional[str] = None
+    can_show_more: bool = False  # free or folded layers were hidden (show_all shows them)
+
+
+# --- row selection ------------------------------------------------------------------------
+
+
+def select_rows(profile: Profile, top: Optional[int] = None, show_all: bool = False) -> RowSelection:
+    """Constant layers are dropped; free/folded ones too unless show_all; then the top N."""
+    visible: list[LayerCost] = []
+    constant: list[LayerCost] = []
+    free: list[LayerCost] = []
+    folded: list[LayerCost] = []
+    for layer in profile.layers:
+        if layer.status == CONSTANT:
+            constant.append(layer)
+        elif layer.status == FREE and not show_all:
+            free.append(layer)
+        elif layer.status == FOLDED and not show_all:
+            folded.append(layer)
+        else:
+            visible.append(layer)
+    hidden = [
+        _hidden_phrase(constant, "computing constants before the graph runs", by_op=False),
+        _hidden_phrase(folded, "folded into a neighbour"),
+        _hidden_phrase(free, "costing nothing"),
+    ]
+    selection = RowSelection(visible, [h for h in hidden if h], can_show_more=bool(free or folded))
+    if top is not None:
+        _keep_top(selection, profile, top)
+    return selection
+
+
+def _hidden_phrase(layers: Sequence[LayerCost], what: str, by_op: bool = True) -> str:
+    """"58 layers costing nothing (Concat x58)"; "" when there are none."""
+    if not layers:
+        return ""
+    noun = "layer" if len(layers) == 1 else "layers"
+    ops = f" ({op_counts(layers)})" if by_op else ""
+    return f"{len(layers)} {noun} {what}{ops}"
+
+
+def _keep_top(selection: RowSelection, profile: Profile, top: int) -> None:
+    ranked = sorted(selection.rows, key=_rank_key, reverse=True)
+    kept = ranked[:top]
+    left_out = ranked[top:]
+    selection.rows = kept
+    if not left_out:
+        return
+    rest_macs = sum(layer.macs or 0 for layer in left_out)
+    share = format_percent(_share(rest_macs, profile.totals.macs))
+    selection.top_note = (
+        f"top {len(kept)} of {len(ranked)} layers by MACs; {len(left_out)} left out "
+        f"({format_count(rest_macs)} MACs, {share} of the total)"
+    )
+
+
+def _rank_key(layer: LayerCost) -> tuple[int, int]:
+    macs = -1 if layer.macs is None else layer.macs
+    flops = -1 if layer.flops is None else layer.flops
+    return macs, flops
+
+
+def op_counts(layers: Sequence[LayerCost]) -> str:
+    """"Concat x58, Reshape x2": op types by count, most common first."""
+    return _count_phrase(Counter(_op_label(layer.op_type, layer.domain) for layer in layers))
+
+
+def _count_phrase(counts: Counter) -> str:
+    ordered = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+    return ", ".join(f"{op} x{count}" for op, count in ordered)
+
+
+def _op_label(op_type: str, domain: str) -> str:
+    return op_type if domain in ("", "ai.onnx") else f"{domain}::{op_type}"
+
+
+def _share(part: Optional[int], whole: int) -> Optional[float]:
+    if part is None:
+        return None
+    if whole == 0:
+        return 0.0 if part == 0 else None
+    return part / whole
+
+
+# --- summary lines ------------------------------------------------------------------------
+
+
+def coverage_line(profile: Profile) -> str:
+    """"97.3% of nodes costed (36 of 37); 1 unknown: Foo x1" (+ "; 2 unresolved: ..." for
+    known ops whose input shapes or values could not be worked out)."""
+    runtime = profile.runtime_layers
+    counted = sum(1 for layer in runtime if layer.counted)
+    line = f"{format_percent(profile.coverage)} of nodes costed ({counted} of {len(runtime)})"
+    status_of = {layer.name: layer.status for layer in profile.layers}
+    unresolved = [u for u in profile.unknown if status_of.get(u.name) == UNRESOLVED]
+    unknown = [u for u in profile.unknown if status_of.get(u.name) != UNRESOLVED]
+    for label, group in (("unknown", unknown), ("unresolved (shape or value not known)", unresolved)):
+        if group:
+            counts = Counter(_op_label(u.op_type, u.domain) for u in group)
+            line += f"; {len(group)} {label}: {_count_phrase(counts)}"
+    return line
+
+
+def summary_items(profile: Profile) -> list[tuple[str, str]]:
+    """(label, value) pairs printed under the table."""
+    totals = profile.totals
+    items = [
+        ("MACs", format_count(totals.macs)),
+        ("FLOPs", format_count(totals.flops)),
+        ("parameters", f"{format_count(totals.params)} ({format_bytes(totals.param_bytes)})"),
+        ("peak activation memory", format_bytes(totals.peak_activation_bytes)),
+        ("memory traffic", f"{format_bytes(totals.memory_traffic_bytes)} "
+                           f"(read {format_bytes(totals.bytes_read)}, written {format_bytes(totals.bytes_written)})"),
+        ("coverage", coverage_line(profile)),
+    ]
+    if profile.partial:
+        items.append(("partial", "totals add up only the layers that could be costed: they are lower bounds"))
+    return items
+
+
+def header_lines(profile: Profile) -> list[str]:
+    lines = [f"model: {profile.model_name}" + (f" (opset {profile.opset})" if profile.opset else "")]
+    if profile.inputs:
+        shapes = ", ".join(f"{name} {list(dims)}" for name, dims in profile.inputs.items())
+        lines.append(f"inputs: {shapes}")
+    return lines
+
+
+# --- cells --------------------------------------------------------------------------------
+
+
+def layer_cells(layer: LayerCost, total_macs: int) -> list[str]:
+    return [
+        layer.name,
+        _op_label(layer.op_type, layer.domain),
+        format_count(layer.macs),
+        format_percent(_share(layer.macs, total_macs)),
+        format_count(layer.flops),
+        format_count(layer.params) if layer.params else "",
+        format_bytes(layer.output_bytes),
+        status_note(layer),
+    ]
+
+
+def total_cells(profile: Profile) -> list[str]:
+    totals = profile.totals
+    not_costed = sum(1 for layer in profile.runtime_layers if not layer.counted)
+    note = f"lower bound: {not_costed} layer(s) not costed" if profile.partial else ""
+    return [
+        "total", "", format_count(totals.macs), format_percent(1.0 if totals.macs else 0.0),
+        format_count(totals.flops), format_count(totals.params), "", note,
+    ]
+
+
+def status_note(layer: LayerCost) -> str:
+    """The note column: the status when it is not plain "costed", then the engine's note."""
+    note = " ".join(layer.note.split())
+    if layer.status == COSTED:
+        return note
+    if not note or note.lower().startswith(layer.status):
+        return note or layer.status
+    return f"{layer.status}: {note}"
+
+
+def shorten(text: str, width: int, middle: bool = True) -> str:
+    """Cut text to width with "..." (in the middle for names, at the end for notes)."""
+    if len(text) <= width:
+        return text
+    if width <= 3:
+        return text[:width]
+    if not middle:
+        return text[: width - 3] + "..."
+    head = (width - 3 + 1) // 2
+    tail = width - 3 - head
+    return text[:head] + "..." + (text[-tail:] if tail else "")
+
+
+# --- table --------------------------------------------------------------------------------
+
+
+def render_table(profile: Profile, top: Optional[int] = None, show_all: bool = False) -> list[str]:
+    """Aligned plain-text table for a terminal, with totals, memory, coverage and notes."""
+    selection = select_rows(profile, top, show_all)
+    body = [_clip(layer_cells(layer, profile.totals.macs)) for layer in selection.rows]
+    total = _clip(total_cells(profile))
+    widths = [max(len(row[i]) for row in [list(TABLE_HEADER), *body, total]) for i in range(len(TABLE_HEADER))]
+    lines = header_lines(profile) + [""]
+    lines.append(_aligned(list(TABLE_HEADER), widths))
+    rule = _aligned(["-" * w for w in widths], widths)
+    lines.append(rule)
+    lines.extend(_aligned(row, widths) for row in body)
+    if not body:
+        lines.append("(no layers to show)")
+    lines.append(rule)
+    lines.append(_aligned(total, widths))
+    lines.append("")
+    lines.extend(_left_out_lines(selection))
+    label_width = max(len(label) for label, _ in summary_items(profile))
+    lines.extend(f"{label + ':':<{label_width + 1}} {value}" for label, value in summary_items(profile))
+    lines.extend(f"note: {note}" for note in profile.notes)
+    return lines
+
+
+def _clip(cells: list[str]) -> list[str]:
+    cells = list(cells)
+    cells[0] = shorten(cells[0], MAX_NAME_WIDTH)
+    cells[-1] = shorten(cells[-1], MAX_NOTE_WIDTH, middle=False)
+    return cells
+
+
+def _aligned(cells: Sequence[str], widths: Sequence[int]) -> str:
+    parts = []
+    for index, (cell, width) in enumerate(zip(cells, widths)):
+        if index == len(cells) - 1:
+            parts.append(cell)  # last column: no trailing padding
+        elif index in _NUMERIC:
+            parts.append(cell.rjust(width))
+        else:
+            parts.append(cell.ljust(width))
+    return "  ".join(parts).rstrip()
+
+
+def _left_out_lines(selection: RowSelection) -> list[str]:
+    lines = [selection.top_note] if selection.top_note else []
+    if selection.hidden:
+        hint = " (--all shows free and folded layers)" if selection.can_show_more else ""
+        lines.append("not shown: " + "; ".join(selection.hidden) + hint)
+    return lines
+
+
+# --- markdown -----------------------------------------------------------------------------
+
+
+def render_markdown(profile: Profile, top: Optional[int] = None, show_all: bool = False) -> list[str]:
+    """GitHub-flavoured Markdown: a heading, a table and a bullet list (for PR comments)."""
+    selection = select_rows(profile, top, show_all)
+    lines = [f"### maccbudget: `{_md_code(profile.model_name)}`", ""]
+    lines.extend(f"- {line}" for line in header_lines(profile)[1:])
+    if len(lines) > 2:
+        lines.append("")
+    lines.append(_md_row(TABLE_HEADER))
+    lines.append(_md_row(["---" if i not in _NUMERIC else "--:" for i in range(len(TABLE_HEADER))]))
+    for layer in selection.rows:
+        cells = layer_cells(layer, profile.totals.macs)
+        cells[0] = f"`{_md_code(cells[0])}`"
+        lines.append(_md_row([_md_escape(c) for c in cells]))
+    total = total_cells(profile)
+    lines.append(_md_row([f"**{_md_escape(c)}**" if c else "" for c in total]))
+    lines.append("")
+    lines.extend(f"_{line}_" for line in _left_out_lines(selection))
+    lines.extend(f"- **{label}:** {_md_escape(value)}" for label, value in summary_items(profile))
+    lines.extend(f"- note: {_md_escape(note)}" for note in profile.notes)
+    return lines
+
+
+def _md_row(cells: Sequence[str]) -> str:
+    return "| " + " | ".join(cells) + " |"
+
+
+def _md_escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("|", "\\|").replace("*", "\\*").replace("_", "\\_")
+
+
+def _md_code(text: str) -> str:
+    return text.replace("`", "'").replace("|", "\\|")
+
+
+# --- csv / json ---------------------------------------------------------------------------
+
+
+def render_csv(profile: Profile, top: Optional[int] = None) -> str:
+    """Every layer in graph order (or the top N by MACs) with raw integers; unknown = empty."""
+    layers: Sequence[LayerCost] = profile.layers
+    if top is not None:
+        layers = sorted((l for l in layers if l.status != CONSTANT), key=_rank_key, reverse=True)[:top]
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for layer in layers:
+        writer.writerow(["" if getattr(layer, c) is None else getattr(layer, c) for c in CSV_COLUMNS])
+    return buffer.getvalue()
+
+
+def render_json(profile: Profile) -> str:
+    """Profile.to_dict() as indented JSON: unknown values are null, never 0."""
+    return json.dumps(profile.to_dict(), indent=2)
+
+
+# --- dispatch -----------------------------------------------------------------------------
+
+
+def render(profile: Profile, fmt: str = "table", top: Optional[int] = None, show_all: bool = False) -> str:
+    """The whole report in one format, ending with a newline."""
+    renderers: dict[str, Callable[[], str]] = {
+        "table": lambda: "\n".join(render_table(profile, top, show_all)) + "\n",
+        "markdown": lambda: "\n".join(render_markdown(profile, top, show_all)) + "\n",
+        "csv": lambda: render_csv(profile, top),
+        "json": lambda: render_json(profile) + "\n",
+    }
+    if fmt not in renderers:
+        raise ValueError(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
+    return renderers[fmt]()
