@@ -112,17 +112,17 @@ def _add_profile_parser(subparsers: argparse._SubParsersAction, name: str) -> No
 
 def _run_profile(args: argparse.Namespace) -> int:
     from .engine.profile import profile_model
-    from .report import coverage_line, render
+    from .report import coverage_line, plural, render
 
     profile = profile_model(args.model, dict(args.inputs) or None, batch=args.batch)
     _write(sys.stdout, render(profile, args.format, top=args.top, show_all=args.show_all))
     if args.format == "csv":  # CSV has no room for these: say them on stderr
         for note in profile.notes:
             print(f"{PROG}: note: {note}", file=sys.stderr)
-        if profile.partial:
+        if profile.partial and not args.strict:
             print(f"{PROG}: partial: {coverage_line(profile)}", file=sys.stderr)
     if args.strict and profile.partial:
-        print(f"{PROG}: --strict: {len(profile.unknown)} op(s) could not be costed ({coverage_line(profile)})",
+        print(f"{PROG}: --strict: {plural(len(profile.unknown), 'op')} could not be costed ({coverage_line(profile)})",
               file=sys.stderr)
         return EXIT_STRICT
     return EXIT_OK

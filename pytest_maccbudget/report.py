@@ -30,6 +30,7 @@ FORMATS = ("table", "json", "markdown", "csv")
 
 MAX_NAME_WIDTH = 48
 MAX_NOTE_WIDTH = 64
+HIDDEN_OPS_LISTED = 6  # op types named in a "not shown" line
 CSV_COLUMNS = (
     "name", "op_type", "domain", "status", "macs", "flops", "params", "param_bytes",
     "output_bytes", "bytes_read", "bytes_written", "note",
@@ -82,9 +83,13 @@ def _hidden_phrase(layers: Sequence[LayerCost], what: str, by_op: bool = True) -
     """"58 layers costing nothing (Concat x58)"; "" when there are none."""
     if not layers:
         return ""
-    noun = "layer" if len(layers) == 1 else "layers"
-    ops = f" ({op_counts(layers)})" if by_op else ""
-    return f"{len(layers)} {noun} {what}{ops}"
+    ops = f" ({op_counts(layers, limit=HIDDEN_OPS_LISTED)})" if by_op else ""
+    return f"{plural(len(layers), 'layer')} {what}{ops}"
+
+
+def plural(count: int, noun: str) -> str:
+    """plural(1, "layer") -> "1 layer", plural(3, "layer") -> "3 layers"."""
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
 
 def _keep_top(selection: RowSelection, profile: Profile, top: int) -> None:
@@ -97,7 +102,7 @@ def _keep_top(selection: RowSelection, profile: Profile, top: int) -> None:
     rest_macs = sum(layer.macs or 0 for layer in left_out)
     share = format_percent(_share(rest_macs, profile.totals.macs))
     selection.top_note = (
-        f"top {len(kept)} of {len(ranked)} layers by MACs; {len(left_out)} left out "
+        f"top {len(kept)} of {plural(len(ranked), 'layer')} by MACs; {len(left_out)} left out "
         f"({format_count(rest_macs)} MACs, {share} of the total)"
     )
 
@@ -108,14 +113,16 @@ def _rank_key(layer: LayerCost) -> tuple[int, int]:
     return macs, flops
 
 
-def op_counts(layers: Sequence[LayerCost]) -> str:
+def op_counts(layers: Sequence[LayerCost], limit: Optional[int] = None) -> str:
     """"Concat x58, Reshape x2": op types by count, most common first."""
-    return _count_phrase(Counter(_op_label(layer.op_type, layer.domain) for layer in layers))
+    return _count_phrase(Counter(_op_label(layer.op_type, layer.domain) for layer in layers), limit)
 
 
-def _count_phrase(counts: Counter) -> str:
+def _count_phrase(counts: Counter, limit: Optional[int] = None) -> str:
     ordered = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
-    return ", ".join(f"{op} x{count}" for op, count in ordered)
+    shown = ordered if limit is None else ordered[:limit]
+    more = len(ordered) - len(shown)
+    return ", ".join(f"{op} x{count}" for op, count in shown) + (f", {more} more op types" if more else "")
 
 
 def _op_label(op_type: str, domain: str) -> str:
@@ -182,7 +189,7 @@ def layer_cells(layer: LayerCost, total_macs: int) -> list[str]:
         layer.name,
         _op_label(layer.op_type, layer.domain),
         format_count(layer.macs),
-        format_percent(_share(layer.macs, total_macs)),
+        "" if layer.macs == 0 else format_percent(_share(layer.macs, total_macs)),
         format_count(layer.flops),
         format_count(layer.params) if layer.params else "",
         format_bytes(layer.output_bytes),
@@ -193,7 +200,7 @@ def layer_cells(layer: LayerCost, total_macs: int) -> list[str]:
 def total_cells(profile: Profile) -> list[str]:
     totals = profile.totals
     not_costed = sum(1 for layer in profile.runtime_layers if not layer.counted)
-    note = f"lower bound: {not_costed} layer(s) not costed" if profile.partial else ""
+    note = f"lower bound: {plural(not_costed, 'layer')} not costed" if profile.partial else ""
     return [
         "total", "", format_count(totals.macs), format_percent(1.0 if totals.macs else 0.0),
         format_count(totals.flops), format_count(totals.params), "", note,
@@ -226,53 +233,65 @@ def shorten(text: str, width: int, middle: bool = True) -> str:
 # --- table --------------------------------------------------------------------------------
 
 
+def table_grid(profile: Profile, selection: RowSelection) -> tuple[list[str], list[list[str]], list[str]]:
+    """(header, body rows, total row) as cell strings; the note column is dropped when empty."""
+    header = list(TABLE_HEADER)
+    body = [layer_cells(layer, profile.totals.macs) for layer in selection.rows]
+    total = total_cells(profile)
+    if not any(row[-1] for row in [*body, total]):
+        return header[:-1], [row[:-1] for row in body], total[:-1]
+    return header, body, total
+
+
 def render_table(profile: Profile, top: Optional[int] = None, show_all: bool = False) -> list[str]:
     """Aligned plain-text table for a terminal, with totals, memory, coverage and notes."""
     selection = select_rows(profile, top, show_all)
-    body = [_clip(layer_cells(layer, profile.totals.macs)) for layer in selection.rows]
-    total = _clip(total_cells(profile))
-    widths = [max(len(row[i]) for row in [list(TABLE_HEADER), *body, total]) for i in range(len(TABLE_HEADER))]
-    lines = header_lines(profile) + [""]
-    lines.append(_aligned(list(TABLE_HEADER), widths))
+    header, body, total = table_grid(profile, selection)
+    body, total = [_clip(row) for row in body], _clip(total)
+    widths = [max(len(row[i]) for row in [header, *body, total]) for i in range(len(header))]
     rule = _aligned(["-" * w for w in widths], widths)
-    lines.append(rule)
+    lines = header_lines(profile) + ["", _aligned(header, widths), rule]
     lines.extend(_aligned(row, widths) for row in body)
     if not body:
         lines.append("(no layers to show)")
-    lines.append(rule)
-    lines.append(_aligned(total, widths))
-    lines.append("")
-    lines.extend(_left_out_lines(selection))
-    label_width = max(len(label) for label, _ in summary_items(profile))
-    lines.extend(f"{label + ':':<{label_width + 1}} {value}" for label, value in summary_items(profile))
+    lines.extend([rule, _aligned(total, widths), ""])
+    left_out = _left_out_lines(selection)
+    if left_out:
+        lines.extend(left_out + [""])
+    items = summary_items(profile)
+    label_width = max(len(label) for label, _ in items) + 1
+    lines.extend(f"{label + ':':<{label_width}} {value}" for label, value in items)
     lines.extend(f"note: {note}" for note in profile.notes)
     return lines
 
 
 def _clip(cells: list[str]) -> list[str]:
+    """Long layer names are cut in the middle, long notes at the end."""
     cells = list(cells)
     cells[0] = shorten(cells[0], MAX_NAME_WIDTH)
-    cells[-1] = shorten(cells[-1], MAX_NOTE_WIDTH, middle=False)
+    if len(cells) == len(TABLE_HEADER):
+        cells[-1] = shorten(cells[-1], MAX_NOTE_WIDTH, middle=False)
     return cells
 
 
 def _aligned(cells: Sequence[str], widths: Sequence[int]) -> str:
-    parts = []
-    for index, (cell, width) in enumerate(zip(cells, widths)):
-        if index == len(cells) - 1:
-            parts.append(cell)  # last column: no trailing padding
-        elif index in _NUMERIC:
-            parts.append(cell.rjust(width))
-        else:
-            parts.append(cell.ljust(width))
+    """Numbers right-aligned, text left-aligned, two spaces between columns."""
+    parts = [cell.rjust(width) if index in _NUMERIC else cell.ljust(width)
+             for index, (cell, width) in enumerate(zip(cells, widths))]
     return "  ".join(parts).rstrip()
 
 
+def _hidden_title(selection: RowSelection) -> str:
+    hint = " (--all shows free and folded layers)" if selection.can_show_more else ""
+    return f"not shown{hint}:"
+
+
 def _left_out_lines(selection: RowSelection) -> list[str]:
+    """What the table left out: the top-N cut, then one line per kind of hidden layer."""
     lines = [selection.top_note] if selection.top_note else []
     if selection.hidden:
-        hint = " (--all shows free and folded layers)" if selection.can_show_more else ""
-        lines.append("not shown: " + "; ".join(selection.hidden) + hint)
+        lines.append(_hidden_title(selection))
+        lines.extend("  " + phrase for phrase in selection.hidden)
     return lines
 
 
@@ -282,20 +301,23 @@ def _left_out_lines(selection: RowSelection) -> list[str]:
 def render_markdown(profile: Profile, top: Optional[int] = None, show_all: bool = False) -> list[str]:
     """GitHub-flavoured Markdown: a heading, a table and a bullet list (for PR comments)."""
     selection = select_rows(profile, top, show_all)
+    header, body, total = table_grid(profile, selection)
     lines = [f"### maccbudget: `{_md_code(profile.model_name)}`", ""]
-    lines.extend(f"- {line}" for line in header_lines(profile)[1:])
-    if len(lines) > 2:
-        lines.append("")
-    lines.append(_md_row(TABLE_HEADER))
-    lines.append(_md_row(["---" if i not in _NUMERIC else "--:" for i in range(len(TABLE_HEADER))]))
-    for layer in selection.rows:
-        cells = layer_cells(layer, profile.totals.macs)
-        cells[0] = f"`{_md_code(cells[0])}`"
-        lines.append(_md_row([_md_escape(c) for c in cells]))
-    total = total_cells(profile)
+    inputs = header_lines(profile)[1:]
+    if inputs:
+        lines.extend([f"- {_md_escape(line)}" for line in inputs] + [""])
+    lines.append(_md_row(header))
+    lines.append(_md_row(["--:" if i in _NUMERIC else "---" for i in range(len(header))]))
+    for row in body:
+        lines.append(_md_row([f"`{_md_code(row[0])}`"] + [_md_escape(c) for c in row[1:]]))
     lines.append(_md_row([f"**{_md_escape(c)}**" if c else "" for c in total]))
     lines.append("")
-    lines.extend(f"_{line}_" for line in _left_out_lines(selection))
+    if selection.top_note:
+        lines.append(f"_{_md_escape(selection.top_note)}_  ")
+    if selection.hidden:
+        lines.append(f"_{_md_escape(_hidden_title(selection) + ' ' + '; '.join(selection.hidden))}_")
+    if selection.top_note or selection.hidden:
+        lines.append("")
     lines.extend(f"- **{label}:** {_md_escape(value)}" for label, value in summary_items(profile))
     lines.extend(f"- note: {_md_escape(note)}" for note in profile.notes)
     return lines
@@ -310,6 +332,7 @@ def _md_escape(text: str) -> str:
 
 
 def _md_code(text: str) -> str:
+    """Inside backticks only | (table cells) needs escaping; a backtick becomes a quote."""
     return text.replace("`", "'").replace("|", "\\|")
 
 

@@ -14,7 +14,7 @@ import onnx.inliner
 from onnx import AttributeProto, GraphProto, ModelProto, NodeProto, TensorProto, helper, numpy_helper
 
 from .errors import ModelError
-from .registry import OpRegistry, normalize_domain
+from .registry import OpRegistry, TypedShape, normalize_domain
 from .types import NodeView, Shape, TensorInfo, decode_small_tensor
 
 # Nodes whose outputs are constants when all their inputs are (folded by any runtime at load).
@@ -300,6 +300,8 @@ def resolve_contrib_shapes(model: ModelProto, registry: OpRegistry, max_rounds: 
             for name, shape in zip(node.output, shapes):
                 if name and shape is not None and (name not in tensors or tensors[name].shape is None):
                     dtype = view.inputs[0].dtype if view.inputs and view.inputs[0] else TensorProto.FLOAT
+                    if isinstance(shape, TypedShape):
+                        shape, dtype = shape.shape, shape.dtype
                     vi = helper.make_tensor_value_info(name, dtype, list(shape))
                     model.graph.value_info.append(vi)
                     added = True

@@ -6,15 +6,25 @@ explicit registration as free (0 MACs, 0 FLOPs by rule), or no entry (unknown).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Iterator, Optional
+from typing import Callable, Iterator, NamedTuple, Optional, Union
 
 from .types import CostFn, NodeView, OpCost, Shape
 
 DEFAULT_DOMAIN = ""
 _DOMAIN_ALIASES = {"ai.onnx": DEFAULT_DOMAIN}
 
+
+
+class TypedShape(NamedTuple):
+    """An output shape with an element type other than that of the op's first input."""
+
+    shape: Shape
+    dtype: int
+
+
 # Output-shape functions for ops that onnx's shape inference does not know (contrib domains).
-ShapeFn = Callable[[NodeView], list[Optional[Shape]]]
+# Each output is a Shape (element type of input 0), a TypedShape, or None (not known).
+ShapeFn = Callable[[NodeView], list[Optional[Union[Shape, TypedShape]]]]
 
 
 def normalize_domain(domain: str) -> str:

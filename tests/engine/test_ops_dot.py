@@ -8,26 +8,17 @@ from typing import Any
 
 import pytest
 
-from pytest_maccbudget.engine.graph import prepare_graph
 from pytest_maccbudget.engine.ops.dot import einsum_output_numel, parse_einsum
 from pytest_maccbudget.engine.registry import REGISTRY
 from pytest_maccbudget.engine.types import OpCost, UnsupportedAttributes
-from tests.engine.onnx_build import node_cost, single_node_model, weight
+from tests.engine.onnx_build import node_cost, weight
 
 MS = "com.microsoft"
 
 
 def ms_cost(op_type: str, inputs: dict[str, Any], **kwargs: Any) -> OpCost:
-    """node_cost for com.microsoft ops. Works around graph.collect_tensors letting the
-    shape-less graph-output entry override the contrib shape (reported to the integrator)."""
-    model = single_node_model(op_type, inputs, domain=MS, **kwargs)
-    for output in model.graph.output:
-        output.ClearField("type")
-    prepared = prepare_graph(model, REGISTRY)
-    view = prepared.view(prepared.nodes[0])
-    entry = REGISTRY.lookup(view.op_type, view.domain)
-    assert entry is not None, f"{op_type} is not registered"
-    return entry.cost(view)
+    """node_cost for a com.microsoft op (output shapes come from its registered shape function)."""
+    return node_cost(op_type, inputs, domain=MS, **kwargs)
 
 
 # --- the contract's acceptance numbers (batch 1) ------------------------------------------

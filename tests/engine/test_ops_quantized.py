@@ -12,7 +12,8 @@ import pytest
 from onnx import TensorProto
 
 from pytest_maccbudget.engine.graph import prepare_graph
-from pytest_maccbudget.engine.registry import REGISTRY
+from pytest_maccbudget import profile_model
+from pytest_maccbudget.engine.registry import REGISTRY, TypedShape
 from pytest_maccbudget.engine.types import OpCost
 from tests.engine.onnx_build import node_cost, single_node_model
 
@@ -21,16 +22,8 @@ U8, I8, I32 = TensorProto.UINT8, TensorProto.INT8, TensorProto.INT32
 
 
 def ms_cost(op_type: str, inputs: dict[str, Any], **kwargs: Any) -> OpCost:
-    """node_cost for com.microsoft ops. Works around graph.collect_tensors letting the
-    shape-less graph-output entry override the contrib shape (reported to the integrator)."""
-    model = single_node_model(op_type, inputs, domain=MS, **kwargs)
-    for output in model.graph.output:
-        output.ClearField("type")
-    prepared = prepare_graph(model, REGISTRY)
-    view = prepared.view(prepared.nodes[0])
-    entry = REGISTRY.lookup(view.op_type, view.domain)
-    assert entry is not None, f"{op_type} is not registered"
-    return entry.cost(view)
+    """node_cost for a com.microsoft op (output shapes come from its registered shape function)."""
+    return node_cost(op_type, inputs, domain=MS, **kwargs)
 
 
 def scale(value: float = 0.1) -> np.ndarray:
@@ -252,7 +245,13 @@ def test_contrib_shapes():
         "x2": ([1, 3, 4], U8), "s2": scale(), "z2": zp_u8()}, attrs={"axis": -2}, domain=MS)
     prepared = prepare_graph(model, REGISTRY)
     fn = REGISTRY.shape_fn("QLinearConcat", MS)
-    assert fn(prepared.view(prepared.nodes[0])) == [(1, 5, 4)]
+    assert fn(prepared.view(prepared.nodes[0])) == [TypedShape((1, 5, 4), U8)]
+
+
+def test_contrib_output_dtype_sets_output_bytes():
+    # com.microsoft QuantizeLinear to uint8: 4 x 8 outputs of 1 byte (not float32's 4)
+    model = single_node_model("QuantizeLinear", {"x": [4, 8], "s": scale(), "z": zp_u8()}, domain=MS)
+    assert profile_model(model).layers[0].output_bytes == 4 * 8 * 1
 
 
 def test_registered_quantized_ops():

@@ -14,20 +14,17 @@ from typing import Optional, Sequence
 import numpy as np
 
 from ..registry import register, register_shape
+from .activations import ACTIVATION_FLOPS
 from ..types import NodeView, OpCost, Shape, UnresolvedShape, UnsupportedAttributes, numel
 
 MS_DOMAIN = "com.microsoft"
 
-# FLOPs per element of the activations a com.microsoft Fused* op may apply after its
-# dot product (the same primitive counts as the stand-alone activation ops).
+# FLOPs per element of the activations a com.microsoft Fused* op may apply after its dot
+# product: the same numbers as the stand-alone activation ops (Clip with both bounds: 2).
 FUSED_ACTIVATION_FLOPS: dict[str, int] = {
     "": 0,
-    "Relu": 1,  # max(x, 0)
-    "Tanh": 1,  # tanh
-    "Sigmoid": 4,  # neg, exp, add, div
-    "LeakyRelu": 2,  # compare, multiply
-    "Clip": 2,  # max, min
-    "HardSigmoid": 4,  # mul, add, max, min
+    "Clip": 2,
+    **{name: ACTIVATION_FLOPS[name] for name in ("Relu", "Tanh", "Sigmoid", "LeakyRelu", "HardSigmoid")},
 }
 
 # --- pure shape math ----------------------------------------------------------------------

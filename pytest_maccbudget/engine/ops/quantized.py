@@ -22,7 +22,7 @@ from typing import Callable, Optional
 import numpy as np
 from onnx import TensorProto
 
-from ..registry import register, register_shape
+from ..registry import ShapeFn, TypedShape, register, register_shape
 from ..types import NodeView, OpCost, Shape, UnresolvedShape, UnsupportedAttributes, numel
 from .dot import (
     MS_DOMAIN,
@@ -253,7 +253,20 @@ register("DequantizeLinear", domain=MS_DOMAIN)(dequantize_linear_cost)
 # --- output shapes of the com.microsoft ops (onnx shape inference does not know them) -----
 
 
+def _typed_by_op(shape_fn: ShapeFn) -> ShapeFn:
+    """Attach the output element type where it is not that of input 0."""
+    def typed(node: NodeView) -> list:
+        shapes = shape_fn(node)
+        dtype = contrib_output_elem_type(node)
+        if dtype is None or not shapes or shapes[0] is None:
+            return shapes
+        return [TypedShape(shapes[0], dtype), *shapes[1:]]
+    typed.__doc__ = shape_fn.__doc__
+    return typed
+
+
 @register_shape("QGemm", domain=MS_DOMAIN)
+@_typed_by_op
 def qgemm_shape(node: NodeView) -> list[Optional[Shape]]:
     a, b = node.input_shape(0), node.input_shape(3)
     m = a[1] if int(node.attr("transA", 0)) else a[0]
@@ -262,6 +275,7 @@ def qgemm_shape(node: NodeView) -> list[Optional[Shape]]:
 
 
 @register_shape("MatMulIntegerToFloat", "DynamicQuantizeMatMul", domain=MS_DOMAIN)
+@_typed_by_op
 def integer_matmul_shape(node: NodeView) -> list[Optional[Shape]]:
     return [matmul_output_shape(node.input_shape(0), node.input_shape(1))]
 
@@ -278,6 +292,7 @@ def qlinear_binary_shape(node: NodeView) -> list[Optional[Shape]]:
 
 
 @register_shape("QLinearSigmoid", "QuantizeLinear", "DequantizeLinear", domain=MS_DOMAIN)
+@_typed_by_op
 def same_as_input_shape(node: NodeView) -> list[Optional[Shape]]:
     return [node.input_shape(0)]
 
@@ -291,6 +306,7 @@ def qlinear_global_average_pool_shape(node: NodeView) -> list[Optional[Shape]]:
 
 
 @register_shape("QLinearConcat", domain=MS_DOMAIN)
+@_typed_by_op
 def qlinear_concat_shape(node: NodeView) -> list[Optional[Shape]]:
     shapes = [node.input_shape(i) for i in range(2, len(node.inputs), 3)]
     if not shapes:
@@ -304,7 +320,7 @@ def qlinear_concat_shape(node: NodeView) -> list[Optional[Shape]]:
 
 def contrib_output_elem_type(node: NodeView) -> Optional[int]:
     """Output element type of the com.microsoft ops above whose output dtype is NOT that of
-    input 0 (for the engine's contrib shape resolution, which otherwise copies input 0's)."""
+    input 0 (the engine's contrib shape resolution otherwise copies input 0's)."""
     if node.op_type == "QGemm":
         if node.has_input(8):
             return node.input(8).dtype
