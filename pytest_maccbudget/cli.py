@@ -168,7 +168,9 @@ def _describe(error: Exception, args: argparse.Namespace) -> str:
         return f"{where}: {error.strerror or error}"
     where = getattr(args, "model", None)
     prefix = f"{where}: " if where else ""
-    return f"{prefix}internal error ({type(error).__name__}: {error}); rerun with --debug for the traceback"
+    text = str(error).strip()
+    detail = f"{type(error).__name__}: {text.splitlines()[0]}" if text else type(error).__name__
+    return f"{prefix}internal error ({detail}); rerun with --debug for the traceback"
 
 
 def _error(message: str) -> None:

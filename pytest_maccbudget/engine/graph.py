@@ -36,6 +36,8 @@ class PreparedGraph:
     weight_roots: dict[str, TensorInfo] = field(default_factory=dict)
     # indices into `nodes` of nodes that only compute constants (run before the graph does)
     constant_nodes: set[int] = field(default_factory=set)
+    # opset version per (normalized) domain
+    opsets: dict[str, int] = field(default_factory=dict)
 
     def describe_unknown_inputs(self, node: NodeProto) -> str:
         """E.g. "x [2, seq]" for each input of `node` whose shape is not resolved."""
@@ -48,13 +50,15 @@ class PreparedGraph:
         return ", ".join(parts)
 
     def view(self, node: NodeProto) -> NodeView:
+        domain = normalize_domain(node.domain)
         return NodeView(
             name=node.name,
             op_type=node.op_type,
-            domain=normalize_domain(node.domain),
+            domain=domain,
             inputs=tuple(self.tensors.get(n, TensorInfo(n, None)) if n else None for n in node.input),
             outputs=tuple(self.tensors.get(n, TensorInfo(n, None)) if n else None for n in node.output),
             attrs=node_attributes(node),
+            opset=self.opsets.get(domain, 0),
         )
 
 
@@ -326,4 +330,5 @@ def prepare_graph(
     nodes = topological_order(graph)
     tensors = collect_tensors(graph)
     constant_nodes, roots = propagate_constants(nodes, tensors)
-    return PreparedGraph(graph, tensors, nodes, real_input_names(graph), notes, roots, constant_nodes)
+    opsets = {normalize_domain(op.domain): op.version for op in inferred.opset_import}
+    return PreparedGraph(graph, tensors, nodes, real_input_names(graph), notes, roots, constant_nodes, opsets)

@@ -12,12 +12,8 @@ from typing import Iterable, Optional, Sequence
 
 from onnx import NodeProto
 
+from .ops.movement import ALIAS_OPS, NO_COPY_OPS
 from .types import TensorInfo
-
-# Ops whose output is a view of their first input: no new buffer, no copy.
-ALIAS_OPS = frozenset({"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity", "Dropout"})
-# Ops that move no bytes at inference (aliases, and Concat whose inputs are written in place).
-NO_COPY_OPS = ALIAS_OPS | {"Concat"}
 
 
 class _Buffers:

@@ -13,7 +13,7 @@ from .errors import ModelError
 from .fusion import find_folds, layer_name
 from .graph import PreparedGraph, collect_tensors, prepare_graph, propagate_constants, topological_order
 from .loader import load_skeleton, strip_model
-from .memory import NO_COPY_OPS, peak_activation_bytes
+from .memory import ALIAS_OPS, NO_COPY_OPS, peak_activation_bytes
 from .registry import REGISTRY, OpRegistry
 from .results import CONSTANT, COSTED, FOLDED, FREE, UNKNOWN, UNRESOLVED, LayerCost, Profile, Totals, UnknownOp
 from .types import NodeView, OpCost, TensorInfo, UnresolvedShape, UnsupportedAttributes, dtype_bits
@@ -171,7 +171,7 @@ class _Profiler:
         for attribute in node.attribute:
             subgraphs = [attribute.g] if attribute.type == AttributeProto.GRAPH else list(attribute.graphs)
             for subgraph in subgraphs:
-                bodies.append((attribute.name, self.cost_subgraph(subgraph, prepared.tensors, f"{name}/{attribute.name}/")))
+                bodies.append((attribute.name, self.cost_subgraph(subgraph, prepared, f"{name}/{attribute.name}/")))
         inner_unknown = [u for _, body in bodies for u in body.unknown]
         if inner_unknown:
             result.unknown.extend(inner_unknown)
@@ -188,11 +188,11 @@ class _Profiler:
         inner_bytes = sum(s[4] for s in sums)
         return _layer(name, view, cost, COSTED, param_count + inner_params, param_bytes + inner_bytes, traffic=True)
 
-    def cost_subgraph(self, graph: GraphProto, outer: Mapping[str, TensorInfo], prefix: str) -> _GraphCost:
-        tensors = collect_tensors(graph, outer)
-        nodes = topological_order(graph, outer.keys())
+    def cost_subgraph(self, graph: GraphProto, outer: PreparedGraph, prefix: str) -> _GraphCost:
+        tensors = collect_tensors(graph, outer.tensors)
+        nodes = topological_order(graph, outer.tensors.keys())
         constant_nodes, roots = propagate_constants(nodes, tensors)
-        prepared = PreparedGraph(graph, tensors, nodes, [i.name for i in graph.input], [], roots, constant_nodes)
+        prepared = PreparedGraph(graph, tensors, nodes, [i.name for i in graph.input], [], roots, constant_nodes, outer.opsets)
         folds = find_folds(nodes, tensors, {o.name for o in graph.output}, constant_nodes)
         return self.cost_graph(prepared, constant_nodes, folds, prefix)
 
@@ -304,7 +304,7 @@ def _unknown_layer(name: str, view: NodeView, status: str, reason: str, params: 
 
 def _totals(layers: Sequence[LayerCost], peak: Optional[int]) -> Totals:
     runtime = [layer for layer in layers if layer.status != CONSTANT]
-    new_buffers = [l for l in runtime if l.status not in (FOLDED,) and not (l.op_type in NO_COPY_OPS - {"Concat"} and l.domain == "")]
+    new_buffers = [l for l in runtime if l.status != FOLDED and not (l.op_type in ALIAS_OPS and l.domain == "")]
     return Totals(
         macs=sum(l.macs or 0 for l in runtime),
         flops=sum(l.flops or 0 for l in runtime),

@@ -116,6 +116,7 @@ class NodeView:
     inputs: tuple[Optional[TensorInfo], ...]
     outputs: tuple[Optional[TensorInfo], ...]
     attrs: dict[str, Any] = field(default_factory=dict)
+    opset: int = 0  # the model's opset version for this node's domain (0 if not declared)
 
     def attr(self, name: str, default: Any = None) -> Any:
         return self.attrs.get(name, default)

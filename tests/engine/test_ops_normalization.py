@@ -138,6 +138,11 @@ def test_log_softmax_middle_axis() -> None:
     assert node_cost("LogSoftmax", {"x": [2, 5, 3]}, attrs={"axis": 1}).flops == 5 * 30 + 6
 
 
+def test_log_softmax_before_opset_13_rows_span_from_axis_on() -> None:
+    # opset 11: x [2, 5, 3] is coerced to 2 rows of 15 (axis 1): one log per row
+    assert node_cost("LogSoftmax", {"x": [2, 5, 3]}, attrs={"axis": 1}, opset=11).flops == 5 * 30 + 2
+
+
 def test_hardmax() -> None:
     assert node_cost("Hardmax", {"x": [3, 7]}).flops == 21
 
@@ -180,3 +185,21 @@ def test_skip_simplified_layer_normalization(with_bias: bool, expected: int) -> 
 def test_group_normalization_missing_num_groups() -> None:
     with pytest.raises(UnsupportedAttributes):
         node_cost("GroupNormalization", {"x": [1, 4, 2, 2], "s": weight(4), "b": weight(4)})
+
+
+def test_contrib_norm_statistics_outputs_are_float32() -> None:
+    from onnx import TensorProto
+
+    from pytest_maccbudget.engine.graph import prepare_graph
+    from pytest_maccbudget.engine.registry import REGISTRY
+    from tests.engine.onnx_build import single_node_model
+
+    half = TensorProto.FLOAT16
+    model = single_node_model("SkipLayerNormalization",
+                              {"x": ([2, 8, 16], half), "s": ([2, 8, 16], half), "g": ([16], half)},
+                              outputs=("y", "mean", "inv", "sum"), domain=MS)
+    tensors = prepare_graph(model, REGISTRY).tensors
+    assert (tensors["y"].shape, tensors["y"].dtype) == ((2, 8, 16), half)
+    assert (tensors["mean"].shape, tensors["mean"].dtype) == ((2, 8, 1), TensorProto.FLOAT)
+    assert (tensors["inv"].shape, tensors["inv"].dtype) == ((2, 8, 1), TensorProto.FLOAT)
+    assert (tensors["sum"].shape, tensors["sum"].dtype) == ((2, 8, 16), half)

@@ -177,16 +177,3 @@ def scatter_cost(node: NodeView) -> OpCost:
         raise UnsupportedAttributes(f"{node.op_type}: reduction={reduction!r} has no counting rule")
     return OpCost(flops=numel(node.input_shape(2)))
 
-
-def free_op_kind(op_type: str) -> Optional[str]:
-    """'alias', 'no-copy', 'copy' or 'bookkeeping' for a free op of this module; None otherwise."""
-    if op_type in ALIAS_OPS:
-        return "alias"
-    if op_type in NO_COPY_OPS:
-        return "no-copy"
-    if op_type in COPY_OPS:
-        return "copy"
-    if op_type in BOOKKEEPING_OPS:
-        return "bookkeeping"
-    return None
-

@@ -21,7 +21,9 @@ from __future__ import annotations
 import math
 from typing import Optional, Sequence
 
-from ..registry import register, register_shape
+from onnx import TensorProto
+
+from ..registry import TypedShape, register, register_shape
 from ..types import NodeView, OpCost, Shape, UnsupportedAttributes, numel
 
 MS_DOMAIN = "com.microsoft"
@@ -170,12 +172,17 @@ def softmax_cost(node: NodeView) -> OpCost:
 
 @register("LogSoftmax")
 def log_softmax_cost(node: NodeView) -> OpCost:
-    """LogSoftmax: 5E + G FLOPs (max, subtract, exp, sum, subtract per element; one log per row)."""
+    """LogSoftmax: 5E + G FLOPs (max, subtract, exp, sum, subtract per element; one log per row).
+
+    From opset 13 a row runs along `axis`; before, a row is everything from `axis` on."""
     shape = node.input_shape(0)
     if not shape:
         return _flops(LOG_SOFTMAX_PER_ELEMENT + 1)
-    axis = normalize_axis(int(node.attr("axis", -1)), len(shape), node.op_type)
     elements = numel(shape)
+    if 0 < node.opset < 13:
+        axis = normalize_axis(int(node.attr("axis", 1)), len(shape), node.op_type)
+        return _flops(LOG_SOFTMAX_PER_ELEMENT * elements + numel(shape[:axis]))
+    axis = normalize_axis(int(node.attr("axis", -1)), len(shape), node.op_type)
     return _flops(LOG_SOFTMAX_PER_ELEMENT * elements + groups_over_axes(shape, [axis]))
 
 
@@ -217,13 +224,13 @@ def skip_simplified_layer_normalization_cost(node: NodeView) -> OpCost:
 
 # ---- output shapes of ops onnx shape inference does not know ----------------------------
 
-def _stat_shape(shape: Shape, axis: int) -> Shape:
-    """Shape of a saved statistic (mean, inv_std_var): normalized axes set to 1."""
-    return tuple(shape[:axis]) + (1,) * (len(shape) - axis)
+def _stat_shape(shape: Shape, axis: int, dtype: int = TensorProto.FLOAT) -> TypedShape:
+    """A saved statistic (mean, inv_std_var): normalized axes set to 1, float32 by default."""
+    return TypedShape(tuple(shape[:axis]) + (1,) * (len(shape) - axis), dtype)
 
 
 @register_shape("SkipLayerNormalization", "SkipSimplifiedLayerNormalization", domain=MS_DOMAIN)
-def skip_layer_normalization_shapes(node: NodeView) -> list[Optional[Shape]]:
+def skip_layer_normalization_shapes(node: NodeView) -> list[Optional[Shape | TypedShape]]:
     """output, mean, inv_std_var, input_skip_bias_sum."""
     shape = node.input_shape(0)
     stat = _stat_shape(shape, len(shape) - 1)
@@ -232,11 +239,11 @@ def skip_layer_normalization_shapes(node: NodeView) -> list[Optional[Shape]]:
 
 @register_shape("SimplifiedLayerNormalization", domain=MS_DOMAIN)
 @register_shape("SimplifiedLayerNormalization", "LayerNormalization", domain="")
-def layer_normalization_shapes(node: NodeView) -> list[Optional[Shape]]:
+def layer_normalization_shapes(node: NodeView) -> list[Optional[Shape | TypedShape]]:
     """Y like X; saved statistics with the normalized axes set to 1 (contrib / pre-opset-17 forms)."""
     shape = node.input_shape(0)
     axis = normalize_axis(int(node.attr("axis", -1)), len(shape), node.op_type)
-    stat = _stat_shape(shape, axis)
+    stat = _stat_shape(shape, axis, int(node.attr("stash_type", TensorProto.FLOAT)))
     return [shape] + [stat] * (len(node.outputs) - 1)
 
 
