@@ -144,3 +144,38 @@ def test_if_counts_the_larger_branch() -> None:
     assert layer.macs == 16 * 8
     assert layer.note == "larger branch (else_branch)"
     assert layer.params == 16 * 2 + 16 * 8
+
+
+def test_scan_multiplies_its_body_by_the_scan_length() -> None:
+    # body: state [1, 8] + row [1, 8] @ w [8, 8]; scanned over 6 rows of x [6, 1, 8]
+    body = helper.make_graph(
+        [helper.make_node("MatMul", ["row", "w"], ["proj"]), helper.make_node("Add", ["state", "proj"], ["next"]),
+         helper.make_node("Identity", ["next"], ["out_row"])],
+        "body",
+        [helper.make_tensor_value_info("state", F32, [1, 8]), helper.make_tensor_value_info("row", F32, [1, 8])],
+        [helper.make_tensor_value_info("next", F32, [1, 8]), helper.make_tensor_value_info("out_row", F32, [1, 8])])
+    inits = [numpy_helper.from_array(np.ones((8, 8), np.float32), "w")]
+    graph = helper.make_graph([helper.make_node("Scan", ["init", "x"], ["final", "rows"], name="scan", body=body, num_scan_inputs=1)], "g",
+                              [helper.make_tensor_value_info("init", F32, [1, 8]), helper.make_tensor_value_info("x", F32, [6, 1, 8])],
+                              [helper.make_tensor_value_info("final", F32, None), helper.make_tensor_value_info("rows", F32, None)], inits)
+    profile = profile_model(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]))
+    scan = profile.layer("scan")
+    assert scan.macs == 6 * 8 * 8
+    # per step: MatMul (2*8 - 1) * 8 + Add 8
+    assert scan.flops == 6 * ((2 * 8 - 1) * 8 + 8)
+    assert scan.note == "body x 6 iterations"
+
+
+def test_loop_without_a_constant_trip_count_is_unresolved() -> None:
+    body = helper.make_graph(
+        [helper.make_node("Relu", ["state"], ["next"]), helper.make_node("Identity", ["cond_in"], ["cond_out"])], "body",
+        [helper.make_tensor_value_info("i", TensorProto.INT64, []), helper.make_tensor_value_info("cond_in", TensorProto.BOOL, []),
+         helper.make_tensor_value_info("state", F32, [1, 4])],
+        [helper.make_tensor_value_info("cond_out", TensorProto.BOOL, []), helper.make_tensor_value_info("next", F32, [1, 4])])
+    graph = helper.make_graph([helper.make_node("Loop", ["n", "c", "x"], ["y"], name="loop", body=body)], "g",
+                              [helper.make_tensor_value_info("n", TensorProto.INT64, []), helper.make_tensor_value_info("c", TensorProto.BOOL, []),
+                               helper.make_tensor_value_info("x", F32, [1, 4])], [helper.make_tensor_value_info("y", F32, None)])
+    profile = profile_model(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]))
+    loop = profile.layer("loop")
+    assert (loop.status, loop.macs) == ("unresolved", None)
+    assert "'n'" in loop.note
