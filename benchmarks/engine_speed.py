@@ -45,7 +45,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 # Bump when a generator changes, so cached files are rebuilt.
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 OPSET = 17
 
 # Decoder shape: GPT-style, fixed batch 1 and sequence 128 so both floor and engine resolve
@@ -177,8 +177,9 @@ def build_decoder(location: str) -> tuple[onnx.ModelProto, int, int]:
         k = g.op("Transpose", g.op("Reshape", k, split_heads), perm=[0, 2, 3, 1])
         v = g.op("Transpose", g.op("Reshape", v, split_heads), perm=[0, 2, 1, 3])
         scores = g.op("Div", g.op("MatMul", q, k), g.const(math.sqrt(head_dim), f32))
-        ends = g.op("Concat", steps_u, steps_u, axis=0)
-        mask = g.op("Slice", causal, g.const([0, 0], i64), ends, g.const([2, 3], i64))
+        # ends as a literal: onnx's Slice inference ignores data-propagated ends, which would
+        # leave the batch dim of scores unknown and the attention nodes unresolved
+        mask = g.op("Slice", causal, g.const([0, 0], i64), g.const([seq, seq], i64), g.const([2, 3], i64))
         scores = g.op("Where", mask, scores, g.const(-1e4, f32))
         attn = g.op("MatMul", g.op("Softmax", scores, axis=-1), v)
         attn = g.op("Transpose", attn, perm=[0, 2, 1, 3])

@@ -146,9 +146,8 @@ def coverage_line(profile: Profile) -> str:
     runtime = profile.runtime_layers
     counted = sum(1 for layer in runtime if layer.counted)
     line = f"{format_percent(profile.coverage)} of nodes costed ({counted} of {len(runtime)})"
-    status_of = {layer.name: layer.status for layer in profile.layers}
-    unresolved = [u for u in profile.unknown if status_of.get(u.name) == UNRESOLVED]
-    unknown = [u for u in profile.unknown if status_of.get(u.name) != UNRESOLVED]
+    unresolved = [u for u in profile.unknown if u.status == UNRESOLVED]
+    unknown = [u for u in profile.unknown if u.status != UNRESOLVED]
     for label, group in (("unknown", unknown), ("unresolved (shape or value not known)", unresolved)):
         if group:
             counts = Counter(_op_label(u.op_type, u.domain) for u in group)

@@ -30,7 +30,7 @@ def make_layer(
 def make_profile(layers: list[LayerCost], notes: tuple[str, ...] = (), peak: Optional[int] = 1_000_000) -> Profile:
     runtime = [l for l in layers if l.status != CONSTANT]
     unknown = tuple(
-        UnknownOp(l.op_type, l.domain, l.name, l.note or "no cost rule") for l in layers if l.status in (UNKNOWN, UNRESOLVED)
+        UnknownOp(l.op_type, l.domain, l.name, l.note or "no cost rule", l.status) for l in layers if l.status in (UNKNOWN, UNRESOLVED)
     )
     totals = Totals(
         macs=sum(l.macs or 0 for l in runtime), flops=sum(l.flops or 0 for l in runtime),

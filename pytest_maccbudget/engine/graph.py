@@ -119,9 +119,16 @@ def apply_input_shapes(
     graph = model.graph
     real_inputs = real_input_names(graph)
     by_name = {vi.name: vi for vi in graph.input}
-    unknown = [k for k, v in input_shapes.items() if not isinstance(v, int) and k not in real_inputs]
+    symbols = {d.dim_param for n in real_inputs for d in by_name[n].type.tensor_type.shape.dim if d.dim_param}
+    for key, value in list(input_shapes.items()):
+        if isinstance(value, int) and key in real_inputs and key not in symbols:
+            input_shapes[key] = [value]  # a rank-1 input given as one number
+    unknown = [k for k, v in input_shapes.items() if k not in real_inputs and not (isinstance(v, int) and k in symbols)]
     if unknown:
-        raise ModelError(f"no model input named {', '.join(map(repr, unknown))}; inputs are {', '.join(real_inputs) or 'none'}")
+        known = f"inputs are {', '.join(real_inputs) or 'none'}"
+        if symbols:
+            known += f"; symbolic dims are {', '.join(sorted(symbols))}"
+        raise ModelError(f"no model input or symbolic dim named {', '.join(map(repr, unknown))}; {known}")
     symbol_values = {k: int(v) for k, v in input_shapes.items() if isinstance(v, int)}
     notes: list[str] = []
     for name in real_inputs:

@@ -156,7 +156,7 @@ class _Profiler:
         except UnresolvedShape as error:
             unknown_inputs = prepared.describe_unknown_inputs(node)
             reason = f"{error}" + (f" (input shapes not resolved: {unknown_inputs})" if unknown_inputs else "")
-            result.unknown.append(UnknownOp(node.op_type, view.domain, name, reason))
+            result.unknown.append(UnknownOp(node.op_type, view.domain, name, reason, UNRESOLVED))
             return _unknown_layer(name, view, UNRESOLVED, reason, param_count, param_bytes)
         except UnsupportedAttributes as error:
             result.unknown.append(UnknownOp(node.op_type, view.domain, name, str(error)))
@@ -181,7 +181,7 @@ class _Profiler:
         try:
             repeat, chosen, note = _control_flow_plan(node, view, sums)
         except UnresolvedShape as error:
-            result.unknown.append(UnknownOp(node.op_type, view.domain, name, str(error)))
+            result.unknown.append(UnknownOp(node.op_type, view.domain, name, str(error), UNRESOLVED))
             return _unknown_layer(name, view, UNRESOLVED, str(error), param_count, param_bytes)
         cost = OpCost(macs=sum(s[1] for s in chosen) * repeat, flops=sum(s[2] for s in chosen) * repeat, note=note)
         inner_params = sum(s[3] for s in sums)

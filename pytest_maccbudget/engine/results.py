@@ -41,6 +41,7 @@ class UnknownOp:
     domain: str
     name: str
     reason: str  # "no cost rule for this op" or the shape/value that is missing
+    status: str = UNKNOWN  # UNKNOWN (no rule) or UNRESOLVED (a shape or value is not known)
 
 
 @dataclass(frozen=True)
@@ -126,7 +127,7 @@ class Profile:
                 for layer in self.layers
             ],
             "unknown": [
-                {"op_type": u.op_type, "domain": u.domain, "name": u.name, "reason": u.reason}
+                {"op_type": u.op_type, "domain": u.domain, "name": u.name, "status": u.status, "reason": u.reason}
                 for u in self.unknown
             ],
             "notes": list(self.notes),

@@ -35,7 +35,7 @@ def test_batch_and_input_overrides() -> None:
 
 
 def test_wrong_input_name_or_rank_is_an_error() -> None:
-    with pytest.raises(ModelError, match="no model input named 'images'; inputs are x"):
+    with pytest.raises(ModelError, match="no model input or symbolic dim named .images.; inputs are x; symbolic dims are N"):
         profile_model(_fc_model(["N", 16]), {"images": [1, 16]})
     with pytest.raises(ModelError, match="input 'x' has rank 2"):
         profile_model(_fc_model(["N", 16]), {"x": [1, 3, 16]})
@@ -179,3 +179,16 @@ def test_loop_without_a_constant_trip_count_is_unresolved() -> None:
     loop = profile.layer("loop")
     assert (loop.status, loop.macs) == ("unresolved", None)
     assert "'n'" in loop.note
+
+
+def test_mistyped_symbol_name_is_an_error() -> None:
+    with pytest.raises(ModelError, match="no model input or symbolic dim named 'batchsize'"):
+        profile_model(_fc_model(["N", 16]), {"batchsize": 4})
+
+
+def test_unresolved_op_is_marked_unresolved_in_the_unknown_list() -> None:
+    graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"], name="act")], "g",
+                              [helper.make_tensor_value_info("x", F32, [2, "seq"])], [helper.make_tensor_value_info("y", F32, None)])
+    profile = profile_model(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]))
+    assert [u.status for u in profile.unknown] == [UNRESOLVED]
+    assert profile.to_dict()["unknown"][0]["status"] == "unresolved"

@@ -33,16 +33,16 @@ from typing import Callable, Optional, Sequence
 import onnx
 import pytest
 import torch
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from torch.utils.flop_counter import FlopCounterMode
 
 from pytest_maccbudget import profile_model
 
 # Small shapes: each example exports and profiles in a few milliseconds. The whole file
-# (about 330 examples plus two dynamo exports) runs in well under a minute on 2 cores.
+# (about 620 examples plus two dynamo exports) runs in well under a minute on 2 cores.
 PROPERTY = settings(
-    max_examples=80,
+    max_examples=150,
     deadline=None,
     derandomize=True,  # the same examples on every run (CI reproducibility)
     database=None,  # write no .hypothesis/ directory into the checkout
@@ -231,12 +231,18 @@ def matmul_cases(draw: st.DrawFn) -> Case:
 @PROPERTY
 @given(conv_cases())
 def test_conv_macs_match_torch_flop_counter(case: Case) -> None:
+    conv = case.module
+    event(f"{len(conv.kernel_size)}-D, groups={conv.groups}, padding={'same' if conv.padding == 'same' else 'explicit'}")
     _check(case)
 
 
 @PROPERTY
 @given(conv_transpose_cases())
 def test_conv_transpose_macs_match_torch_flop_counter(case: Case) -> None:
+    conv = case.module
+    out = conv(*case.args)
+    event(f"{len(conv.kernel_size)}-D, " + ("stride leaves untouched outputs" if case.touched < out.numel() else "every output touched"))
+    event("output_padding > 0" if any(conv.output_padding) else "output_padding = 0")
     _check(case)
 
 
