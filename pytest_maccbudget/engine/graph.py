@@ -113,7 +113,8 @@ def apply_input_shapes(
     """Fix the dims of the real inputs in place. Returns notes on values that were assumed.
 
     `input_shapes` maps an input name to full dims, or a symbolic dim name to one value.
-    A symbolic leading (batch) dim with no value given becomes `batch`, or 1 with a note.
+    `batch` sets the leading dim of every input not given in full; a symbolic leading dim with
+    no value becomes 1, with a note. Other symbolic dims with no value stay unknown.
     """
     input_shapes = dict(input_shapes or {})
     graph = model.graph
@@ -131,26 +132,46 @@ def apply_input_shapes(
         raise ModelError(f"no model input or symbolic dim named {', '.join(map(repr, unknown))}; {known}")
     symbol_values = {k: int(v) for k, v in input_shapes.items() if isinstance(v, int)}
     notes: list[str] = []
+    changed = False
     for name in real_inputs:
-        tensor_type = by_name[name].type.tensor_type
         given = input_shapes.get(name)
         if given is not None and not isinstance(given, int):
             _set_dims(by_name[name], list(given))
-            continue
-        if not tensor_type.HasField("shape"):
-            continue
-        for position, dim in enumerate(tensor_type.shape.dim):
-            if dim.HasField("dim_value") and dim.dim_value > 0:
-                continue
+            changed = True
+        elif by_name[name].type.tensor_type.HasField("shape"):
+            changed |= _fill_dims(by_name[name], symbol_values, batch, notes)
+    if changed:
+        _forget_declared_shapes(graph, set(real_inputs))
+    return notes
+
+
+def _fill_dims(value_info: onnx.ValueInfoProto, symbol_values: Mapping[str, int], batch: Optional[int], notes: list[str]) -> bool:
+    """Give symbolic dims their values; `batch` sets the leading dim, fixed or not. True if a dim changed."""
+    changed = False
+    for position, dim in enumerate(value_info.type.tensor_type.shape.dim):
+        fixed = dim.HasField("dim_value") and dim.dim_value > 0
+        if position == 0 and batch is not None:
+            changed |= not fixed or dim.dim_value != batch
+            dim.dim_value = batch
+        elif not fixed:
+            changed = True
             symbol = dim.dim_param
             if symbol and symbol in symbol_values:
                 dim.dim_value = symbol_values[symbol]
             elif position == 0:
-                value = batch if batch is not None else 1
-                if batch is None:
-                    notes.append(f"symbolic batch dimension {symbol or '?'!r} of input {name!r} taken as 1 (set it with --batch or --input)")
-                dim.dim_value = value
-    return notes
+                notes.append(f"symbolic batch dimension {symbol or '?'!r} of input {value_info.name!r} taken as 1 (set it with --batch or --input)")
+                dim.dim_value = 1
+    return changed
+
+
+def _forget_declared_shapes(graph: GraphProto, keep: set[str]) -> None:
+    """Drop the shapes the file declares for intermediate values and outputs: they were
+    written for the input dims the file was exported with, and inference keeps declared shapes
+    over inferred ones."""
+    graph.ClearField("value_info")
+    for output in graph.output:
+        if output.name not in keep and output.type.HasField("tensor_type"):
+            output.type.tensor_type.ClearField("shape")
 
 
 def _set_dims(value_info: onnx.ValueInfoProto, dims: list[int]) -> None:
@@ -322,6 +343,36 @@ def resolve_contrib_shapes(model: ModelProto, registry: OpRegistry, max_rounds: 
     return inferred
 
 
+_ELEMENT_PRESERVING_OPS = {"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity"}
+
+
+def distrust_size_changing_views(nodes: Sequence[NodeProto], tensors: dict[str, TensorInfo]) -> list[str]:
+    """A Reshape-like op whose output has a different element count than its input (a target
+    hard-coded for another batch size) makes its output and everything computed from it
+    unresolved, instead of silently counting the rest at the wrong size."""
+    notes: list[str] = []
+    tainted: set[str] = set()
+    for node in nodes:
+        if any(name in tainted for name in node.input):
+            tainted.update(name for name in node.output if name)
+            continue
+        if node.op_type not in _ELEMENT_PRESERVING_OPS or node.domain not in ("", "ai.onnx") or not node.input:
+            continue
+        source, result = tensors.get(node.input[0]), tensors.get(node.output[0])
+        if source is None or result is None or source.numel is None or result.numel is None or source.numel == result.numel:
+            continue
+        notes.append(
+            f"{node.op_type} {node.name or node.output[0]!r} maps {source.numel:,} elements {list(source.shape or ())} "
+            f"to {result.numel:,} {list(result.shape or ())}: its target is hard-coded for other input dims; "
+            "layers after it are unresolved"
+        )
+        tainted.update(name for name in node.output if name)
+    for name in tainted:
+        info = tensors.get(name, TensorInfo(name, None))
+        tensors[name] = TensorInfo(name, None, info.dtype, None, info.is_constant)
+    return notes
+
+
 def prepare_graph(
     model: ModelProto,
     registry: OpRegistry,
@@ -336,6 +387,7 @@ def prepare_graph(
     graph = inferred.graph
     nodes = topological_order(graph)
     tensors = collect_tensors(graph)
+    notes += distrust_size_changing_views(nodes, tensors)
     constant_nodes, roots = propagate_constants(nodes, tensors)
     opsets = {normalize_domain(op.domain): op.version for op in inferred.opset_import}
     return PreparedGraph(graph, tensors, nodes, real_input_names(graph), notes, roots, constant_nodes, opsets)

@@ -192,3 +192,33 @@ def test_unresolved_op_is_marked_unresolved_in_the_unknown_list() -> None:
     profile = profile_model(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]))
     assert [u.status for u in profile.unknown] == [UNRESOLVED]
     assert profile.to_dict()["unknown"][0]["status"] == "unresolved"
+
+
+def test_declared_output_shapes_do_not_survive_an_input_override() -> None:
+    # the file declares y as [1, 4] (exported at batch 1); at batch 3 the MatMul makes [3, 4]
+    model = _fc_model([1, 16])
+    model.graph.output[0].CopyFrom(helper.make_tensor_value_info("y", F32, [1, 4]))
+    model.graph.value_info.append(helper.make_tensor_value_info("y", F32, [1, 4]))
+    profile = profile_model(model, {"x": [3, 16]})
+    assert profile.layer("fc").output_bytes == 3 * 4 * 4
+    assert profile.totals.flops == (2 * 16 - 1) * 3 * 4
+
+
+def test_batch_sets_a_fixed_leading_dim_too() -> None:
+    assert profile_model(_fc_model([1, 16]), batch=4).totals.macs == 4 * 16 * 4
+
+
+def test_hard_coded_reshape_target_makes_the_rest_unresolved() -> None:
+    # Reshape to [1, 16] is right at batch 1; at batch 2 it would drop half the elements
+    target = numpy_helper.from_array(np.array([1, 16], np.int64), "target")
+    w = numpy_helper.from_array(np.ones((16, 4), np.float32), "w")
+    graph = helper.make_graph(
+        [helper.make_node("Relu", ["x"], ["r"], name="act"), helper.make_node("Reshape", ["r", "target"], ["flat"], name="flatten"),
+         helper.make_node("MatMul", ["flat", "w"], ["y"], name="fc")], "g",
+        [helper.make_tensor_value_info("x", F32, [1, 4, 2, 2])], [helper.make_tensor_value_info("y", F32, None)], [target, w])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    assert not profile_model(model).partial
+    profile = profile_model(model, batch=2)
+    assert profile.layer("act").flops == 2 * 16
+    assert profile.layer("fc").status == UNRESOLVED
+    assert any("Reshape 'flatten' maps 32 elements [2, 4, 2, 2] to 16 [1, 16]" in note for note in profile.notes)

@@ -1,6 +1,6 @@
 """Attention ops. Scores = B x Hq x Sq x Sk. MACs = scores x (d_qk + d_v) (+ QKV projection for
 com.microsoft Attention). FLOPs per score: (2 d_qk - 1) + scale 1 + softmax 5 (+ mask 1, bias 1,
-softcap 7); plus (2 Sk - 1) per output element of A.V (see docs/_parts/attention.md)."""
+softcap 7); plus (2 Sk - 1) per output element of A.V (see docs/counting.md)."""
 from __future__ import annotations
 
 import numpy as np

@@ -1,5 +1,5 @@
 """RNN / GRU / LSTM: MACs = gates x (I + H) x H x seq x batch x directions; FLOPs per hidden unit and step
-= gates x (2(I + H) - 1) + bias + activations + state updates (see docs/_parts/recurrent.md)."""
+= gates x (2(I + H) - 1) + bias + activations + state updates (see docs/counting.md)."""
 from __future__ import annotations
 
 import pytest

@@ -40,9 +40,9 @@ from torch.utils.flop_counter import FlopCounterMode
 from pytest_maccbudget import profile_model
 
 # Small shapes: each example exports and profiles in a few milliseconds. The whole file
-# (about 620 examples plus two dynamo exports) runs in well under a minute on 2 cores.
+# (about 520 examples plus two dynamo exports) runs in well under a minute on 2 cores.
 PROPERTY = settings(
-    max_examples=150,
+    max_examples=100,
     deadline=None,
     derandomize=True,  # the same examples on every run (CI reproducibility)
     database=None,  # write no .hypothesis/ directory into the checkout
@@ -127,6 +127,7 @@ CONV_T = {1: torch.nn.ConvTranspose1d, 2: torch.nn.ConvTranspose2d}
 
 @st.composite
 def conv_cases(draw: st.DrawFn) -> Case:
+    torch.manual_seed(draw(st.integers(0, 2**16)))  # weights and inputs reproducible too
     dim = draw(st.sampled_from([1, 2, 3]))
     groups = draw(st.integers(1, 3))
     cin = groups * draw(st.integers(1, 3))
@@ -163,6 +164,7 @@ def _touched_outputs(module: torch.nn.Module, x: torch.Tensor) -> int:
 
 @st.composite
 def conv_transpose_cases(draw: st.DrawFn) -> Case:
+    torch.manual_seed(draw(st.integers(0, 2**16)))
     dim = draw(st.sampled_from([1, 2]))
     groups = draw(st.integers(1, 3))
     cin = groups * draw(st.integers(1, 3))
@@ -186,6 +188,7 @@ def conv_transpose_cases(draw: st.DrawFn) -> Case:
 
 @st.composite
 def linear_cases(draw: st.DrawFn) -> Case:
+    torch.manual_seed(draw(st.integers(0, 2**16)))
     in_features = draw(st.integers(1, 16))
     out_features = draw(st.integers(1, 16))
     lead = draw(st.lists(st.integers(1, 4), min_size=0, max_size=3))  # () is a 1-D input
@@ -211,6 +214,7 @@ def _broadcast_side(draw: st.DrawFn, batch: Sequence[int]) -> list[int]:
 
 @st.composite
 def matmul_cases(draw: st.DrawFn) -> Case:
+    torch.manual_seed(draw(st.integers(0, 2**16)))
     m, k, n = draw(st.integers(1, 6)), draw(st.integers(1, 6)), draw(st.integers(1, 6))
     if draw(st.booleans()):
         b = draw(st.integers(1, 4))
@@ -246,13 +250,13 @@ def test_conv_transpose_macs_match_torch_flop_counter(case: Case) -> None:
     _check(case)
 
 
-@PROPERTY
+@settings(PROPERTY, max_examples=150)
 @given(linear_cases())
 def test_linear_macs_match_torch_flop_counter(case: Case) -> None:
     _check(case)
 
 
-@PROPERTY
+@settings(PROPERTY, max_examples=150)
 @given(matmul_cases())
 def test_batched_matmul_macs_match_torch_flop_counter(case: Case) -> None:
     _check(case)

@@ -6,7 +6,7 @@ the engine's own numbers: a compare, add, sub, mul, div, abs, neg, exp, log, erf
 sqrt is 1 per element; a select (`Where`) is free; `Sigmoid` is 4 (the contract's number)
 and `Tanh` is 5 wherever they appear. Scalar constants (CastLike, Sqrt(2)...) are folded
 and cost nothing. So a fused activation costs the same as the nodes an exporter would
-otherwise emit for it. docs/_parts/activations.md states each number and its derivation.
+otherwise emit for it. docs/counting.md states each number and its derivation.
 """
 from __future__ import annotations
 

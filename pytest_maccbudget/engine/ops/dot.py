@@ -4,7 +4,7 @@ These are the only float ops counted in MACs. One MAC = one multiply plus one ac
 inside a dot product. FLOPs follow the contract: a dot product of length K costs K
 multiplies and K - 1 adds, i.e. 2 x MACs - outputs; a bias adds one add per output
 element. Pure shape math sits in small functions; the NodeView adapters only pick the
-numbers out of the node. docs/_parts/dot.md states the same rules.
+numbers out of the node. docs/counting.md states the same rules.
 """
 from __future__ import annotations
 

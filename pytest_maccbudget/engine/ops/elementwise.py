@@ -6,7 +6,7 @@ exp, log, sqrt, erf, a trigonometric function, floor/ceil/round...) per element,
 counted on the OUTPUT elements, i.e. after broadcasting. A select (choosing one of two
 values already computed, as `Where` does) is free: the compare that produced its
 condition is counted where it happens. The per-element number of every op sits next to
-its name in the tables below; docs/_parts/elementwise.md states the same numbers.
+its name in the tables below; docs/counting.md states the same numbers.
 """
 from __future__ import annotations
 

@@ -13,7 +13,7 @@ multiplies and K - 1 adds per output), plus the per-element primitives around it
 Zero-point corrections inside integer dot products are not counted: the weight-side
 terms are precomputed and fold into the bias. The engine takes byte widths from the
 tensors' dtypes (int8/uint8 1 byte, int4/uint4 half a byte, int32 4); only MACs and FLOPs
-are counted here. docs/_parts/quantized.md states the same rules.
+are counted here. docs/counting.md states the same rules.
 """
 from __future__ import annotations
 
