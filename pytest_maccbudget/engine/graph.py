@@ -38,10 +38,16 @@ class PreparedGraph:
     constant_nodes: set[int] = field(default_factory=set)
     # opset version per (normalized) domain
     opsets: dict[str, int] = field(default_factory=dict)
+    _value_info_index: Optional[dict[str, onnx.ValueInfoProto]] = field(default=None, repr=False)
+
+    def _value_infos(self) -> dict[str, onnx.ValueInfoProto]:
+        if self._value_info_index is None:
+            self._value_info_index = {vi.name: vi for vi in list(self.graph.input) + list(self.graph.value_info)}
+        return self._value_info_index
 
     def describe_unknown_inputs(self, node: NodeProto) -> str:
         """E.g. "x [2, seq]" for each input of `node` whose shape is not resolved."""
-        value_infos = {vi.name: vi for vi in list(self.graph.input) + list(self.graph.value_info)}
+        value_infos = self._value_infos()
         parts = []
         for name in node.input:
             if name and self.tensors.get(name, TensorInfo(name, None)).shape is None:
@@ -80,14 +86,14 @@ def node_attributes(node: NodeProto) -> dict[str, object]:
 
 
 def _shape_from_type(type_proto: onnx.TypeProto) -> Optional[Shape]:
-    if not type_proto.HasField("tensor_type") or not type_proto.tensor_type.HasField("shape"):
+    tensor_type = type_proto.tensor_type
+    if not tensor_type.HasField("shape"):
         return None
-    dims = []
-    for dim in type_proto.tensor_type.shape.dim:
-        if not dim.HasField("dim_value") or dim.dim_value < 0:
+    dims = tuple(dim.dim_value for dim in tensor_type.shape.dim)
+    if 0 in dims:  # unset (symbolic or unknown) dims read as 0; a real 0 is checked below
+        if any(not dim.HasField("dim_value") for dim in tensor_type.shape.dim):
             return None
-        dims.append(dim.dim_value)
-    return tuple(dims)
+    return dims if all(d >= 0 for d in dims) else None
 
 
 def _describe_dims(type_proto: onnx.TypeProto) -> str:
@@ -234,17 +240,28 @@ def infer_shapes(model: ModelProto) -> ModelProto:
 def collect_tensors(graph: GraphProto, outer: Optional[Mapping[str, TensorInfo]] = None) -> dict[str, TensorInfo]:
     """Shapes and dtypes of every named value, plus constant values where known."""
     tensors: dict[str, TensorInfo] = dict(outer or {})
-    for vi in list(graph.input) + list(graph.value_info) + list(graph.output):
-        if not vi.type.HasField("tensor_type"):
-            continue
-        info = TensorInfo(vi.name, _shape_from_type(vi.type), vi.type.tensor_type.elem_type)
-        known = tensors.get(vi.name)
-        if known is not None and known.shape is not None and info.shape is None:
-            continue  # a shapeless graph-output entry must not hide an inferred shape
-        tensors[vi.name] = info
     for init in graph.initializer:
         tensors[init.name] = TensorInfo(init.name, tuple(init.dims), init.data_type, init, True)
+    initializer_count = len(graph.initializer)
+    for vi in _value_infos_of(graph, skip_initializers=initializer_count > 0):
+        tensor_type = vi.type.tensor_type
+        info = TensorInfo(vi.name, _shape_from_type(vi.type), tensor_type.elem_type)
+        known = tensors.get(vi.name)
+        if known is not None and (known.is_constant or (known.shape is not None and info.shape is None)):
+            continue  # initializers win; a shapeless graph-output entry must not hide an inferred shape
+        tensors[vi.name] = info
     return tensors
+
+
+def _value_infos_of(graph: GraphProto, skip_initializers: bool) -> Iterable[onnx.ValueInfoProto]:
+    inputs: Iterable[onnx.ValueInfoProto] = graph.input
+    if skip_initializers:  # IR < 4 graphs list every weight as an input too
+        names = {t.name for t in graph.initializer}
+        inputs = [vi for vi in graph.input if vi.name not in names]
+    for group in (inputs, graph.value_info, graph.output):
+        for vi in group:
+            if vi.type.HasField("tensor_type"):
+                yield vi
 
 
 def propagate_constants(nodes: Sequence[NodeProto], tensors: dict[str, TensorInfo]) -> tuple[set[int], dict[str, TensorInfo]]:
@@ -311,36 +328,41 @@ def _constant_node_output(node: NodeProto, inferred: Optional[TensorInfo]) -> Te
     return TensorInfo(name, None, TensorProto.FLOAT, None, True)
 
 
-def resolve_contrib_shapes(model: ModelProto, registry: OpRegistry, max_rounds: int = 8) -> ModelProto:
-    """Run shape inference, filling in outputs of ops onnx does not know from registered shape fns."""
+def resolve_contrib_shapes(model: ModelProto, registry: OpRegistry, max_rounds: int = 8) -> tuple[ModelProto, dict[str, TensorInfo]]:
+    """Shape inference, then outputs of ops onnx does not know from registered shape functions,
+    and inference again, until nothing new is learnt. Returns the model and its tensors."""
     inferred = infer_shapes(model)
-    if not any(registry.shape_fn(node.op_type, node.domain) for node in model.graph.node):
-        return inferred
+    tensors = collect_tensors(inferred.graph)
     for _ in range(max_rounds):
-        graph = inferred.graph
-        tensors = collect_tensors(graph)
-        added = False
-        for node in graph.node:
-            shape_fn = registry.shape_fn(node.op_type, node.domain)
-            if shape_fn is None or all(n in tensors and tensors[n].shape is not None for n in node.output if n):
-                continue
-            view = PreparedGraph(graph, tensors, [], []).view(node)
-            try:
-                shapes = shape_fn(view)
-            except Exception:  # inputs not resolved yet, or an invalid node: reported later by the profiler
-                continue
-            for name, shape in zip(node.output, shapes):
-                if name and shape is not None and (name not in tensors or tensors[name].shape is None):
-                    dtype = view.inputs[0].dtype if view.inputs and view.inputs[0] else TensorProto.FLOAT
-                    if isinstance(shape, TypedShape):
-                        shape, dtype = shape.shape, shape.dtype
-                    vi = helper.make_tensor_value_info(name, dtype, list(shape))
-                    model.graph.value_info.append(vi)
-                    added = True
-        if not added:
+        if not _add_contrib_shapes(model, inferred.graph, tensors, registry):
             break
         inferred = infer_shapes(model)
-    return inferred
+        tensors = collect_tensors(inferred.graph)
+    return inferred, tensors
+
+
+def _add_contrib_shapes(model: ModelProto, graph: GraphProto, tensors: dict[str, TensorInfo], registry: OpRegistry) -> bool:
+    """Append value_info to `model` for outputs that shape functions can now give. True if any."""
+    added = False
+    for node in graph.node:
+        if all(n in tensors and tensors[n].shape is not None for n in node.output if n):
+            continue
+        shape_fn = registry.shape_fn(node.op_type, node.domain)
+        if shape_fn is None:
+            continue
+        view = PreparedGraph(graph, tensors, [], []).view(node)
+        try:
+            shapes = shape_fn(view)
+        except Exception:  # inputs not resolved yet, or an invalid node: reported later by the profiler
+            continue
+        for name, shape in zip(node.output, shapes):
+            if name and shape is not None and (name not in tensors or tensors[name].shape is None):
+                dtype = view.inputs[0].dtype if view.inputs and view.inputs[0] else TensorProto.FLOAT
+                if isinstance(shape, TypedShape):
+                    shape, dtype = shape.shape, shape.dtype
+                model.graph.value_info.append(helper.make_tensor_value_info(name, dtype, list(shape)))
+                added = True
+    return added
 
 
 _ELEMENT_PRESERVING_OPS = {"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity"}
@@ -383,10 +405,9 @@ def prepare_graph(
     if model.functions:
         model = onnx.inliner.inline_local_functions(model)
     notes = apply_input_shapes(model, input_shapes, batch)
-    inferred = resolve_contrib_shapes(model, registry)
+    inferred, tensors = resolve_contrib_shapes(model, registry)
     graph = inferred.graph
     nodes = topological_order(graph)
-    tensors = collect_tensors(graph)
     notes += distrust_size_changing_views(nodes, tensors)
     constant_nodes, roots = propagate_constants(nodes, tensors)
     opsets = {normalize_domain(op.domain): op.version for op in inferred.opset_import}

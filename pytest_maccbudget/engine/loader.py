@@ -125,7 +125,8 @@ def _rewrite(buf: memoryview, start: int, end: int, kind: int, out: list) -> Non
     run_start = start  # contiguous fields copied as they are
     for number, wire_type, field_start, payload_start, payload_end in _fields(buf, start, end):
         child_kind = children.get(number)
-        if child_kind is None or wire_type != 2:
+        # a message this small cannot hold tensor data worth leaving out: copy it as it is
+        if child_kind is None or wire_type != 2 or payload_end - payload_start <= SMALL_TENSOR_BYTES:
             continue
         if field_start > run_start:
             out.append(buf[run_start:field_start])
