@@ -1,0 +1,128 @@
+"""Text for the end of a pytest run: one row per checked model, the layers that changed most,
+unused budget entries and what an update wrote. Pure: comparisons in, lines out."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional, Sequence
+
+from .budget import Comparison, LayerChange, MetricChange
+from .units import format_bytes, format_count, format_percent
+
+STATUS_TEXT = {
+    "ok": "ok",
+    "regressed": "REGRESSED",
+    "over_limit": "OVER LIMIT",
+    "missing": "no budget entry",
+    "tightenable": "can be tightened",
+    "inputs_changed": "INPUTS CHANGED",
+    "unknown": "NOT COUNTED",
+}
+UPDATE_STATUS_TEXT = {"missing": "recorded", "ok": "unchanged", "over_limit": "NOT RECORDED (over limit)",
+                      "unknown": "NOT RECORDED (not counted)"}
+TOP_LAYERS = 10
+SUMMARY_HEADER = ("model", "MACs", "vs budget", "params", "peak act. memory", "status")
+
+
+def budget_summary_lines(
+    comparisons: Sequence[Comparison],
+    *,
+    unused: Sequence[str],
+    budget_path: Path,
+    update: bool,
+    written: bool,
+    removed: Sequence[str],
+    messages: Sequence[str],
+) -> list[str]:
+    if not comparisons and not unused:
+        return [f"no model was checked (budget file: {budget_path})"]
+    lines = model_table(comparisons, update) if comparisons else []
+    changed = top_layer_changes(comparisons)
+    if changed:
+        lines += ["", "layers that changed most:"] + changed
+    lines += _unused_lines(unused, removed, update)
+    lines += [f"note: {message}" for message in messages]
+    if update:
+        lines.append(f"budget file {budget_path}: {'written' if written else 'unchanged'}")
+    return lines
+
+
+def model_table(comparisons: Sequence[Comparison], update: bool) -> list[str]:
+    rows = [_model_row(c, update) for c in comparisons]
+    widths = [max(len(row[i]) for row in [SUMMARY_HEADER, *rows]) for i in range(len(SUMMARY_HEADER))]
+    lines = [_align(SUMMARY_HEADER, widths), _align(["-" * w for w in widths], widths)]
+    return lines + [_align(row, widths) for row in rows]
+
+
+def _model_row(comparison: Comparison, update: bool) -> tuple[str, ...]:
+    macs = _metric(comparison, "macs")
+    params = _metric(comparison, "params")
+    peak = _metric(comparison, "peak_activation_bytes")
+    return (
+        comparison.name,
+        format_count(macs.new if macs else None),
+        _change(macs),
+        format_count(params.new if params else None),
+        format_bytes(peak.new if peak else None),
+        _status(comparison, update),
+    )
+
+
+def _status(comparison: Comparison, update: bool) -> str:
+    if update:
+        if comparison.status in UPDATE_STATUS_TEXT:
+            return UPDATE_STATUS_TEXT[comparison.status]
+        return "updated"
+    return STATUS_TEXT.get(comparison.status, comparison.status)
+
+
+def _metric(comparison: Comparison, name: str) -> Optional[MetricChange]:
+    return next((m for m in comparison.metrics if m.metric == name), None)
+
+
+def _change(metric: Optional[MetricChange]) -> str:
+    if metric is None or metric.old is None or metric.new is None:
+        return "-"
+    if metric.old == metric.new:
+        return "="
+    if metric.old == 0:
+        return f"+{format_count(metric.new)}"
+    return _signed_percent(metric.new - metric.old, metric.old)
+
+
+def _signed_percent(delta: int, base: int) -> str:
+    text = format_percent(abs(delta) / base)
+    return ("+" if delta > 0 else "-") + text
+
+
+def top_layer_changes(comparisons: Sequence[Comparison], limit: int = TOP_LAYERS) -> list[str]:
+    changes = [(c.name, layer) for c in comparisons for layer in c.layers if layer.status != "unknown"]
+    changes.sort(key=lambda item: -abs((item[1].new or 0) - (item[1].old or 0)))
+    lines = [f"  {model}  {layer.key}: {_layer_change_text(layer)}" for model, layer in changes[:limit]]
+    if len(changes) > limit:
+        lines.append(f"  ... and {len(changes) - limit} more")
+    return lines
+
+
+def _layer_change_text(layer: LayerChange) -> str:
+    if layer.old is None:
+        return f"new, {format_count(layer.new)} MACs"
+    if layer.new is None:
+        return f"removed (was {format_count(layer.old)} MACs)"
+    return f"{format_count(layer.old)} -> {format_count(layer.new)} MACs ({_signed_percent(layer.new - layer.old, layer.old) if layer.old else 'new'})"
+
+
+def _unused_lines(unused: Sequence[str], removed: Sequence[str], update: bool) -> list[str]:
+    if removed:
+        return ["", f"removed {len(removed)} unused budget entr{'y' if len(removed) == 1 else 'ies'}: {', '.join(removed)}"]
+    if not unused:
+        return []
+    hint = ("kept: entries are removed only by an update of the whole suite with no test failing" if update
+            else "run `pytest --macc-budget-update` on the whole suite to remove them")
+    noun = "entry" if len(unused) == 1 else "entries"
+    return ["", f"{len(unused)} budget {noun} not used by any test: {', '.join(unused)} ({hint})"]
+
+
+def _align(cells: Sequence[str], widths: Sequence[int]) -> str:
+    numeric = {1, 2, 3, 4}
+    parts = [cell.rjust(w) if i in numeric else cell.ljust(w) for i, (cell, w) in enumerate(zip(cells, widths))]
+    return "  ".join(parts).rstrip()
