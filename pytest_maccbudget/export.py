@@ -2,7 +2,8 @@
 plugin handles) into an ONNX file the engine can profile.
 
 torch is imported here only, and only inside functions: importing this module costs nothing
-when `--macc-budget` is off. onnx is imported only to save a ModelProto.
+when `--macc-budget` is off. onnx is imported only to save a ModelProto or to rename the nodes
+of a file just exported.
 
 Exporters for torch models (ini `macc_budget_exporter`):
 
@@ -10,12 +11,16 @@ Exporters for torch models (ini `macc_budget_exporter`):
   A few milliseconds for a small model, about 3 s for a BERT-base encoder. torch >= 2.9 calls it
   deprecated; the warning is silenced during export.
 * ``"dynamo"``: the ``torch.export``-based exporter (``dynamo=True``). About 2.5 s per model even
-  for a one-layer model, and it needs the ``onnxscript`` package.
+  for a one-layer model (the first export of a process pays most of it), and it needs the
+  ``onnxscript`` package.
 
-Either way, the layers of the file are named by PyTorch module path, TorchScript style
-(``/layer1/layer1.0/conv1/Conv``), so `layers.layer_key` gives the same budget keys whichever
-exporter ran: the dynamo exporter's nodes (``node_Conv_12``) are renamed from the scope it
-records in ``metadata_props["pkg.torch.onnx.name_scopes"]``.
+Either way, a node's scoped name reads as its PyTorch module path, so `layers.layer_key` gives
+the same budget keys whichever exporter ran. The TorchScript exporter's names mostly do already
+(``/layer1/layer1.0/conv1/Conv``); those that do not (``/features/features.1/conv/conv.0/Conv``
+for ``features.1.conv.0``, a ModuleDict's ``/a/Gemm`` for ``md.a``) are rewritten with full
+paths (``/features/features.1/features.1.conv/features.1.conv.0/Conv``). The dynamo exporter's
+nodes (``node_Conv_12``) are renamed from the scopes it records in
+``metadata_props["pkg.torch.onnx.name_scopes"]``, full paths already.
 
 Other frameworks plug in through the entry-point group ``pytest_maccbudget.exporters``: each
 entry point loads an object with ``handles(model) -> bool`` and
@@ -304,21 +309,30 @@ def _exported_torch_module(module: Any, inputs: object, name: str, path: Path, e
     input_names = _onnx_input_names(specs, arg_names, by_name)
     try:
         with _eval_mode(module), torch.no_grad(), _mha_fastpath_disabled(torch), _quiet_export(torch):
-            if exporter == "torchscript":
-                torch.onnx.export(
-                    module, args, os.fspath(path), kwargs=kwargs, input_names=input_names, dynamo=False, verbose=False
-                )
-            else:
-                program = torch.onnx.export(
-                    module, args, kwargs=kwargs, input_names=input_names, dynamo=True, verbose=False
-                )
-                name_dynamo_nodes_by_module(program)
-                program.save(os.fspath(path))
+            program = torch.onnx.export(
+                module,
+                args,
+                os.fspath(path) if exporter == "torchscript" else None,
+                kwargs=kwargs,
+                input_names=input_names,
+                dynamo=exporter == "dynamo",
+                verbose=False,
+            )
     except Exception as error:  # anything the exporter raises is the test's failure message
         raise ExportError(f"model {name!r}: {exporter_message(error, exporter)}") from error
     if exporter == "torchscript":
         name_torchscript_nodes_by_module(path, {module_name for module_name, _ in module.named_modules() if module_name})
+    else:
+        name_dynamo_nodes_by_module(program)
+        _save_program(program, path, name)
     return ExportedModel(path=path, exporter=exporter, inputs=recorded_inputs(specs))
+
+
+def _save_program(program: Any, path: Path, name: str) -> None:
+    try:
+        program.save(os.fspath(path))  # weights inside the file (external only past protobuf's 2 GB)
+    except OSError as error:
+        raise ExportError(f"model {name!r}: cannot write {path}: {error}") from error
 
 
 def forward_arg_names(module: Any) -> tuple[str, ...]:
@@ -471,27 +485,35 @@ def _clipped(line: str) -> str:
 
 
 def name_torchscript_nodes_by_module(path: Path, module_paths: set[str]) -> None:
-    """Rewrite the TorchScript exporter's scoped names with full module paths.
+    """Rename the TorchScript exporter's nodes whose scoped name does not read as their module path.
 
     That exporter names a scope by the module's last attribute name, keeping the container's
     name before an index (`layer1.0`, `conv.0`, `ml.1.0`, but `a` for `md.a` of a ModuleDict),
     so `/features/features.1/conv/conv.0/Conv` is module `features.1.conv.0`. The real module
-    paths (`named_modules()`) tell which reading is right. Weights stay where they are.
+    paths (`named_modules()`) tell which reading is right. Names `layer_key` already reads right
+    are kept, and the file is rewritten only if a name changed (weights stay where they are).
     """
     import onnx
 
+    from .layers import layer_key
+
     model = onnx.load(os.fspath(path), load_external_data=False)
+    nodes = list(_onnx_nodes(model.graph))
+    used = {node.name: 0 for node in nodes}
     resolved: dict[tuple[str, ...], list[str]] = {}
-    used: dict[str, int] = {}
-    for node in _onnx_nodes(model.graph):
+    renamed = False
+    for node in nodes:
         parts = node.name.split("/")
         if not node.name.startswith("/") or len(parts) < 3:
             continue  # a root op (`/Flatten`) or a name without scopes (`Identity_10`)
         scopes = tuple(parts[1:-1])
         if scopes not in resolved:
             resolved[scopes] = _full_scope_paths(scopes, module_paths)
-        node.name = _unique("/" + "/".join(resolved[scopes] + [parts[-1]]), used)
-    onnx.save_model(model, os.fspath(path))
+        if layer_key(node.name) != resolved[scopes][-1]:
+            node.name = _unique("/" + "/".join(resolved[scopes] + [parts[-1]]), used)
+            renamed = True
+    if renamed:
+        Path(path).write_bytes(model.SerializeToString())
 
 
 def _onnx_nodes(graph: Any) -> Iterator[Any]:
@@ -621,9 +643,13 @@ def _weight_scopes(node: Any, scopes: Sequence[str], initializer_names: set[str]
 
 
 def _unique(name: str, used: dict[str, int]) -> str:
-    count = used.get(name, 0)
-    used[name] = count + 1
-    return name if count == 0 else f"{name}_{count}"
+    """`name`, or `name_1`, `name_2`... if taken; `used` maps taken names to the last suffix tried."""
+    candidate = name
+    while candidate in used:
+        used[name] += 1
+        candidate = f"{name}_{used[name]}"
+    used[candidate] = 0
+    return candidate
 
 
 # --- exporter plugins ---------------------------------------------------------------------

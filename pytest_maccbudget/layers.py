@@ -23,15 +23,19 @@ def layer_key(layer_name: str) -> str:
 
 
 def module_path(scopes: Iterable[str]) -> str:
-    """Join scope names into a dotted path. A scope may already be the full path from the root
-    (`layers.0` under `layers`) or a name relative to its parent (`layers.0` under `encoder`)."""
-    path = ""
+    """Join scope names into a dotted path. A scope may be the full path from the root
+    (`encoder.layers.0` under `encoder`), a name relative to its parent (`layers.0` under
+    `encoder`), or, as the TorchScript exporter writes it, a container's name then an index
+    (`conv.0` under `features.1.conv`): the parts it shares with the end of the path merge."""
+    parts: list[str] = []
     for scope in scopes:
-        if not path or scope.startswith(path + "."):
-            path = scope
-        else:
-            path = f"{path}.{scope}"
-    return path
+        scope_parts = scope.split(".")
+        overlap = next((k for k in range(min(len(parts), len(scope_parts) - 1), 0, -1)
+                        if parts[-k:] == scope_parts[:k]), 0)
+        if overlap == 0 and parts and scope_parts[: len(parts)] == parts:
+            overlap = len(parts)  # a full path from the root
+        parts += scope_parts[overlap:]
+    return ".".join(parts)
 
 
 def layer_macs(layers: Iterable[tuple[str, Optional[int]]]) -> dict[str, Optional[int]]:

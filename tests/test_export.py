@@ -35,6 +35,7 @@ from pytest_maccbudget.export import (
     InputSpec,
     InputSpecError,
     export_model,
+    exporter_message,
     name_dynamo_nodes_by_module,
     parse_inputs,
     recorded_inputs,
@@ -545,6 +546,17 @@ def test_dynamo_errors_keep_the_summary_not_the_advice(tmp_path: Path) -> None:
     assert lines[0] == "model 'svd': Failed to convert the exported program to an ONNX model."
     assert lines[1].startswith("DispatchError: No ONNX function found for <OpOverload(op='aten._linalg_svd'")
     assert "\x1b[" not in str(info.value)
+
+
+def test_exporter_message_keeps_the_first_lines() -> None:
+    long = RuntimeError("\n".join(f"line {i}" for i in range(10)) + "\n")
+    assert exporter_message(long) == "RuntimeError: line 0\nline 1\nline 2\nline 3\nline 4\nline 5"
+    assert exporter_message(ValueError()) == "ValueError"
+    missing = ModuleNotFoundError("No module named 'onnxscript'", name="onnxscript")
+    assert exporter_message(missing, "dynamo") == (
+        "ModuleNotFoundError: No module named 'onnxscript'\n"
+        "the 'dynamo' exporter needs the onnxscript package (pip install onnxscript)"
+    )
 
 
 # --- the dynamo renaming's fallbacks (no FX graph at hand) -----------------------------------

@@ -14,6 +14,8 @@ from pytest_maccbudget.layers import ROOT_KEY, layer_key, layer_macs
         ("/encoder/layers.0/self_attn/MatMul_1", "encoder.layers.0.self_attn"),  # named relative to its parent
         ("/encoder/encoder.layers.0/encoder.layers.0.self_attn/MatMul", "encoder.layers.0.self_attn"),  # full paths
         ("/fc/Gemm", "fc"),
+        ("/features/features.1/conv/conv.0/Conv", "features.1.conv.0"),  # container name, then index
+        ("/features/features.1/features.1.conv/features.1.conv.0/Conv", "features.1.conv.0"),
         ("/MatMul", ROOT_KEY),
         ("/layer1/layer1.0/conv1/Conv#2", "layer1.0.conv1"),
         ("n17", "n17"),                                           # graphs from elsewhere: the node name
