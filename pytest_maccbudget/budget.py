@@ -20,6 +20,7 @@ from typing import Any, Iterable, Iterator, Optional, Union
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+from .texttable import aligned_table
 from .units import BYTES_KIND, COUNT_KIND, PERCENT_KIND, format_bytes, format_count, format_percent, parse_quantity
 
 SCHEMA_VERSION = 1
@@ -777,15 +778,7 @@ def render_layer_table(comparison: Comparison) -> list[str]:
     """The changed layers as an aligned text table (MACs), largest change first."""
     if not comparison.layers:
         return []
-    rows = [_TABLE_HEADER] + [_layer_row(change) for change in comparison.layers]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(_TABLE_HEADER))]
-
-    def aligned(cells: tuple[str, ...]) -> str:
-        parts = [cell.ljust(widths[0]) if i == 0 else cell.rjust(widths[i]) for i, cell in enumerate(cells)]
-        return "  ".join(parts).rstrip()
-
-    rule = aligned(tuple("-" * width for width in widths))
-    return [aligned(rows[0]), rule] + [aligned(row) for row in rows[1:]]
+    return aligned_table(_TABLE_HEADER, [_layer_row(change) for change in comparison.layers], right_aligned={1, 2, 3, 4})
 
 
 # --- update -------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from .budget import Comparison, LayerChange, MetricChange
+from .texttable import aligned_table
 from .units import format_bytes, format_count, format_percent
 
 STATUS_TEXT = {
@@ -47,10 +48,7 @@ def budget_summary_lines(
 
 
 def model_table(comparisons: Sequence[Comparison], update: bool) -> list[str]:
-    rows = [_model_row(c, update) for c in comparisons]
-    widths = [max(len(row[i]) for row in [SUMMARY_HEADER, *rows]) for i in range(len(SUMMARY_HEADER))]
-    lines = [_align(SUMMARY_HEADER, widths), _align(["-" * w for w in widths], widths)]
-    return lines + [_align(row, widths) for row in rows]
+    return aligned_table(SUMMARY_HEADER, [_model_row(c, update) for c in comparisons], right_aligned={1, 2, 3, 4})
 
 
 def _model_row(comparison: Comparison, update: bool) -> tuple[str, ...]:
@@ -120,9 +118,3 @@ def _unused_lines(unused: Sequence[str], removed: Sequence[str], update: bool) -
             else "run `pytest --macc-budget-update` on the whole suite to remove them")
     noun = "entry" if len(unused) == 1 else "entries"
     return ["", f"{len(unused)} budget {noun} not used by any test: {', '.join(unused)} ({hint})"]
-
-
-def _align(cells: Sequence[str], widths: Sequence[int]) -> str:
-    numeric = {1, 2, 3, 4}
-    parts = [cell.rjust(w) if i in numeric else cell.ljust(w) for i, (cell, w) in enumerate(zip(cells, widths))]
-    return "  ".join(parts).rstrip()

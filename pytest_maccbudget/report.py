@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Optional, Sequence
 
 from .engine.results import CONSTANT, COSTED, FOLDED, FREE, UNRESOLVED, LayerCost, Profile
+from .texttable import aligned_table
 from .units import format_bytes, format_count, format_percent
 
 FORMATS = ("table", "json", "markdown", "csv")
@@ -246,14 +247,10 @@ def render_table(profile: Profile, top: Optional[int] = None, show_all: bool = F
     """Aligned plain-text table for a terminal, with totals, memory, coverage and notes."""
     selection = select_rows(profile, top, show_all)
     header, body, total = table_grid(profile, selection)
-    body, total = [_clip(row) for row in body], _clip(total)
-    widths = [max(len(row[i]) for row in [header, *body, total]) for i in range(len(header))]
-    rule = _aligned(["-" * w for w in widths], widths)
-    lines = header_lines(profile) + ["", _aligned(header, widths), rule]
-    lines.extend(_aligned(row, widths) for row in body)
+    table = aligned_table(header, [_clip(row) for row in body], _NUMERIC, footer=_clip(total))
     if not body:
-        lines.append("(no layers to show)")
-    lines.extend([rule, _aligned(total, widths), ""])
+        table.insert(2, "(no layers to show)")
+    lines = header_lines(profile) + [""] + table + [""]
     left_out = _left_out_lines(selection)
     if left_out:
         lines.extend(left_out + [""])
@@ -271,13 +268,6 @@ def _clip(cells: list[str]) -> list[str]:
     if len(cells) == len(TABLE_HEADER):
         cells[-1] = shorten(cells[-1], MAX_NOTE_WIDTH, middle=False)
     return cells
-
-
-def _aligned(cells: Sequence[str], widths: Sequence[int]) -> str:
-    """Numbers right-aligned, text left-aligned, two spaces between columns."""
-    parts = [cell.rjust(width) if index in _NUMERIC else cell.ljust(width)
-             for index, (cell, width) in enumerate(zip(cells, widths))]
-    return "  ".join(parts).rstrip()
 
 
 def _hidden_title(selection: RowSelection) -> str:
