@@ -1,0 +1,69 @@
+"""The end-of-run summary: one row per model, the layers that changed most, unused entries."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from pytest_maccbudget.budget import Measurement, compare, parse_budget
+from pytest_maccbudget.budget_report import budget_summary_lines
+
+BUDGET = """\
+version: 1
+models:
+  net:
+    inputs: {x: [1, 3, 16, 16]}
+    total: {macs: 1000000, flops: 2000000, params: 5000, param_bytes: 20000, peak_activation_bytes: 40000}
+    layers:
+      conv1: {macs: 900000}
+      fc: {macs: 100000}
+  small:
+    inputs: {x: [1, 8]}
+    total: {macs: 80, flops: 150, params: 90, param_bytes: 360, peak_activation_bytes: 64}
+    layers:
+      fc: {macs: 80}
+  stale:
+    total: {macs: 1, flops: 1, params: 1, param_bytes: 4, peak_activation_bytes: 4}
+"""
+
+
+def _measure(name: str, macs: dict[str, int], inputs: dict[str, list[int]], params: int, peak: int = 40000) -> Measurement:
+    total = sum(macs.values())
+    return Measurement(name=name, nodeid=f"test_m.py::test_{name}", inputs=inputs,
+                       total={"macs": total, "flops": 2 * total, "params": params, "param_bytes": 4 * params,
+                              "peak_activation_bytes": peak},
+                       layers=macs)
+
+
+def test_summary_rows_changes_and_unused_entries() -> None:
+    budget = parse_budget(BUDGET, Path("macc_budget.yaml"))
+    grown = _measure("net", {"conv1": 1_100_000, "fc": 100_000}, {"x": [1, 3, 16, 16]}, 5000)
+    shrunk = _measure("small", {"fc": 40}, {"x": [1, 8]}, 90, peak=64)
+    comparisons = [compare(budget, grown), compare(budget, shrunk)]
+    lines = budget_summary_lines(comparisons, unused=["stale"], budget_path=Path("macc_budget.yaml"),
+                                 update=False, written=False, removed=[], messages=[])
+    assert lines[:4] == [
+        "model    MACs  vs budget  params  peak act. memory  status",
+        "-----  ------  ---------  ------  ----------------  ----------------",
+        "net    1.20 M     +20.0%  5.00 k           40.0 KB  REGRESSED",
+        "small      40     -50.0%      90              64 B  can be tightened",
+    ]
+    assert "layers that changed most:" in lines
+    assert "  net  conv1: 900 k -> 1.10 M MACs (+22.2%)" in lines
+    assert "  small  fc: 80 -> 40 MACs (-50.0%)" in lines
+    assert lines[-1] == ("1 budget entry not used by any test: stale "
+                         "(run `pytest --macc-budget-update` on the whole suite to remove them)")
+
+
+def test_update_summary_says_what_was_written_and_removed() -> None:
+    budget = parse_budget(BUDGET, Path("macc_budget.yaml"))
+    new = _measure("fresh", {"fc": 10}, {"x": [1, 2]}, 12)
+    lines = budget_summary_lines([compare(budget, new)], unused=["stale"], budget_path=Path("b.yaml"),
+                                 update=True, written=True, removed=["stale"], messages=["a note"])
+    assert lines[2].endswith("recorded")
+    assert "removed 1 unused budget entry: stale" in lines
+    assert "note: a note" in lines
+    assert lines[-1] == "budget file b.yaml: written"
+
+
+def test_nothing_checked() -> None:
+    lines = budget_summary_lines([], unused=[], budget_path=Path("b.yaml"), update=False, written=False, removed=[], messages=[])
+    assert lines == ["no model was checked (budget file: b.yaml)"]
