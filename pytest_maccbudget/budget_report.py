@@ -29,29 +29,33 @@ def budget_summary_lines(
     *,
     unused: Sequence[str],
     budget_path: Path,
-    update: bool,
-    written: bool,
-    removed: Sequence[str],
-    messages: Sequence[str],
+    update: str = "",
+    written: bool = False,
+    interrupted: bool = False,
+    removed: Sequence[str] = (),
+    kept_because: str = "",
+    messages: Sequence[str] = (),
 ) -> list[str]:
+    """`update` is "" (a check), "all" (--macc-budget-update) or "new-only"."""
     if not comparisons and not unused:
         return [f"no model was checked (budget file: {budget_path})"]
     lines = model_table(comparisons, update) if comparisons else []
     changed = top_layer_changes(comparisons)
     if changed:
         lines += ["", "layers that changed most:"] + changed
-    lines += _unused_lines(unused, removed, update)
+    lines += _unused_lines(unused, removed, update, kept_because)
     lines += [f"note: {message}" for message in messages]
     if update:
-        lines.append(f"budget file {budget_path}: {'written' if written else 'unchanged'}")
+        outcome = "not written (the run was interrupted)" if interrupted else ("written" if written else "unchanged")
+        lines.append(f"budget file {budget_path}: {outcome}")
     return lines
 
 
-def model_table(comparisons: Sequence[Comparison], update: bool) -> list[str]:
+def model_table(comparisons: Sequence[Comparison], update: str = "") -> list[str]:
     return aligned_table(SUMMARY_HEADER, [_model_row(c, update) for c in comparisons], right_aligned={1, 2, 3, 4})
 
 
-def _model_row(comparison: Comparison, update: bool) -> tuple[str, ...]:
+def _model_row(comparison: Comparison, update: str) -> tuple[str, ...]:
     macs = _metric(comparison, "macs")
     params = _metric(comparison, "params")
     peak = _metric(comparison, "peak_activation_bytes")
@@ -65,12 +69,12 @@ def _model_row(comparison: Comparison, update: bool) -> tuple[str, ...]:
     )
 
 
-def _status(comparison: Comparison, update: bool) -> str:
-    if update:
-        if comparison.status in UPDATE_STATUS_TEXT:
-            return UPDATE_STATUS_TEXT[comparison.status]
-        return "updated"
-    return STATUS_TEXT.get(comparison.status, comparison.status)
+def _status(comparison: Comparison, update: str) -> str:
+    if not update:
+        return STATUS_TEXT.get(comparison.status, comparison.status)
+    if comparison.status in UPDATE_STATUS_TEXT:
+        return UPDATE_STATUS_TEXT[comparison.status]
+    return "kept (new-only update)" if update == "new-only" else "updated"
 
 
 def _metric(comparison: Comparison, name: str) -> Optional[MetricChange]:
@@ -109,12 +113,14 @@ def _layer_change_text(layer: LayerChange) -> str:
     return f"{format_count(layer.old)} -> {format_count(layer.new)} MACs ({_signed_percent(layer.new - layer.old, layer.old) if layer.old else 'new'})"
 
 
-def _unused_lines(unused: Sequence[str], removed: Sequence[str], update: bool) -> list[str]:
+def _unused_lines(unused: Sequence[str], removed: Sequence[str], update: str, kept_because: str) -> list[str]:
     if removed:
         return ["", f"removed {len(removed)} unused budget entr{'y' if len(removed) == 1 else 'ies'}: {', '.join(removed)}"]
     if not unused:
         return []
-    hint = ("kept: entries are removed only by an update of the whole suite with no test failing" if update
-            else "run `pytest --macc-budget-update` on the whole suite to remove them")
+    if update:
+        hint = f"kept: {kept_because}" if kept_because else "kept"
+    else:
+        hint = "run `pytest --macc-budget-update` on the whole suite to remove them"
     noun = "entry" if len(unused) == 1 else "entries"
     return ["", f"{len(unused)} budget {noun} not used by any test: {', '.join(unused)} ({hint})"]

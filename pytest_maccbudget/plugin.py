@@ -127,7 +127,9 @@ def pytest_configure(config: pytest.Config) -> None:
 
     if settings.exporter not in EXPORTERS:
         raise pytest.UsageError(f"ini macc_budget_exporter = {settings.exporter!r}: expected one of {', '.join(EXPORTERS)}")
-    config.stash[_STATE] = _SessionState(settings, _load_budget(settings.budget_path), is_worker=hasattr(config, "workerinput"))
+    state = _SessionState(settings, _load_budget(settings.budget_path), is_worker=hasattr(config, "workerinput"))
+    config.stash[_STATE] = state
+    config.pluginmanager.register(_SkipCounter(state), "maccbudget-skips")
     if config.pluginmanager.hasplugin("xdist"):
         config.pluginmanager.register(_XdistHooks(config), "maccbudget-xdist")
 
@@ -136,6 +138,18 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     state = config.stash.get(_STATE, None)
     if state is not None:
         state.cleanup()
+
+
+class _SkipCounter:
+    """Counts skipped tests: an update removes no entry after a run that skipped any (a skipped
+    test may check a model that this run could not measure)."""
+
+    def __init__(self, state: "_SessionState") -> None:
+        self.state = state
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.skipped and report.when in ("setup", "call"):
+            self.state.skipped += 1
 
 
 def _load_budget(path: Path) -> "Budget":
@@ -162,11 +176,15 @@ class _SessionState:
     checked_by: dict[str, str] = field(default_factory=dict)  # model name -> nodeid
     exports: dict[str, "ExportedModel"] = field(default_factory=dict)
     deselected: int = 0
+    skipped: int = 0
+    declared: dict[str, str] = field(default_factory=dict)  # model names of collected markers -> nodeid
     duplicate_errors: list[str] = field(default_factory=list)
     # what the update at the end of the session did
     update_messages: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
+    removal_withheld: str = ""
     written: bool = False
+    interrupted: bool = False
     _workdir: Optional[Path] = None
 
     @property
@@ -188,38 +206,71 @@ class _SessionState:
 
 # --- collection: marker validation -----------------------------------------------------------
 
+_DUPLICATES = pytest.StashKey[dict[str, str]]()  # nodeid -> error naming both tests
 
+
+@pytest.hookimpl(wrapper=True)
+def pytest_pycollect_makeitem(collector: pytest.Collector, name: str, obj: object) -> Iterator[Any]:
+    """A misused marker is a collection error of its test module (which pytest-xdist reports)."""
+    result = yield
+    items = result if isinstance(result, list) else [result]
+    for item in items:
+        if isinstance(item, pytest.Function):
+            marker = item.get_closest_marker(MARKER)
+            if marker is not None:
+                _validate_marker(item, marker)
+    return result
+
+
+@pytest.hookimpl(tryfirst=True)  # before -k/-m deselect: deselected markers still declare their names
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    names: dict[str, str] = {}
+    """Two tests marking the same model name: both fail at setup, each naming the other."""
+    first_by_name: dict[str, str] = {}
+    duplicates: dict[str, str] = {}
     for item in items:
         marker = item.get_closest_marker(MARKER)
-        if marker is None:
+        if marker is None or not marker.args:
             continue
-        name = _validate_marker(item, marker)
-        if name in names:
-            raise pytest.UsageError(f"@pytest.mark.{MARKER}: model name {name!r} is used by two tests: {names[name]} and {item.nodeid}")
-        names[name] = item.nodeid
+        name = marker.args[0]
+        first = first_by_name.setdefault(name, item.nodeid)
+        if first != item.nodeid:
+            message = f"@pytest.mark.{MARKER}: model name {name!r} is used by two tests: {first} and {item.nodeid}"
+            duplicates[first] = duplicates[item.nodeid] = message
+    config.stash[_DUPLICATES] = duplicates
+    state = config.stash.get(_STATE, None)
+    if state is not None:
+        state.declared.update(first_by_name)
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    message = item.config.stash.get(_DUPLICATES, {}).get(item.nodeid)
+    if message is not None:
+        pytest.fail(message, pytrace=False)
 
 
 def _validate_marker(item: pytest.Item, marker: pytest.Mark) -> str:
     where = f"{item.nodeid}: @pytest.mark.{MARKER}"
     if len(marker.args) != 1 or not isinstance(marker.args[0], str) or not marker.args[0].strip():
-        raise pytest.UsageError(f"{where} needs exactly one positional argument, the model's name, e.g. "
+        raise _MarkerError(f"{where} needs exactly one positional argument, the model's name, e.g. "
                                 f"@pytest.mark.{MARKER}(\"resnet18\", inputs=[(1, 3, 224, 224)])")
     unknown = sorted(set(marker.kwargs) - set(MARKER_KWARGS))
     if unknown:
-        raise pytest.UsageError(f"{where}: unknown keyword argument(s) {', '.join(unknown)}; allowed: {', '.join(MARKER_KWARGS)}")
+        raise _MarkerError(f"{where}: unknown keyword argument(s) {', '.join(unknown)}; allowed: {', '.join(MARKER_KWARGS)}")
     model = marker.kwargs.get("model")
     if model is not None and not (callable(model) or _looks_like_onnx_path(model)):
-        raise pytest.UsageError(f"{where}: model= must be a path to an .onnx file or a zero-argument factory, got {model!r}")
+        raise _MarkerError(f"{where}: model= must be a path to an .onnx file or a zero-argument factory, got {model!r}")
     if marker.kwargs.get("inputs") is not None:
         from .export import InputSpecError, parse_inputs
 
         try:
             parse_inputs(marker.kwargs["inputs"])
         except InputSpecError as error:
-            raise pytest.UsageError(f"{where}: {error}") from None
+            raise _MarkerError(f"{where}: {error}") from None
     return marker.args[0]
+
+
+class _MarkerError(pytest.Collector.CollectError):
+    """A misused marker: reported as a collection error with just this message."""
 
 
 def _looks_like_onnx_path(value: object) -> bool:
@@ -319,7 +370,7 @@ def _headline(name: str, failures: list[str], comparison: "Comparison") -> str:
     """One line: the model, its first failure, and the layer that grew most."""
     from .units import format_count
 
-    line = f"model {name!r}: {failures[0]}"
+    line = failures[0] if repr(name) in failures[0] else f"model {name!r}: {failures[0]}"
     grown = next((layer for layer in comparison.layers if layer.status in ("grew", "new")), None)
     if grown is not None and "layer" not in failures[0]:
         line += f"; most grown layer {grown.key}: {format_count(grown.old or 0)} -> {format_count(grown.new)} MACs"
@@ -381,23 +432,32 @@ def _named_shapes(inputs: Any) -> Optional[dict[str, list[int]]]:
 
 def _failures_for_run(comparison: "Comparison", measurement: "Measurement", settings: Settings) -> list[str]:
     """Failure lines for this run: under update only limits and uncountable models fail."""
+    uncounted = _uncounted_line(measurement) if measurement.unknown_ops and settings.unknown_fails else []
     if settings.update:
         if comparison.status == "over_limit":
             return [line + " (not recorded)" for line in comparison.failures if "limit" in line]
-        if measurement.unknown_ops:
-            return [f"not recorded: {len(measurement.unknown_ops)} op(s) could not be counted: " + "; ".join(measurement.unknown_ops)]
-        return []
+        return [f"not recorded: {line}" for line in uncounted]
     if comparison.status == "unknown" and not settings.unknown_fails:
         return []
-    return list(comparison.failures) if comparison.failed else []
+    failures = list(comparison.failures) if comparison.failed else []
+    if comparison.status == "missing" and failures:
+        failures += uncounted
+    return failures
+
+
+def _uncounted_line(measurement: "Measurement") -> list[str]:
+    ops = measurement.unknown_ops
+    return [f"{len(ops)} op(s) could not be counted: " + "; ".join(ops)]
 
 
 def _warn_if_needed(item: pytest.Item, comparison: "Comparison", measurement: "Measurement", settings: Settings) -> None:
-    if settings.update:
-        return
-    if comparison.status == "missing" or (comparison.status == "unknown" and not settings.unknown_fails):
-        for line in comparison.failures:
-            item.warn(pytest.PytestWarning(f"macc budget: {line}"))
+    lines: list[str] = []
+    if measurement.unknown_ops and not settings.unknown_fails:
+        lines += [("not recorded: " if settings.update else "") + line for line in _uncounted_line(measurement)]
+    if not settings.update and comparison.status == "missing":
+        lines += comparison.failures
+    for line in lines:
+        item.warn(pytest.PytestWarning(f"macc budget: {line}"))
 
 
 # --- end of session: merge, summary, update --------------------------------------------------
@@ -423,6 +483,7 @@ class _XdistHooks:
                 state.duplicate_errors.append(f"model name {measurement.name!r} is checked by two tests: {first} and {measurement.nodeid}")
             state.records.append(_CheckRecord(measurement, entry["failed"]))
         state.deselected += payload["deselected"]
+        state.declared.update(payload["declared"])
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -434,45 +495,53 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         session.config.workeroutput[WORKER_OUTPUT_KEY] = {  # type: ignore[attr-defined]
             "records": [{"measurement": r.measurement.to_json(), "failed": r.failed} for r in state.records],
             "deselected": state.deselected,
+            "declared": state.declared,
         }
         return
     if state.duplicate_errors:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
-    if state.settings.update and exitstatus != pytest.ExitCode.INTERRUPTED:
+    state.interrupted = exitstatus == pytest.ExitCode.INTERRUPTED
+    if state.settings.update and not state.interrupted:
         _write_update(session, state)
 
 
 def _unused_entries(state: _SessionState) -> list[str]:
+    """Budget entries no test measured or declared with a marker in this run."""
     measured = {record.measurement.name for record in state.records}
-    return sorted(name for name in state.budget.models if name not in measured)
+    return sorted(name for name in state.budget.models if name not in measured and name not in state.declared)
 
 
-def _run_is_unfiltered(session: pytest.Session, state: _SessionState) -> bool:
-    """Unused entries are removed only when every test was selected and none failed."""
+def _why_entries_are_kept(session: pytest.Session, state: _SessionState) -> str:
+    """Unused entries are removed only by a run of every test in which none failed or was
+    skipped; otherwise the reason they were kept."""
     config = session.config
     option = config.option
-    return (
-        state.deselected == 0
-        and config.args_source != pytest.Config.ArgsSource.ARGS
-        and not getattr(option, "keyword", "")
-        and not getattr(option, "markexpr", "")
-        and not getattr(option, "lf", False)
-        and session.testsfailed == 0
-    )
+    if (state.deselected or config.args_source == pytest.Config.ArgsSource.ARGS or getattr(option, "keyword", "")
+            or getattr(option, "markexpr", "") or getattr(option, "lf", False)):
+        return "this run did not select every test"
+    if session.testsfailed:
+        return "a test failed"
+    if state.skipped:
+        return "a test was skipped"
+    return ""
 
 
 def _write_update(session: pytest.Session, state: _SessionState) -> None:
     from .budget import dump_budget, update_budget, write_budget
 
     recordable = [r.measurement for r in state.records if not r.failed]
-    remove = _unused_entries(state) if _run_is_unfiltered(session, state) else []
+    unused = _unused_entries(state)
+    state.removal_withheld = _why_entries_are_kept(session, state) if unused else ""
+    remove = [] if state.removal_withheld else unused
     updated, messages = update_budget(
         state.budget, recordable, new_only=state.settings.update_new_only, remove_unused=remove
     )
     state.update_messages = messages
     state.removed = remove
-    text = dump_budget(updated)
     path = state.settings.budget_path
+    if not path.exists() and not updated.models:
+        return  # nothing recorded: don't create an empty budget file
+    text = dump_budget(updated)
     if not path.exists() or path.read_text(encoding="utf-8") != text:
         write_budget(path, text)
         state.written = True
@@ -492,9 +561,11 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, exitstatu
         comparisons,
         unused=_unused_entries(state),
         budget_path=settings.budget_path,
-        update=settings.update,
+        update="new-only" if settings.update_new_only else ("all" if settings.update else ""),
         written=state.written,
+        interrupted=state.interrupted,
         removed=state.removed,
+        kept_because=state.removal_withheld,
         messages=state.update_messages + state.duplicate_errors,
     )
     terminalreporter.write_sep("-", "macc budget")

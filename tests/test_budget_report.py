@@ -39,7 +39,7 @@ def test_summary_rows_changes_and_unused_entries() -> None:
     shrunk = _measure("small", {"fc": 40}, {"x": [1, 8]}, 90, peak=64)
     comparisons = [compare(budget, grown), compare(budget, shrunk)]
     lines = budget_summary_lines(comparisons, unused=["stale"], budget_path=Path("macc_budget.yaml"),
-                                 update=False, written=False, removed=[], messages=[])
+                                 update="", written=False, removed=[], messages=[])
     assert lines[:4] == [
         "model    MACs  vs budget  params  peak act. memory  status",
         "-----  ------  ---------  ------  ----------------  ----------------",
@@ -57,7 +57,7 @@ def test_update_summary_says_what_was_written_and_removed() -> None:
     budget = parse_budget(BUDGET, Path("macc_budget.yaml"))
     new = _measure("fresh", {"fc": 10}, {"x": [1, 2]}, 12)
     lines = budget_summary_lines([compare(budget, new)], unused=["stale"], budget_path=Path("b.yaml"),
-                                 update=True, written=True, removed=["stale"], messages=["a note"])
+                                 update="all", written=True, removed=["stale"], messages=["a note"])
     assert lines[2].endswith("recorded")
     assert "removed 1 unused budget entry: stale" in lines
     assert "note: a note" in lines
@@ -65,5 +65,20 @@ def test_update_summary_says_what_was_written_and_removed() -> None:
 
 
 def test_nothing_checked() -> None:
-    lines = budget_summary_lines([], unused=[], budget_path=Path("b.yaml"), update=False, written=False, removed=[], messages=[])
+    lines = budget_summary_lines([], unused=[], budget_path=Path("b.yaml"))
     assert lines == ["no model was checked (budget file: b.yaml)"]
+
+
+def test_new_only_update_keeps_existing_entries_and_says_why_unused_ones_stay() -> None:
+    budget = parse_budget(BUDGET, Path("macc_budget.yaml"))
+    grown = _measure("net", {"conv1": 1_100_000, "fc": 100_000}, {"x": [1, 3, 16, 16]}, 5000)
+    lines = budget_summary_lines([compare(budget, grown)], unused=["stale"], budget_path=Path("b.yaml"),
+                                 update="new-only", kept_because="a test was skipped")
+    assert lines[2].endswith("kept (new-only update)")
+    assert "1 budget entry not used by any test: stale (kept: a test was skipped)" in lines
+    assert lines[-1] == "budget file b.yaml: unchanged"
+
+
+def test_interrupted_update_says_the_file_was_not_written() -> None:
+    lines = budget_summary_lines([], unused=["stale"], budget_path=Path("b.yaml"), update="all", interrupted=True)
+    assert lines[-1] == "budget file b.yaml: not written (the run was interrupted)"
