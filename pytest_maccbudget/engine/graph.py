@@ -15,7 +15,7 @@ from onnx import AttributeProto, GraphProto, ModelProto, NodeProto, TensorProto,
 
 from .errors import ModelError
 from .registry import OpRegistry, TypedShape, normalize_domain
-from .types import NodeView, Shape, TensorInfo, decode_small_tensor
+from .types import MAX_VALUE_ELEMENTS, NodeView, Shape, TensorInfo, decode_small_tensor
 
 # Nodes whose outputs are constants when all their inputs are (folded by any runtime at load).
 _NONDETERMINISTIC_OPS = {"RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike", "Multinomial", "Bernoulli"}
@@ -365,6 +365,86 @@ def _add_contrib_shapes(model: ModelProto, graph: GraphProto, tensors: dict[str,
     return added
 
 
+MAX_FOLDING_ROUNDS = 4
+
+
+def _has_unknown_shapes(graph: GraphProto, tensors: Mapping[str, TensorInfo]) -> bool:
+    return any(name and tensors.get(name, TensorInfo(name, None)).shape is None
+               for node in graph.node for name in node.output)
+
+
+def learn_shapes_by_folding(model: ModelProto, inferred: ModelProto, tensors: Mapping[str, TensorInfo]) -> bool:
+    """Shape arithmetic that onnx's data propagation leaves unknown (e.g. TorchScript's
+    `Shape -> Slice` with a start computed by `Mod`/`Add`), computed with onnx's reference ops
+    on a copy whose constant nodes become `Constant`s; the shapes inference then finds are added
+    to `model` as value_info. True if any shape was learnt."""
+    folded = ModelProto()
+    folded.CopyFrom(inferred)
+    if not _fold_small_constants(folded.graph, tensors):
+        return False
+    learnt = infer_shapes(folded).graph
+    added = False
+    for vi in list(learnt.value_info) + list(learnt.output):
+        known = tensors.get(vi.name)
+        if (known is None or known.shape is None) and _shape_from_type(vi.type) is not None:
+            model.graph.value_info.append(vi)
+            added = True
+    return added
+
+
+def _fold_small_constants(graph: GraphProto, tensors: Mapping[str, TensorInfo]) -> bool:
+    """Replace nodes that compute small constants by `Constant` nodes with their values."""
+    from onnx.reference import ReferenceEvaluator
+
+    values: dict[str, np.ndarray] = {}
+    for init in graph.initializer:
+        value = decode_small_tensor(init)
+        if value is not None:
+            values[init.name] = value
+    ordered = [NodeProto.FromString(node.SerializeToString()) for node in topological_order(graph)]
+    replaced = False
+    for index, node in enumerate(ordered):
+        value = _constant_output(node, values, tensors, ReferenceEvaluator)
+        if value is None:
+            continue
+        values[node.output[0]] = value
+        if node.op_type != "Constant":
+            ordered[index] = helper.make_node("Constant", [], [node.output[0]], name=node.name,
+                                              value=numpy_helper.from_array(value, node.output[0]))
+            replaced = True
+    del graph.node[:]
+    graph.node.extend(ordered)
+    return replaced
+
+
+def _constant_output(node: NodeProto, values: Mapping[str, np.ndarray], tensors: Mapping[str, TensorInfo],
+                     evaluator: type) -> Optional[np.ndarray]:
+    if node.domain not in ("", "ai.onnx") or len(node.output) != 1 or node.op_type in _NONDETERMINISTIC_OPS:
+        return None
+    if any(a.type in (AttributeProto.GRAPH, AttributeProto.GRAPHS) for a in node.attribute):
+        return None
+    if node.op_type == "Constant":
+        return decode_small_tensor(node.attribute[0].t) if node.attribute and node.attribute[0].name == "value" else None
+    if node.op_type in ("Shape", "Size"):
+        shape = tensors.get(node.input[0], TensorInfo("", None)).shape
+        if shape is None:
+            return None
+        if node.op_type == "Size":
+            return np.array(int(np.prod(shape)), dtype=np.int64)
+        attrs = node_attributes(node)
+        start, end = int(attrs.get("start", 0)), attrs.get("end")
+        return np.array(shape[start:None if end is None else int(end)], dtype=np.int64)
+    if not node.input or not all(name in values for name in node.input if name):
+        return None
+    try:
+        feeds = {name: values[name] for name in node.input if name}
+        (result,) = evaluator(node).run(None, feeds)
+    except Exception:  # an op the reference runtime can't evaluate: the shape stays unknown
+        return None
+    result = np.asarray(result)
+    return result if result.size <= MAX_VALUE_ELEMENTS else None
+
+
 _ELEMENT_PRESERVING_OPS = {"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity"}
 
 
@@ -406,6 +486,10 @@ def prepare_graph(
         model = onnx.inliner.inline_local_functions(model)
     notes = apply_input_shapes(model, input_shapes, batch)
     inferred, tensors = resolve_contrib_shapes(model, registry)
+    for _ in range(MAX_FOLDING_ROUNDS):
+        if not _has_unknown_shapes(inferred.graph, tensors) or not learn_shapes_by_folding(model, inferred, tensors):
+            break
+        inferred, tensors = resolve_contrib_shapes(model, registry)
     graph = inferred.graph
     nodes = topological_order(graph)
     notes += distrust_size_changing_views(nodes, tensors)

@@ -222,3 +222,31 @@ def test_hard_coded_reshape_target_makes_the_rest_unresolved() -> None:
     assert profile.layer("act").flops == 2 * 16
     assert profile.layer("fc").status == UNRESOLVED
     assert any("Reshape 'flatten' maps 32 elements [2, 4, 2, 2] to 16 [1, 16]" in note for note in profile.notes)
+
+
+def test_shape_arithmetic_onnx_cannot_propagate_is_computed() -> None:
+    # TorchScript's MultiheadAttention export: Reshape(h, Concat(Slice(Shape(h), 0, Reshape(Mod(c, c), [1])), [4, 8]))
+    # with Constant nodes; onnx's data propagation stops at the Reshape of the Mod, so without
+    # computing it the Relu's shape (and the peak memory) would be unknown
+    def constant(name: str, values: list, shape: list) -> onnx.NodeProto:
+        return helper.make_node("Constant", [], [name], name=f"make_{name}", value=helper.make_tensor(name, TensorProto.INT64, shape, values))
+    nodes = [
+        constant("zero", [0], [1]), constant("seven", [7], []), constant("five", [5], []), constant("one", [1], [1]),
+        constant("heads", [4, 8], [2]),
+        helper.make_node("Relu", ["x"], ["h"], name="pre"),
+        helper.make_node("Shape", ["h"], ["shape"], name="shape"),
+        helper.make_node("Mod", ["seven", "five"], ["end_scalar"], name="mod"),
+        helper.make_node("Reshape", ["end_scalar", "one"], ["end"], name="as_list"),
+        helper.make_node("Slice", ["shape", "zero", "end"], ["lead"], name="slice"),
+        helper.make_node("Concat", ["lead", "heads"], ["target"], name="concat", axis=0),
+        helper.make_node("Reshape", ["h", "target"], ["split"], name="split_heads"),
+        helper.make_node("Relu", ["split"], ["y"], name="act"),
+    ]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", F32, [1, 16, 32])],
+                              [helper.make_tensor_value_info("y", F32, None)])
+    profile = profile_model(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]))
+    assert not profile.partial, profile.unknown
+    assert profile.layer("act").flops == 1 * 16 * 4 * 8
+    assert profile.layer("act").output_bytes == 16 * 4 * 8 * 4
+    # x, h and y are 2 KB each, split aliases h: at most two live at a time
+    assert profile.totals.peak_activation_bytes == 2 * 2048
