@@ -3,7 +3,7 @@ unused budget entries and what an update wrote. Pure: comparisons in, lines out.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Mapping, Optional, Sequence
 
 from .budget import Comparison, LayerChange, MetricChange
 from .texttable import aligned_table
@@ -18,8 +18,6 @@ STATUS_TEXT = {
     "inputs_changed": "INPUTS CHANGED",
     "unknown": "NOT COUNTED",
 }
-UPDATE_STATUS_TEXT = {"missing": "recorded", "ok": "unchanged", "over_limit": "NOT RECORDED (over limit)",
-                      "unknown": "NOT RECORDED (not counted)"}
 TOP_LAYERS = 10
 SUMMARY_HEADER = ("model", "MACs", "vs budget", "params", "peak act. memory", "status")
 
@@ -30,51 +28,59 @@ def budget_summary_lines(
     unused: Sequence[str],
     budget_path: Path,
     update: str = "",
+    update_outcomes: Optional[Mapping[str, str]] = None,
     written: bool = False,
     interrupted: bool = False,
     removed: Sequence[str] = (),
     kept_because: str = "",
     messages: Sequence[str] = (),
 ) -> list[str]:
-    """`update` is "" (a check), "all" (--macc-budget-update) or "new-only"."""
+    """`update` is "" (a check), "all" (--macc-budget-update) or "new-only"; `update_outcomes`
+    says per model what the update did ("recorded", "updated", "unchanged", ...)."""
     if not comparisons and not unused:
         return [f"no model was checked (budget file: {budget_path})"]
-    lines = model_table(comparisons, update) if comparisons else []
+    outcomes = update_outcomes if update else None
+    lines = model_table(comparisons, outcomes) if comparisons else []
     changed = top_layer_changes(comparisons)
     if changed:
         lines += ["", "layers that changed most:"] + changed
     lines += _unused_lines(unused, removed, update, kept_because)
     lines += [f"note: {message}" for message in messages]
     if update:
-        outcome = "not written (the run was interrupted)" if interrupted else ("written" if written else "unchanged")
-        lines.append(f"budget file {budget_path}: {outcome}")
+        lines.append(f"budget file {budget_path}: {_file_outcome(written, interrupted, budget_path)}")
     return lines
 
 
-def model_table(comparisons: Sequence[Comparison], update: str = "") -> list[str]:
-    return aligned_table(SUMMARY_HEADER, [_model_row(c, update) for c in comparisons], right_aligned={1, 2, 3, 4})
+def _file_outcome(written: bool, interrupted: bool, path: Path) -> str:
+    if interrupted:
+        return "not written (the run was interrupted)"
+    if written:
+        return "written"
+    return "unchanged" if path.exists() else "not written (nothing recorded)"
 
 
-def _model_row(comparison: Comparison, update: str) -> tuple[str, ...]:
+def model_table(comparisons: Sequence[Comparison], update_outcomes: Optional[Mapping[str, str]] = None) -> list[str]:
+    """One row per model; under an update the status is what the update did."""
+    rows = [_model_row(c, update_outcomes) for c in comparisons]
+    return aligned_table(SUMMARY_HEADER, rows, right_aligned={1, 2, 3, 4})
+
+
+def _model_row(comparison: Comparison, update_outcomes: Optional[Mapping[str, str]]) -> tuple[str, ...]:
     macs = _metric(comparison, "macs")
     params = _metric(comparison, "params")
     peak = _metric(comparison, "peak_activation_bytes")
+    if update_outcomes is None:
+        status = STATUS_TEXT.get(comparison.status, comparison.status)
+    else:
+        status = update_outcomes.get(comparison.name, "NOT RECORDED")
     return (
         comparison.name,
         format_count(macs.new if macs else None),
         _change(macs),
         format_count(params.new if params else None),
         format_bytes(peak.new if peak else None),
-        _status(comparison, update),
+        status,
     )
-
-
-def _status(comparison: Comparison, update: str) -> str:
-    if not update:
-        return STATUS_TEXT.get(comparison.status, comparison.status)
-    if comparison.status in UPDATE_STATUS_TEXT:
-        return UPDATE_STATUS_TEXT[comparison.status]
-    return "kept (new-only update)" if update == "new-only" else "updated"
 
 
 def _metric(comparison: Comparison, name: str) -> Optional[MetricChange]:
@@ -113,14 +119,20 @@ def _layer_change_text(layer: LayerChange) -> str:
     return f"{format_count(layer.old)} -> {format_count(layer.new)} MACs ({_signed_percent(layer.new - layer.old, layer.old) if layer.old else 'new'})"
 
 
+NOT_ALL_SELECTED = "this run did not select every test"
+
+
 def _unused_lines(unused: Sequence[str], removed: Sequence[str], update: str, kept_because: str) -> list[str]:
     if removed:
         return ["", f"removed {len(removed)} unused budget entr{'y' if len(removed) == 1 else 'ies'}: {', '.join(removed)}"]
     if not unused:
         return []
+    noun = "entry" if len(unused) == 1 else "entries"
+    names = ", ".join(unused)
+    if kept_because == NOT_ALL_SELECTED:
+        return ["", f"{len(unused)} budget {noun} not checked in this run: {names} ({NOT_ALL_SELECTED})"]
     if update:
         hint = f"kept: {kept_because}" if kept_because else "kept"
     else:
         hint = "run `pytest --macc-budget-update` on the whole suite to remove them"
-    noun = "entry" if len(unused) == 1 else "entries"
-    return ["", f"{len(unused)} budget {noun} not used by any test: {', '.join(unused)} ({hint})"]
+    return ["", f"{len(unused)} budget {noun} not used by any test: {names} ({hint})"]

@@ -183,6 +183,7 @@ class _SessionState:
     update_messages: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
     removal_withheld: str = ""
+    update_outcomes: dict[str, str] = field(default_factory=dict)
     written: bool = False
     interrupted: bool = False
     _workdir: Optional[Path] = None
@@ -382,8 +383,9 @@ def _headline(name: str, failures: list[str], comparison: "Comparison") -> str:
 def _report_section(failures: list[str], comparison: "Comparison") -> list[str]:
     from .budget import render_layer_table
 
-    lines = list(failures) if len(failures) > 1 else []
     table = render_layer_table(comparison)
+    listed = [line for line in failures if not (table and line.startswith(("layer ", "new layer ")))]
+    lines = listed if len(failures) > 1 else []
     if table:
         lines += ([""] if lines else []) + ["layers that changed, largest change first:"] + table
     return lines
@@ -401,10 +403,13 @@ def _measure(state: _SessionState, item: pytest.Item, name: str, model: Any, inp
         if exported is None:
             exported = export_model(model, inputs, name=name, workdir=state.workdir, exporter=state.settings.exporter)
             state.exports[name] = exported
-        onnx_inputs = _named_shapes(inputs) if exported.exporter == "onnx" else None
+        onnx_inputs = _onnx_input_shapes(inputs) if exported.exporter == "onnx" else None
         profile = profile_model(exported.path, onnx_inputs, name=name)
+        problem = ""
     except (ExportError, InputSpecError, ModelError) as error:
-        pytest.fail(f"model {name!r}: {error}" if name not in str(error) else str(error), pytrace=False)
+        problem = str(error) if repr(name) in str(error) else f"model {name!r}: {error}"
+    if problem:  # failed outside the except block, so pytest shows one message, not a chain
+        pytest.fail(problem, pytrace=False)
     partial = profile.partial
     totals = profile.totals
     return Measurement(
@@ -423,11 +428,16 @@ def _measure(state: _SessionState, item: pytest.Item, name: str, model: Any, inp
     )
 
 
-def _named_shapes(inputs: Any) -> Optional[dict[str, list[int]]]:
-    """For an ONNX file given as is, a dict of input shapes overrides its input dims."""
+def _onnx_input_shapes(inputs: Any) -> Any:
+    """For an ONNX file given as is, `inputs` overrides its input dims: a dict by input name,
+    or shapes in the order of the model's inputs."""
+    if inputs is None:
+        return None
     if isinstance(inputs, dict):
         return {str(k): list(v) for k, v in inputs.items()}
-    return None
+    from .export import parse_inputs
+
+    return [list(spec.shape) for spec in parse_inputs(inputs)]
 
 
 def _failures_for_run(comparison: "Comparison", measurement: "Measurement", settings: Settings) -> list[str]:
@@ -501,6 +511,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if state.duplicate_errors:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
     state.interrupted = exitstatus == pytest.ExitCode.INTERRUPTED
+    state.removal_withheld = _why_entries_are_kept(session, state)
     if state.settings.update and not state.interrupted:
         _write_update(session, state)
 
@@ -518,7 +529,9 @@ def _why_entries_are_kept(session: pytest.Session, state: _SessionState) -> str:
     option = config.option
     if (state.deselected or config.args_source == pytest.Config.ArgsSource.ARGS or getattr(option, "keyword", "")
             or getattr(option, "markexpr", "") or getattr(option, "lf", False)):
-        return "this run did not select every test"
+        from .budget_report import NOT_ALL_SELECTED
+
+        return NOT_ALL_SELECTED
     if session.testsfailed:
         return "a test failed"
     if state.skipped:
@@ -530,14 +543,14 @@ def _write_update(session: pytest.Session, state: _SessionState) -> None:
     from .budget import dump_budget, update_budget, write_budget
 
     recordable = [r.measurement for r in state.records if not r.failed]
-    unused = _unused_entries(state)
-    state.removal_withheld = _why_entries_are_kept(session, state) if unused else ""
+    new_only = state.settings.update_new_only
+    unused = [] if new_only else _unused_entries(state)
     remove = [] if state.removal_withheld else unused
-    updated, messages = update_budget(
-        state.budget, recordable, new_only=state.settings.update_new_only, remove_unused=remove
-    )
+    updated, messages = update_budget(state.budget, recordable, new_only=new_only, remove_unused=remove)
     state.update_messages = messages
     state.removed = remove
+    state.update_outcomes = {r.measurement.name: _update_outcome(state.budget, updated, r.measurement.name, new_only)
+                             for r in state.records}
     path = state.settings.budget_path
     if not path.exists() and not updated.models:
         return  # nothing recorded: don't create an empty budget file
@@ -545,6 +558,17 @@ def _write_update(session: pytest.Session, state: _SessionState) -> None:
     if not path.exists() or path.read_text(encoding="utf-8") != text:
         write_budget(path, text)
         state.written = True
+
+
+def _update_outcome(before: "Budget", after: "Budget", name: str, new_only: bool) -> str:
+    old, new = before.models.get(name), after.models.get(name)
+    if new is None:
+        return "NOT RECORDED"
+    if old is None:
+        return "recorded"
+    if old != new:
+        return "updated"
+    return "kept (new-only update)" if new_only else "unchanged"
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, exitstatus: int, config: pytest.Config) -> None:
@@ -562,6 +586,7 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, exitstatu
         unused=_unused_entries(state),
         budget_path=settings.budget_path,
         update="new-only" if settings.update_new_only else ("all" if settings.update else ""),
+        update_outcomes=state.update_outcomes,
         written=state.written,
         interrupted=state.interrupted,
         removed=state.removed,

@@ -57,7 +57,8 @@ def test_update_summary_says_what_was_written_and_removed() -> None:
     budget = parse_budget(BUDGET, Path("macc_budget.yaml"))
     new = _measure("fresh", {"fc": 10}, {"x": [1, 2]}, 12)
     lines = budget_summary_lines([compare(budget, new)], unused=["stale"], budget_path=Path("b.yaml"),
-                                 update="all", written=True, removed=["stale"], messages=["a note"])
+                                 update="all", update_outcomes={"fresh": "recorded"}, written=True,
+                                 removed=["stale"], messages=["a note"])
     assert lines[2].endswith("recorded")
     assert "removed 1 unused budget entry: stale" in lines
     assert "note: a note" in lines
@@ -73,10 +74,25 @@ def test_new_only_update_keeps_existing_entries_and_says_why_unused_ones_stay() 
     budget = parse_budget(BUDGET, Path("macc_budget.yaml"))
     grown = _measure("net", {"conv1": 1_100_000, "fc": 100_000}, {"x": [1, 3, 16, 16]}, 5000)
     lines = budget_summary_lines([compare(budget, grown)], unused=["stale"], budget_path=Path("b.yaml"),
-                                 update="new-only", kept_because="a test was skipped")
+                                 update="new-only", update_outcomes={"net": "kept (new-only update)"},
+                                 kept_because="a test was skipped")
     assert lines[2].endswith("kept (new-only update)")
     assert "1 budget entry not used by any test: stale (kept: a test was skipped)" in lines
-    assert lines[-1] == "budget file b.yaml: unchanged"
+    assert lines[-1] == "budget file b.yaml: not written (nothing recorded)"
+
+
+def test_a_filtered_run_says_entries_were_not_checked_rather_than_unused() -> None:
+    lines = budget_summary_lines([], unused=["a", "b"], budget_path=Path("b.yaml"),
+                                 kept_because="this run did not select every test")
+    assert lines[-1] == "2 budget entries not checked in this run: a, b (this run did not select every test)"
+
+
+def test_a_model_the_update_did_not_record_says_so() -> None:
+    budget = parse_budget(BUDGET, Path("macc_budget.yaml"))
+    new = _measure("fresh", {"fc": 10}, {"x": [1, 2]}, 12)
+    lines = budget_summary_lines([compare(budget, new)], unused=[], budget_path=Path("b.yaml"), update="all",
+                                 update_outcomes={})
+    assert lines[2].endswith("NOT RECORDED")
 
 
 def test_interrupted_update_says_the_file_was_not_written() -> None:

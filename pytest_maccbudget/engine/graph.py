@@ -6,7 +6,7 @@ their values only when small. Nothing here reads weight bytes.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Iterable, Mapping, Optional, Sequence
+from typing import Iterable, Mapping, Optional, Sequence, Union
 
 import numpy as np
 import onnx
@@ -111,20 +111,24 @@ def real_input_names(graph: GraphProto) -> list[str]:
     return [vi.name for vi in graph.input if vi.name not in initializer_names]
 
 
+InputShapes = Optional[Union[Mapping[str, Union[Sequence[int], int]], Sequence[Sequence[int]]]]
+
+
 def apply_input_shapes(
     model: ModelProto,
-    input_shapes: Optional[Mapping[str, Sequence[int] | int]] = None,
+    input_shapes: InputShapes = None,
     batch: Optional[int] = None,
 ) -> list[str]:
     """Fix the dims of the real inputs in place. Returns notes on values that were assumed.
 
-    `input_shapes` maps an input name to full dims, or a symbolic dim name to one value.
+    `input_shapes` maps an input name to full dims, or a symbolic dim name to one value; or it
+    lists full dims for the inputs in order.
     `batch` sets the leading dim of every input not given in full; a symbolic leading dim with
     no value becomes 1, with a note. Other symbolic dims with no value stay unknown.
     """
-    input_shapes = dict(input_shapes or {})
     graph = model.graph
     real_inputs = real_input_names(graph)
+    input_shapes = _by_input_name(input_shapes, real_inputs)
     by_name = {vi.name: vi for vi in graph.input}
     symbols = {d.dim_param for n in real_inputs for d in by_name[n].type.tensor_type.shape.dim if d.dim_param}
     for key, value in list(input_shapes.items()):
@@ -149,6 +153,18 @@ def apply_input_shapes(
     if changed:
         _forget_declared_shapes(graph, set(real_inputs))
     return notes
+
+
+def _by_input_name(input_shapes: "InputShapes", real_inputs: list[str]) -> dict[str, "Sequence[int] | int"]:
+    """Shapes given as a list apply to the model's inputs in order."""
+    if input_shapes is None:
+        return {}
+    if isinstance(input_shapes, Mapping):
+        return dict(input_shapes)
+    shapes = list(input_shapes)
+    if len(shapes) != len(real_inputs):
+        raise ModelError(f"{len(shapes)} input shape(s) given for {len(real_inputs)} model input(s) ({', '.join(real_inputs)})")
+    return dict(zip(real_inputs, shapes))
 
 
 def _fill_dims(value_info: onnx.ValueInfoProto, symbol_values: Mapping[str, int], batch: Optional[int], notes: list[str]) -> bool:
@@ -478,7 +494,7 @@ def distrust_size_changing_views(nodes: Sequence[NodeProto], tensors: dict[str, 
 def prepare_graph(
     model: ModelProto,
     registry: OpRegistry,
-    input_shapes: Optional[Mapping[str, Sequence[int] | int]] = None,
+    input_shapes: InputShapes = None,
     batch: Optional[int] = None,
 ) -> PreparedGraph:
     """Inline local functions, fix input dims, infer shapes and index every tensor."""

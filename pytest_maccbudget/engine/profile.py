@@ -11,7 +11,7 @@ from onnx import AttributeProto, GraphProto, ModelProto, NodeProto
 from . import ops  # noqa: F401  (fills the default registry)
 from .errors import ModelError
 from .fusion import find_folds, layer_name
-from .graph import PreparedGraph, collect_tensors, prepare_graph, propagate_constants, topological_order
+from .graph import InputShapes, PreparedGraph, collect_tensors, prepare_graph, propagate_constants, topological_order
 from .loader import load_skeleton, strip_model
 from .memory import ALIAS_OPS, NO_COPY_OPS, peak_activation_bytes
 from .registry import REGISTRY, OpRegistry
@@ -39,7 +39,7 @@ _SHAPE_INPUTS: dict[str, frozenset[int]] = {
 
 def profile_model(
     model: ModelSource,
-    inputs: Optional[Mapping[str, Union[Sequence[int], int]]] = None,
+    inputs: InputShapes = None,
     *,
     batch: Optional[int] = None,
     registry: Optional[OpRegistry] = None,
@@ -47,8 +47,8 @@ def profile_model(
 ) -> Profile:
     """Profile an ONNX model given as a file path or a ModelProto.
 
-    `inputs` maps input names to dims (or symbolic dim names to a value); `batch` sets any
-    symbolic leading dim. Weights are never read. Raises ModelError naming the file.
+    `inputs` maps input names to dims (or symbolic dim names to a value), or lists the dims of
+    the inputs in order; `batch` sets the leading dim of every input. Weights are never read. Raises ModelError naming the file.
     """
     label = name or (os.fspath(model) if not isinstance(model, ModelProto) else (model.graph.name or "model"))
     try:

@@ -250,3 +250,9 @@ def test_shape_arithmetic_onnx_cannot_propagate_is_computed() -> None:
     assert profile.layer("act").output_bytes == 16 * 4 * 8 * 4
     # x, h and y are 2 KB each, split aliases h: at most two live at a time
     assert profile.totals.peak_activation_bytes == 2 * 2048
+
+
+def test_input_shapes_given_as_a_list_apply_in_order() -> None:
+    assert profile_model(_fc_model(["N", 16]), [[6, 16]]).totals.macs == 6 * 16 * 4
+    with pytest.raises(ModelError, match=r"2 input shape\(s\) given for 1 model input\(s\) \(x\)"):
+        profile_model(_fc_model(["N", 16]), [[6, 16], [1, 2]])

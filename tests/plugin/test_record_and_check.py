@@ -54,13 +54,14 @@ def test_grown_layer_fails_with_model_layer_and_numbers(project: Project) -> Non
         "most grown layer fc: 2.56 k -> 2.82 k MACs*",
         "*Captured macc budget call*",
         "macs 9.73 k > budget 9.47 k (+2.7%, tolerance 0%)",
-        "layer fc: macs 2.82 k > budget 2.56 k (+10.0%, tolerance 0%)",
+        "flops 19.5 k > budget 18.9 k (+2.7%, tolerance 0%)",
         "layers that changed, largest change first:",
         "layer *budget *measured *change *%",
         "fc *2.56 k *2.82 k *+256 *+10.0%",
     ])
     result.stdout.fnmatch_lines(["*-- macc budget --*", "net *9.73 k *+2.7%*REGRESSED"])
     result.stdout.no_fnmatch_line("conv *6.91 k*")  # unchanged layers are not in the table
+    result.stdout.no_fnmatch_line("layer fc: macs*")  # the layer is in the table, not repeated as a line
     assert project.budget_bytes() == recorded, "a check run must never write the budget file"
 
 
@@ -156,6 +157,39 @@ def test_update_new_only_summary_does_not_claim_existing_entry_updated(project: 
 
     assert project.budget()["models"]["net"] == net_entry(width=10)
     result.stdout.no_fnmatch_line("net *updated")
+
+
+def test_update_new_only_never_removes_unused_entries(project: Project) -> None:
+    project.write_recorded(net=10)
+    project.edit_budget("models:\n", "models:\n  ghost:\n    total: {macs: 1000}\n")
+    project.add_net_test(width=10)
+
+    result = project.run("--macc-budget-update-new-only")
+
+    assert result.ret == pytest.ExitCode.OK
+    assert set(project.budget()["models"]) == {"ghost", "net"}
+    result.stdout.no_fnmatch_line("removed*")
+
+
+def test_shapes_listed_for_an_onnx_file_apply_to_its_inputs_in_order(project: Project) -> None:
+    project.add_test("test_batch", """
+        from pathlib import Path
+
+        import pytest
+        from netlib import write_net
+
+
+        @pytest.mark.macc_budget("net", model="net.onnx", inputs=[(2, 3, 8, 8)])
+        def test_net():
+            write_net(Path(__file__).with_name("net.onnx"), width=10)
+    """)
+
+    result = project.run("--macc-budget-update")
+
+    assert result.ret == pytest.ExitCode.OK
+    entry = project.budget()["models"]["net"]
+    assert entry["inputs"] == {"x": [2, 3, 8, 8]}
+    assert entry["total"]["macs"] == 2 * net_totals(width=10)["macs"]
 
 
 def test_relative_tolerance_lets_small_growth_pass(project: Project) -> None:
