@@ -187,7 +187,7 @@ def parse_model(data: bytes) -> ModelProto:
     model = ModelProto()
     try:
         model.ParseFromString(data)
-    except Exception as error:  # protobuf's DecodeError
+    except Exception:  # protobuf's DecodeError
         raise ModelError("not a valid ONNX file: truncated or corrupt protobuf") from None
     if not model.HasField("graph") or model.ir_version <= 0:
         raise ModelError("not an ONNX model (no graph or IR version in the protobuf)")

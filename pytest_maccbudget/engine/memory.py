@@ -12,7 +12,7 @@ from typing import Iterable, Optional, Sequence
 
 from onnx import NodeProto
 
-from .ops.movement import ALIAS_OPS, NO_COPY_OPS
+from .ops.movement import ALIAS_OPS
 from .types import TensorInfo
 
 

@@ -13,10 +13,11 @@ from .errors import ModelError
 from .fusion import find_folds, layer_name
 from .graph import InputShapes, PreparedGraph, collect_tensors, prepare_graph, propagate_constants, topological_order
 from .loader import load_skeleton, strip_model
-from .memory import ALIAS_OPS, NO_COPY_OPS, peak_activation_bytes
+from .memory import peak_activation_bytes
+from .ops.movement import ALIAS_OPS, NO_COPY_OPS
 from .registry import REGISTRY, OpRegistry
 from .results import CONSTANT, COSTED, FOLDED, FREE, UNKNOWN, UNRESOLVED, LayerCost, Profile, Totals, UnknownOp
-from .types import NodeView, OpCost, TensorInfo, UnresolvedShape, UnsupportedAttributes, dtype_bits
+from .types import NodeView, OpCost, TensorInfo, UnresolvedShape, UnsupportedAttributes
 
 ModelSource = Union[str, "os.PathLike[str]", ModelProto]
 

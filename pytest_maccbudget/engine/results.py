@@ -1,7 +1,7 @@
 """The result of profiling a model: one row per layer, totals, memory, and what could not be counted."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Optional
 
 # Layer status values

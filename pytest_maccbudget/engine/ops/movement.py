@@ -16,7 +16,7 @@ Nearest is a copy: 0.
 from __future__ import annotations
 
 import math
-from typing import Optional, Sequence
+from typing import Sequence
 
 from ..registry import register, register_free
 from ..types import NodeView, OpCost, UnresolvedShape, UnsupportedAttributes, numel

@@ -1,0 +1,282 @@
+"""One pytest run of the budget check: its state, checking a model, and what happens at the
+end (the xdist merge, the update of the budget file, the summary). Imported by the plugin only
+when --macc-budget (or an update) is on."""
+from __future__ import annotations
+
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Optional
+
+import pytest
+
+from .budget import Budget, BudgetError, Comparison, Measurement, compare, dump_budget, load_budget, render_layer_table, update_budget, write_budget
+from .budget_report import NOT_ALL_SELECTED, budget_summary_lines
+from .units import format_count
+
+if TYPE_CHECKING:
+    from .export import ExportedModel
+    from .plugin import Settings
+
+
+def read_budget(path: Path) -> "Budget":
+    try:
+        return load_budget(path)
+    except BudgetError as error:
+        raise pytest.UsageError(f"pytest-maccbudget: {error}") from None
+
+
+@dataclass
+class CheckRecord:
+    measurement: "Measurement"
+    failed: bool
+
+
+@dataclass
+class BudgetSession:
+    settings: "Settings"
+    budget: "Budget"
+    is_worker: bool
+    records: list[CheckRecord] = field(default_factory=list)
+    checked_by: dict[str, str] = field(default_factory=dict)  # model name -> nodeid
+    exports: dict[str, "ExportedModel"] = field(default_factory=dict)
+    deselected: int = 0
+    skipped: int = 0
+    declared: dict[str, str] = field(default_factory=dict)  # model names of collected markers -> nodeid
+    duplicate_errors: list[str] = field(default_factory=list)
+    # what the update at the end of the session did
+    update_messages: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    removal_withheld: str = ""
+    update_outcomes: dict[str, str] = field(default_factory=dict)
+    written: bool = False
+    interrupted: bool = False
+    _workdir: Optional[Path] = None
+
+    @property
+    def workdir(self) -> Path:
+        if self._workdir is None:
+            self._workdir = Path(tempfile.mkdtemp(prefix="maccbudget-"))
+        return self._workdir
+
+    def cleanup(self) -> None:
+        if self._workdir is not None:
+            shutil.rmtree(self._workdir, ignore_errors=True)
+
+    def worker_payload(self) -> dict[str, Any]:
+        """What an xdist worker sends the controller (JSON-able)."""
+        return {
+            "records": [{"measurement": r.measurement.to_json(), "failed": r.failed} for r in self.records],
+            "deselected": self.deselected,
+            "declared": self.declared,
+        }
+
+    def merge_worker_payload(self, payload: dict[str, Any]) -> None:
+        for entry in payload["records"]:
+            measurement = Measurement.from_json(entry["measurement"])
+            first = self.checked_by.setdefault(measurement.name, measurement.nodeid)
+            if first != measurement.nodeid:
+                self.duplicate_errors.append(
+                    f"model name {measurement.name!r} is checked by two tests: {first} and {measurement.nodeid}")
+            self.records.append(CheckRecord(measurement, entry["failed"]))
+        self.deselected += payload["deselected"]
+        self.declared.update(payload["declared"])
+
+    def claim_name(self, name: str, nodeid: str) -> None:
+        """Two tests may not check models of the same name."""
+        first = self.checked_by.setdefault(name, nodeid)
+        if first != nodeid:
+            pytest.fail(f"model name {name!r} is checked by two tests: {first} and {nodeid}", pytrace=False)
+
+
+def check_model(state: BudgetSession, item: pytest.Item, name: str, model: Any, inputs: Any) -> None:
+    state.claim_name(name, item.nodeid)
+    measurement = _measure(state, item, name, model, inputs)
+    settings = state.settings
+    comparison = compare(state.budget, measurement, strict=settings.strict, missing_fails=settings.missing_fails)
+    failures = _failures_for_run(comparison, measurement, settings)
+    state.records.append(CheckRecord(measurement, bool(failures)))
+    details = _report_section(failures, comparison)
+    if details:
+        item.add_report_section("call", "macc budget", "\n".join(details))
+    if failures:
+        pytest.fail(_headline(name, failures, comparison), pytrace=False)
+    _warn_if_needed(item, comparison, measurement, settings)
+
+
+def _headline(name: str, failures: list[str], comparison: "Comparison") -> str:
+    """One line: the model, its first failure, and the layer that grew most."""
+    line = failures[0] if repr(name) in failures[0] else f"model {name!r}: {failures[0]}"
+    grown = next((layer for layer in comparison.layers if layer.status in ("grew", "new")), None)
+    if grown is not None and "layer" not in failures[0]:
+        line += f"; most grown layer {grown.key}: {format_count(grown.old or 0)} -> {format_count(grown.new)} MACs"
+    if len(failures) > 1:
+        line += f" (+{len(failures) - 1} more below)"
+    return line
+
+
+def _report_section(failures: list[str], comparison: "Comparison") -> list[str]:
+    table = render_layer_table(comparison)
+    listed = [line for line in failures if not (table and line.startswith(("layer ", "new layer ")))]
+    lines = listed if len(failures) > 1 else []
+    if table:
+        lines += ([""] if lines else []) + ["layers that changed, largest change first:"] + table
+    return lines
+
+
+def _measure(state: BudgetSession, item: pytest.Item, name: str, model: Any, inputs: Any) -> "Measurement":
+    from .engine.errors import ModelError
+    from .engine.profile import profile_model
+    from .export import ExportError, InputSpecError, export_model
+    from .layers import layer_macs
+
+    try:
+        exported = state.exports.get(name)
+        if exported is None:
+            exported = export_model(model, inputs, name=name, workdir=state.workdir, exporter=state.settings.exporter)
+            state.exports[name] = exported
+        onnx_inputs = _onnx_input_shapes(inputs) if exported.exporter == "onnx" else None
+        profile = profile_model(exported.path, onnx_inputs, name=name)
+        problem = ""
+    except (ExportError, InputSpecError, ModelError) as error:
+        problem = str(error) if repr(name) in str(error) else f"model {name!r}: {error}"
+    if problem:  # failed outside the except block, so pytest shows one message, not a chain
+        pytest.fail(problem, pytrace=False)
+    partial = profile.partial
+    totals = profile.totals
+    return Measurement(
+        name=name,
+        nodeid=item.nodeid,
+        inputs=exported.inputs or {k: list(v) for k, v in profile.inputs.items()},
+        total={
+            "macs": None if partial else totals.macs,
+            "flops": None if partial else totals.flops,
+            "params": totals.params,
+            "param_bytes": totals.param_bytes,
+            "peak_activation_bytes": totals.peak_activation_bytes,
+        },
+        layers=layer_macs((layer.name, layer.macs) for layer in profile.layers),
+        unknown_ops=tuple(f"{u.domain + '::' if u.domain else ''}{u.op_type} ({u.name}): {u.reason}" for u in profile.unknown),
+    )
+
+
+def _onnx_input_shapes(inputs: Any) -> Any:
+    """For an ONNX file given as is, `inputs` overrides its input dims: a dict by input name,
+    or shapes in the order of the model's inputs."""
+    if inputs is None:
+        return None
+    if isinstance(inputs, dict):
+        return {str(k): list(v) for k, v in inputs.items()}
+    from .export import parse_inputs
+
+    return [list(spec.shape) for spec in parse_inputs(inputs)]
+
+
+def _failures_for_run(comparison: "Comparison", measurement: "Measurement", settings: "Settings") -> list[str]:
+    """Failure lines for this run: under update only limits and uncountable models fail."""
+    uncounted = _uncounted_line(measurement) if measurement.unknown_ops and settings.unknown_fails else []
+    if settings.update:
+        if comparison.status == "over_limit":
+            return [line + " (not recorded)" for line in comparison.failures if "limit" in line]
+        return [f"not recorded: {line}" for line in uncounted]
+    if comparison.status == "unknown" and not settings.unknown_fails:
+        return []
+    failures = list(comparison.failures) if comparison.failed else []
+    if comparison.status == "missing" and failures:
+        failures += uncounted
+    return failures
+
+
+def _uncounted_line(measurement: "Measurement") -> list[str]:
+    ops = measurement.unknown_ops
+    return [f"{len(ops)} op(s) could not be counted: " + "; ".join(ops)]
+
+
+def _warn_if_needed(item: pytest.Item, comparison: "Comparison", measurement: "Measurement", settings: "Settings") -> None:
+    lines: list[str] = []
+    if measurement.unknown_ops and not settings.unknown_fails:
+        lines += [("not recorded: " if settings.update else "") + line for line in _uncounted_line(measurement)]
+    if not settings.update and comparison.status == "missing":
+        lines += comparison.failures
+    for line in lines:
+        item.warn(pytest.PytestWarning(f"macc budget: {line}"))
+
+
+def _unused_entries(state: BudgetSession) -> list[str]:
+    """Budget entries no test measured or declared with a marker in this run."""
+    measured = {record.measurement.name for record in state.records}
+    return sorted(name for name in state.budget.models if name not in measured and name not in state.declared)
+
+
+def why_entries_are_kept(session: pytest.Session, state: BudgetSession) -> str:
+    """Unused entries are removed only by a run of every test in which none failed or was
+    skipped; otherwise the reason they were kept."""
+    config = session.config
+    option = config.option
+    if (state.deselected or config.args_source == pytest.Config.ArgsSource.ARGS or getattr(option, "keyword", "")
+            or getattr(option, "markexpr", "") or getattr(option, "lf", False)):
+        return NOT_ALL_SELECTED
+    if session.testsfailed:
+        return "a test failed"
+    if state.skipped:
+        return "a test was skipped"
+    return ""
+
+
+def write_update(session: pytest.Session, state: BudgetSession) -> None:
+    recordable = [r.measurement for r in state.records if not r.failed]
+    new_only = state.settings.update_new_only
+    unused = [] if new_only else _unused_entries(state)
+    remove = [] if state.removal_withheld else unused
+    updated, messages = update_budget(state.budget, recordable, new_only=new_only, remove_unused=remove)
+    state.update_messages = messages
+    state.removed = remove
+    state.update_outcomes = {r.measurement.name: _update_outcome(state.budget, updated, r.measurement.name, new_only)
+                             for r in state.records}
+    path = state.settings.budget_path
+    if not path.exists() and not updated.models:
+        return  # nothing recorded: don't create an empty budget file
+    text = dump_budget(updated)
+    if not path.exists() or path.read_text(encoding="utf-8") != text:
+        write_budget(path, text)
+        state.written = True
+
+
+def _update_outcome(before: "Budget", after: "Budget", name: str, new_only: bool) -> str:
+    old, new = before.models.get(name), after.models.get(name)
+    if new is None:
+        return "NOT RECORDED"
+    if old is None:
+        return "recorded"
+    if old != new:
+        return "updated"
+    return "kept (new-only update)" if new_only else "unchanged"
+
+
+def finish_session(session: pytest.Session, state: BudgetSession, exitstatus: int) -> None:
+    """On the controller (or without xdist): flag duplicate names, then write the update."""
+    if state.duplicate_errors:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    state.interrupted = exitstatus == pytest.ExitCode.INTERRUPTED
+    state.removal_withheld = why_entries_are_kept(session, state)
+    if state.settings.update and not state.interrupted:
+        write_update(session, state)
+
+
+def summary_lines(state: BudgetSession) -> list[str]:
+    settings = state.settings
+    comparisons = [compare(state.budget, r.measurement, strict=settings.strict, missing_fails=settings.missing_fails)
+                   for r in sorted(state.records, key=lambda r: r.measurement.name)]
+    return budget_summary_lines(
+        comparisons,
+        unused=_unused_entries(state),
+        budget_path=settings.budget_path,
+        update="new-only" if settings.update_new_only else ("all" if settings.update else ""),
+        update_outcomes=state.update_outcomes,
+        written=state.written,
+        interrupted=state.interrupted,
+        removed=state.removed,
+        kept_because=state.removal_withheld,
+        messages=state.update_messages + state.duplicate_errors,
+    )
