@@ -11,7 +11,10 @@ from typing import TYPE_CHECKING, Any, Optional
 
 import pytest
 
-from .budget import Budget, BudgetError, Comparison, Measurement, compare, dump_budget, load_budget, render_layer_table, update_budget, write_budget
+from .budget import (
+    Budget, BudgetError, Comparison, Measurement, compare, dump_budget, load_budget, render_layer_table,
+    update_budget, write_budget,
+)
 from .budget_report import NOT_ALL_SELECTED, budget_summary_lines
 from .units import format_count
 
@@ -20,7 +23,8 @@ if TYPE_CHECKING:
     from .plugin import Settings
 
 
-def read_budget(path: Path) -> "Budget":
+def read_budget(path: Path) -> Budget:
+    """The budget file; an invalid one stops the run as a usage error naming file, line and key."""
     try:
         return load_budget(path)
     except BudgetError as error:
