@@ -98,7 +98,7 @@ def _add_profile_parser(subparsers: argparse._SubParsersAction, name: str) -> No
         "--input", dest="inputs", metavar="NAME=DIMS", action="append", type=parse_input_spec, default=[],
         help="dims of an input (data=1,3,224,224) or value of a symbolic dim (seq_len=128); repeatable",
     )
-    sub.add_argument("--batch", type=positive_int, metavar="N", help="value for symbolic batch (leading) dims; default 1")
+    sub.add_argument("--batch", type=positive_int, metavar="N", help="batch size: the leading dim of every input of rank >= 2 where it is symbolic or 1 (default: a symbolic batch counts as 1)")
     sub.add_argument("--format", choices=FORMATS, default="table", help="output format (default: table)")
     sub.add_argument("--top", type=positive_int, metavar="N",
                      help="only the N layers with the most MACs (table, markdown, csv; json lists every layer)")

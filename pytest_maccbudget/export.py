@@ -675,7 +675,12 @@ def _exported_by_plugin(model: object, inputs: object, name: str, path: Path) ->
         except Exception as error:  # a broken plugin must not hide the others
             load_failures.append(f"exporter plugin {entry_point.name!r} failed to load: {exporter_message(error)}")
             continue
-        if not plugin.handles(model):
+        try:
+            handled = plugin.handles(model)
+        except Exception as error:
+            raise ExportError(f"model {name!r}: exporter plugin {entry_point.name!r} failed in handles(): "
+                              f"{exporter_message(error)}") from None
+        if not handled:
             continue
         return _run_plugin(plugin, entry_point.name, model, inputs, name, path)
     message = (

@@ -21,8 +21,7 @@ if TYPE_CHECKING:
 MARKER = "macc_budget"
 MARKER_KWARGS = ("inputs", "model")
 WORKER_OUTPUT_KEY = "maccbudget"
-MISSING_CHOICES = ("fail", "warn")
-UNKNOWN_CHOICES = ("fail", "warn")
+FAIL_OR_WARN = ("fail", "warn")
 DEFAULT_BUDGET_FILE = "macc_budget.yaml"
 
 _STATE = pytest.StashKey["BudgetSession"]()
@@ -93,8 +92,8 @@ class Settings:
             update_new_only=new_only,
             budget_path=(config.rootpath / budget_file).resolve(),
             exporter=str(config.getini("macc_budget_exporter")).strip() or "torchscript",
-            missing_fails=_choice(config, "macc_budget_missing", MISSING_CHOICES) == "fail",
-            unknown_fails=_choice(config, "macc_budget_unknown_ops", UNKNOWN_CHOICES) == "fail",
+            missing_fails=_choice(config, "macc_budget_missing", FAIL_OR_WARN) == "fail",
+            unknown_fails=_choice(config, "macc_budget_unknown_ops", FAIL_OR_WARN) == "fail",
             strict=bool(strict_flag) if strict_flag is not None else bool(config.getini("macc_budget_strict")),
         )
 
@@ -140,14 +139,18 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 
 class _SkipCounter:
-    """Counts skipped tests: an update removes no entry after a run that skipped any (a skipped
-    test may check a model that this run could not measure)."""
+    """Counts skipped tests and modules (not xfails): an update removes no entry after a run that
+    skipped any (a skipped test may check a model that this run could not measure)."""
 
     def __init__(self, state: "BudgetSession") -> None:
         self.state = state
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        if report.skipped and report.when in ("setup", "call"):
+        if report.skipped and report.when in ("setup", "call") and not hasattr(report, "wasxfail"):
+            self.state.skipped += 1
+
+    def pytest_collectreport(self, report: pytest.CollectReport) -> None:
+        if report.skipped:  # e.g. a module-level importorskip
             self.state.skipped += 1
 
 

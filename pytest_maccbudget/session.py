@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Any, Optional
 import pytest
 
 from .budget import (
-    Budget, BudgetError, Comparison, Measurement, compare, dump_budget, load_budget, render_layer_table,
-    update_budget, write_budget,
+    GREW, MISSING, NEW, UNKNOWN, Budget, BudgetError, Comparison, Measurement, compare, dump_budget, load_budget,
+    render_layer_table, update_budget, write_budget,
 )
 from .budget_report import NOT_ALL_SELECTED, budget_summary_lines
 from .units import format_count
@@ -49,6 +49,7 @@ class BudgetSession:
     skipped: int = 0
     declared: dict[str, str] = field(default_factory=dict)  # model names of collected markers -> nodeid
     duplicate_errors: list[str] = field(default_factory=list)
+    duplicate_names: set[str] = field(default_factory=set)  # checked by tests on two xdist workers
     # what the update at the end of the session did
     update_messages: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
@@ -81,6 +82,7 @@ class BudgetSession:
             measurement = Measurement.from_json(entry["measurement"])
             first = self.checked_by.setdefault(measurement.name, measurement.nodeid)
             if first != measurement.nodeid:
+                self.duplicate_names.add(measurement.name)
                 self.duplicate_errors.append(
                     f"model name {measurement.name!r} is checked by two tests: {first} and {measurement.nodeid}")
             self.records.append(CheckRecord(measurement, entry["failed"]))
@@ -112,7 +114,7 @@ def check_model(state: BudgetSession, item: pytest.Item, name: str, model: Any, 
 def _headline(name: str, failures: list[str], comparison: "Comparison") -> str:
     """One line: the model, its first failure, and the layer that grew most."""
     line = failures[0] if repr(name) in failures[0] else f"model {name!r}: {failures[0]}"
-    grown = next((layer for layer in comparison.layers if layer.status in ("grew", "new")), None)
+    grown = next((layer for layer in comparison.layers if layer.status in (GREW, NEW)), None)
     if grown is not None and "layer" not in failures[0]:
         line += f"; most grown layer {grown.key}: {format_count(grown.old or 0)} -> {format_count(grown.new)} MACs"
     if len(failures) > 1:
@@ -141,7 +143,7 @@ def _measure(state: BudgetSession, item: pytest.Item, name: str, model: Any, inp
             exported = export_model(model, inputs, name=name, workdir=state.workdir, exporter=state.settings.exporter)
             state.exports[name] = exported
         onnx_inputs = _onnx_input_shapes(inputs) if exported.exporter == "onnx" else None
-        profile = profile_model(exported.path, onnx_inputs, name=name)
+        profile = profile_model(exported.path, onnx_inputs)  # errors name the file
         problem = ""
     except (ExportError, InputSpecError, ModelError) as error:
         problem = str(error) if repr(name) in str(error) else f"model {name!r}: {error}"
@@ -166,14 +168,16 @@ def _measure(state: BudgetSession, item: pytest.Item, name: str, model: Any, inp
 
 
 def _onnx_input_shapes(inputs: Any) -> Any:
-    """For an ONNX file given as is, `inputs` overrides its input dims: a dict by input name,
-    or shapes in the order of the model's inputs."""
+    """For an ONNX file given as is, `inputs` overrides its input dims: a dict by input name (a
+    symbolic dim's name may map to one value), or shapes in the order of the model's inputs."""
     if inputs is None:
         return None
-    if isinstance(inputs, dict):
-        return {str(k): list(v) for k, v in inputs.items()}
     from .export import parse_inputs
 
+    if isinstance(inputs, dict):
+        symbols = {str(k): v for k, v in inputs.items() if isinstance(v, int) and not isinstance(v, bool)}
+        shaped = {k: v for k, v in inputs.items() if str(k) not in symbols}
+        return {**symbols, **{spec.name: list(spec.shape) for spec in parse_inputs(shaped)}}
     return [list(spec.shape) for spec in parse_inputs(inputs)]
 
 
@@ -181,13 +185,12 @@ def _failures_for_run(comparison: "Comparison", measurement: "Measurement", sett
     """Failure lines for this run: under update only limits and uncountable models fail."""
     uncounted = _uncounted_line(measurement) if measurement.unknown_ops and settings.unknown_fails else []
     if settings.update:
-        if comparison.status == "over_limit":
-            return [line + " (not recorded)" for line in comparison.failures if "limit" in line]
-        return [f"not recorded: {line}" for line in uncounted]
-    if comparison.status == "unknown" and not settings.unknown_fails:
+        over = [line + " (not recorded)" for line in comparison.failures if "> limit" in line]
+        return over + [f"not recorded: {line}" for line in uncounted]
+    if comparison.status == UNKNOWN and not settings.unknown_fails:
         return []
     failures = list(comparison.failures) if comparison.failed else []
-    if comparison.status == "missing" and failures:
+    if comparison.status == MISSING and failures:
         failures += uncounted
     return failures
 
@@ -201,7 +204,7 @@ def _warn_if_needed(item: pytest.Item, comparison: "Comparison", measurement: "M
     lines: list[str] = []
     if measurement.unknown_ops and not settings.unknown_fails:
         lines += [("not recorded: " if settings.update else "") + line for line in _uncounted_line(measurement)]
-    if not settings.update and comparison.status == "missing":
+    if not settings.update and comparison.status == MISSING:
         lines += comparison.failures
     for line in lines:
         item.warn(pytest.PytestWarning(f"macc budget: {line}"))
@@ -214,12 +217,9 @@ def _unused_entries(state: BudgetSession) -> list[str]:
 
 
 def why_entries_are_kept(session: pytest.Session, state: BudgetSession) -> str:
-    """Unused entries are removed only by a run of every test in which none failed or was
-    skipped; otherwise the reason they were kept."""
-    config = session.config
-    option = config.option
-    if (state.deselected or config.args_source == pytest.Config.ArgsSource.ARGS or getattr(option, "keyword", "")
-            or getattr(option, "markexpr", "") or getattr(option, "lf", False)):
+    """Unused entries are removed only by a run of the whole suite in which no test failed or
+    was skipped; otherwise the reason they were kept."""
+    if not _selects_the_whole_suite(session.config, state):
         return NOT_ALL_SELECTED
     if session.testsfailed:
         return "a test failed"
@@ -228,26 +228,50 @@ def why_entries_are_kept(session: pytest.Session, state: BudgetSession) -> str:
     return ""
 
 
+def _selects_the_whole_suite(config: pytest.Config, state: BudgetSession) -> bool:
+    option = config.option
+    sources = pytest.Config.ArgsSource
+    from_rootdir = config.args_source == sources.TESTPATHS or (
+        config.args_source == sources.INVOCATION_DIR and Path(config.invocation_params.dir) == config.rootpath)
+    narrowed = any(getattr(option, name, None) for name in
+                   ("keyword", "markexpr", "lf", "collectonly", "ignore", "ignore_glob", "deselect"))
+    return from_rootdir and not narrowed and not state.deselected
+
+
 def write_update(session: pytest.Session, state: BudgetSession) -> None:
-    recordable = [r.measurement for r in state.records if not r.failed]
+    duplicated = state.duplicate_names  # which worker's measurement wins would depend on timing
+    recordable = [r.measurement for r in state.records if not r.failed and r.measurement.name not in duplicated]
     new_only = state.settings.update_new_only
     unused = [] if new_only else _unused_entries(state)
     remove = [] if state.removal_withheld else unused
     updated, messages = update_budget(state.budget, recordable, new_only=new_only, remove_unused=remove)
     state.update_messages = messages
     state.removed = remove
-    state.update_outcomes = {r.measurement.name: _update_outcome(state.budget, updated, r.measurement.name, new_only)
+    state.update_outcomes = {r.measurement.name: _update_outcome(r, state.budget, updated, new_only, duplicated)
                              for r in state.records}
     path = state.settings.budget_path
     if not path.exists() and not updated.models:
         return  # nothing recorded: don't create an empty budget file
     text = dump_budget(updated)
-    if not path.exists() or path.read_text(encoding="utf-8") != text:
+    if path.exists() and path.read_text(encoding="utf-8") == text:
+        return
+    try:
         write_budget(path, text)
-        state.written = True
+    except OSError as error:
+        state.update_messages.append(f"could not write the budget file {path}: {error.strerror or error}")
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        return
+    state.written = True
 
 
-def _update_outcome(before: "Budget", after: "Budget", name: str, new_only: bool) -> str:
+def _update_outcome(record: CheckRecord, before: Budget, after: Budget, new_only: bool, duplicated: set[str]) -> str:
+    name = record.measurement.name
+    if name in duplicated:
+        return "NOT RECORDED (name used twice)"
+    if record.failed or any(value is None for value in record.measurement.total.values()):
+        over_limit = any(m.limit is not None and m.new is not None and m.new > m.limit
+                         for m in compare(before, record.measurement).metrics)
+        return "NOT RECORDED (over limit)" if over_limit else "NOT RECORDED (not counted)"
     old, new = before.models.get(name), after.models.get(name)
     if new is None:
         return "NOT RECORDED"

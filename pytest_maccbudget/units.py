@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import math
 import re
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import ROUND_HALF_UP, Context, Decimal, InvalidOperation
 from typing import Optional, Union
 
 UNKNOWN = "?"
@@ -164,9 +164,15 @@ def parse_quantity(text: Union[str, int, float], kind: str = COUNT_KIND) -> Numb
     return _round(number * multiplier)
 
 
+_WIDE = Context(prec=400)  # the default 28 digits can't hold 1e30 as an integer
+
+
 def _round(value: Decimal) -> int:
     """Nearest integer, halves away from zero (1234.5 -> 1235)."""
-    return int(value.quantize(Decimal(1), rounding=ROUND_HALF_UP))
+    try:
+        return int(value.quantize(Decimal(1), rounding=ROUND_HALF_UP, context=_WIDE))
+    except InvalidOperation:  # more digits than even the wide context holds
+        raise ValueError(f"{value} is too large") from None
 
 
 def _parse_plain_number(value: Number, kind: str) -> Number:

@@ -167,3 +167,9 @@ def test_formatted_counts_parse_back_within_rounding(value):
 def test_formatted_bytes_parse_back_within_rounding(value):
     parsed = parse_quantity(format_bytes(value), "bytes")
     assert abs(parsed - value) <= value * 0.005
+
+
+def test_huge_quantities_parse_exactly_or_fail_cleanly() -> None:
+    assert parse_quantity("1e30", "count") == 10**30
+    with pytest.raises(ValueError, match="too large"):
+        parse_quantity("1e900", "count")

@@ -123,8 +123,9 @@ def apply_input_shapes(
 
     `input_shapes` maps an input name to full dims, or a symbolic dim name to one value; or it
     lists full dims for the inputs in order.
-    `batch` sets the leading dim of every input not given in full; a symbolic leading dim with
-    no value becomes 1, with a note. Other symbolic dims with no value stay unknown.
+    `batch` sets the leading dim of every input of rank 2 or more not given in full, when that
+    dim is symbolic or 1; a symbolic leading dim with no value becomes 1, with a note. Other
+    symbolic dims with no value stay unknown.
     """
     graph = model.graph
     real_inputs = real_input_names(graph)
@@ -168,11 +169,13 @@ def _by_input_name(input_shapes: "InputShapes", real_inputs: list[str]) -> dict[
 
 
 def _fill_dims(value_info: onnx.ValueInfoProto, symbol_values: Mapping[str, int], batch: Optional[int], notes: list[str]) -> bool:
-    """Give symbolic dims their values; `batch` sets the leading dim, fixed or not. True if a dim changed."""
+    """Give symbolic dims their values; `batch` sets the leading dim of an input of rank 2 or more
+    when that dim is symbolic or 1. True if a dim changed."""
     changed = False
-    for position, dim in enumerate(value_info.type.tensor_type.shape.dim):
+    dims = value_info.type.tensor_type.shape.dim
+    for position, dim in enumerate(dims):
         fixed = dim.HasField("dim_value") and dim.dim_value > 0
-        if position == 0 and batch is not None:
+        if position == 0 and batch is not None and len(dims) >= 2 and (not fixed or dim.dim_value == 1):
             changed |= not fixed or dim.dim_value != batch
             dim.dim_value = batch
         elif not fixed:

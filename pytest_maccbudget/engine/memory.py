@@ -83,15 +83,19 @@ def peak_activation_bytes(
 
 
 def _merge_buffers(nodes: Sequence[NodeProto], runtime: list[int], aliased: set[int], buffers: _Buffers, graph_inputs: set[str]) -> None:
+    placed: set[str] = set()  # tensors already produced into a Concat's buffer
     for index in runtime:
         node = nodes[index]
         if (index in aliased or is_alias(node)) and node.input and node.input[0] in buffers.parent and node.output:
             buffers.union(node.output[0], node.input[0])
         elif node.op_type == "Concat" and node.domain in ("", "ai.onnx") and node.output:
             for name in node.input:
-                # a graph input cannot be written into the Concat's buffer: it is copied
-                if name in buffers.parent and name not in graph_inputs and buffers.find(name) != buffers.find(node.output[0]):
-                    buffers.union(name, node.output[0])
+                # a graph input cannot be written into the Concat's buffer, and a tensor can be
+                # written into one buffer only: into any other Concat it is copied
+                if name in buffers.parent and name not in graph_inputs and name not in placed:
+                    placed.add(name)
+                    if buffers.find(name) != buffers.find(node.output[0]):
+                        buffers.union(name, node.output[0])
 
 
 def _sweep(buffers: _Buffers, produced_at: dict[str, int], last_use: dict[str, int], tensors: dict[str, TensorInfo], last_step: int) -> tuple[Optional[int], list[str]]:

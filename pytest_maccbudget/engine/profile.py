@@ -49,7 +49,8 @@ def profile_model(
     """Profile an ONNX model given as a file path or a ModelProto.
 
     `inputs` maps input names to dims (or symbolic dim names to a value), or lists the dims of
-    the inputs in order; `batch` sets the leading dim of every input. Weights are never read. Raises ModelError naming the file.
+    the inputs in order; `batch` sets the leading (batch) dim of inputs of rank >= 2 where it is
+    symbolic or 1. Weights are never read. Raises ModelError naming the file.
     """
     label = name or (os.fspath(model) if not isinstance(model, ModelProto) else (model.graph.name or "model"))
     try:
@@ -162,6 +163,10 @@ class _Profiler:
         except UnsupportedAttributes as error:
             result.unknown.append(UnknownOp(node.op_type, view.domain, name, str(error)))
             return _unknown_layer(name, view, UNKNOWN, str(error), param_count, param_bytes)
+        except Exception as error:  # a malformed node (group=0, say): this layer is not counted, the rest is
+            reason = f"cost rule failed: {type(error).__name__}: {error}"
+            result.unknown.append(UnknownOp(node.op_type, view.domain, name, reason))
+            return _unknown_layer(name, view, UNKNOWN, reason, param_count, param_bytes)
         no_copy = node.op_type in NO_COPY_OPS and view.domain == ""
         return _layer(name, view, cost, FREE if entry.free else COSTED, param_count, param_bytes, traffic=not no_copy)
 
@@ -184,6 +189,10 @@ class _Profiler:
         except UnresolvedShape as error:
             result.unknown.append(UnknownOp(node.op_type, view.domain, name, str(error), UNRESOLVED))
             return _unknown_layer(name, view, UNRESOLVED, str(error), param_count, param_bytes)
+        except (IndexError, ValueError, UnsupportedAttributes) as error:  # e.g. an empty trip count
+            reason = f"cannot count {node.op_type}: {error or type(error).__name__}"
+            result.unknown.append(UnknownOp(node.op_type, view.domain, name, reason))
+            return _unknown_layer(name, view, UNKNOWN, reason, param_count, param_bytes)
         cost = OpCost(macs=sum(s[1] for s in chosen) * repeat, flops=sum(s[2] for s in chosen) * repeat, note=note)
         inner_params = sum(s[3] for s in sums)
         inner_bytes = sum(s[4] for s in sums)

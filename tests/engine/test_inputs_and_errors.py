@@ -256,3 +256,34 @@ def test_input_shapes_given_as_a_list_apply_in_order() -> None:
     assert profile_model(_fc_model(["N", 16]), [[6, 16]]).totals.macs == 6 * 16 * 4
     with pytest.raises(ModelError, match=r"2 input shape\(s\) given for 1 model input\(s\) \(x\)"):
         profile_model(_fc_model(["N", 16]), [[6, 16], [1, 2]])
+
+
+def test_batch_leaves_rank_one_inputs_and_other_fixed_leading_dims_alone() -> None:
+    # y = (x * s) @ w with x [N, 16], s [16]: --batch 4 makes x [4, 16] and leaves s [16]
+    w = numpy_helper.from_array(np.ones((16, 4), np.float32), "w")
+    graph = helper.make_graph(
+        [helper.make_node("Mul", ["x", "s"], ["m"], name="scale"), helper.make_node("MatMul", ["m", "w"], ["y"], name="fc")], "g",
+        [helper.make_tensor_value_info("x", F32, ["N", 16]), helper.make_tensor_value_info("s", F32, [16])],
+        [helper.make_tensor_value_info("y", F32, None)], [w])
+    profile = profile_model(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), batch=4)
+    assert profile.inputs == {"x": (4, 16), "s": (16,)}
+    assert profile.totals.macs == 4 * 16 * 4
+
+
+def test_a_cost_rule_that_fails_makes_an_unknown_layer_not_a_crash() -> None:
+    from pytest_maccbudget.engine.registry import REGISTRY
+
+    registry = REGISTRY.copy()
+
+    @registry.register("Broken", domain="acme")
+    def broken(node):  # a rule meeting a malformed node
+        return 1 // 0
+
+    graph = helper.make_graph(
+        [helper.make_node("Relu", ["x"], ["r"], name="act"), helper.make_node("Broken", ["r"], ["y"], name="odd", domain="acme")], "g",
+        [helper.make_tensor_value_info("x", F32, [1, 10])], [helper.make_tensor_value_info("y", F32, None)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("acme", 1)])
+    profile = profile_model(model, registry=registry)
+    assert profile.layer("act").flops == 10
+    assert profile.layer("odd").macs is None
+    assert profile.unknown[0].reason == "cost rule failed: ZeroDivisionError: integer division or modulo by zero"

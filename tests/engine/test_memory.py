@@ -80,3 +80,15 @@ def test_unknown_size_makes_peak_unknown_not_zero() -> None:
     profile = profile_model(model)  # the batch dim becomes 1; "c" stays unknown
     assert profile.totals.peak_activation_bytes is None
     assert any("peak activation memory unknown" in note for note in profile.notes)
+
+
+def test_a_tensor_read_by_two_concats_lives_in_only_one_of_them() -> None:
+    # t = relu(x) is written into A's buffer (with -x); B = concat(t, |x|) copies it (|x| inside B).
+    # x, t, -x, |x| are 4,000 B, A, B, y 8,000 B. Step 2 (|x|): x + A + B = 20,000;
+    # step 5 (y = A + B): A + B + y = 24,000. Were t inside both, A and B would be one buffer.
+    nodes = [helper.make_node("Relu", ["x"], ["t"]), helper.make_node("Neg", ["x"], ["n"]),
+             helper.make_node("Abs", ["x"], ["a"]),
+             helper.make_node("Concat", ["t", "n"], ["A"], axis=1), helper.make_node("Concat", ["t", "a"], ["B"], axis=1),
+             helper.make_node("Add", ["A", "B"], ["y"])]
+    profile = profile_model(_model(nodes, {"x": [1, 1000]}, ["y"]))
+    assert profile.totals.peak_activation_bytes == 24_000
