@@ -146,7 +146,7 @@ def _signed(metric: str, delta: int) -> str:
     return f"+{text}" if delta > 0 else text
 
 
-def _change_percent(old: int, new: int) -> Optional[str]:
+def change_percent(old: int, new: int) -> Optional[str]:
     """Signed relative change ("+1.1%", "-5.6%"); None when the old value is 0."""
     if old == 0:
         return None
@@ -550,11 +550,6 @@ class Measurement:
             unknown_ops=tuple(str(op) for op in data.get("unknown_ops") or ()),
         )
 
-    @property
-    def has_unknown(self) -> bool:
-        return any(value is None for value in self.total.values()) or any(
-            value is None for value in self.layers.values())
-
 
 @dataclass(frozen=True)
 class MetricChange:
@@ -640,11 +635,11 @@ def _compare_metric(budget: Budget, entry: ModelEntry, measured: Measurement, me
     if against_budget and old is not None:
         if not tolerance.allows_growth(old, new):
             status = REGRESSED
-            percent = _change_percent(old, new) or _signed(metric, new - old)
+            percent = change_percent(old, new) or _signed(metric, new - old)
             findings.regressed.append(f"{metric} {format_metric(metric, new)} > budget "
                                       f"{format_metric(metric, old)} ({percent}, tolerance {tolerance.describe()})")
         elif new < old:
-            percent = _change_percent(old, new)
+            percent = change_percent(old, new)
             findings.lower.append(f"{metric} {format_metric(metric, new)} < budget {format_metric(metric, old)}"
                                   + (f" ({percent})" if percent else ""))
     if limit is not None and new > limit:
@@ -704,7 +699,7 @@ def _layer_finding(change: LayerChange, tolerance: Tolerance, findings: _Finding
     elif change.status in (REMOVED, SHRANK):
         findings.lower_layers += 1
     elif change.old is not None and change.new is not None and not tolerance.allows_growth(change.old, change.new):
-        percent = _change_percent(change.old, change.new) or _signed("macs", change.new - change.old)
+        percent = change_percent(change.old, change.new) or _signed("macs", change.new - change.old)
         findings.regressed.append(f"layer {change.key}: macs {format_count(change.new)} > budget "
                                   f"{format_count(change.old)} ({percent}, tolerance {tolerance.describe()})")
 
@@ -770,7 +765,7 @@ def _layer_row(change: LayerChange) -> tuple[str, ...]:
     if change.status in (NEW, REMOVED):
         percent = change.status
     else:
-        percent = _change_percent(change.old or 0, change.new or 0) or "?"
+        percent = change_percent(change.old or 0, change.new or 0) or "?"
     return (change.key, old, new, _signed("macs", delta), percent)
 
 

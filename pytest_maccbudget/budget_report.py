@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Mapping, Optional, Sequence
 
-from .budget import Comparison, LayerChange, MetricChange
+from .budget import Comparison, LayerChange, MetricChange, change_percent
 from .texttable import aligned_table
-from .units import format_bytes, format_count, format_percent
+from .units import format_bytes, format_count
 
 STATUS_TEXT = {
     "ok": "ok",
@@ -94,12 +94,7 @@ def _change(metric: Optional[MetricChange]) -> str:
         return "="
     if metric.old == 0:
         return f"+{format_count(metric.new)}"
-    return _signed_percent(metric.new - metric.old, metric.old)
-
-
-def _signed_percent(delta: int, base: int) -> str:
-    text = format_percent(abs(delta) / base)
-    return ("+" if delta > 0 else "-") + text
+    return change_percent(metric.old, metric.new) or "-"
 
 
 def top_layer_changes(comparisons: Sequence[Comparison], limit: int = TOP_LAYERS) -> list[str]:
@@ -116,7 +111,7 @@ def _layer_change_text(layer: LayerChange) -> str:
         return f"new, {format_count(layer.new)} MACs"
     if layer.new is None:
         return f"removed (was {format_count(layer.old)} MACs)"
-    return f"{format_count(layer.old)} -> {format_count(layer.new)} MACs ({_signed_percent(layer.new - layer.old, layer.old) if layer.old else 'new'})"
+    return f"{format_count(layer.old)} -> {format_count(layer.new)} MACs ({change_percent(layer.old, layer.new) or 'new'})"
 
 
 NOT_ALL_SELECTED = "this run did not select every test"

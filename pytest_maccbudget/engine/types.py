@@ -7,7 +7,7 @@ from functools import cached_property
 from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
-from onnx import TensorProto, helper, numpy_helper
+from onnx import TensorProto, numpy_helper
 
 Shape = tuple[int, ...]
 
@@ -41,13 +41,6 @@ for _name, _bits in (("FLOAT4E2M1", 4), ("INT2", 2), ("UINT2", 2), ("FLOAT8E8M0"
 def dtype_bits(elem_type: int) -> Optional[int]:
     """Bits per element of an ONNX element type; None for strings and unknown types."""
     return _BITS_BY_DTYPE.get(elem_type)
-
-
-def dtype_name(elem_type: int) -> str:
-    try:
-        return helper.tensor_dtype_to_string(elem_type).replace("TensorProto.", "").lower()
-    except (KeyError, ValueError):
-        return f"dtype{elem_type}"
 
 
 # Largest constant decoded to a numpy value (element count); larger ones only keep dims.
