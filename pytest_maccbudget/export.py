@@ -560,6 +560,12 @@ def _child_path(parent: str, scope: str, module_paths: set[str]) -> str:
     for candidate in candidates:
         if candidate in module_paths:
             return candidate
+    # `shared_1`: the second call of module `shared` (TorchScript numbers repeated scopes)
+    repeated = re.fullmatch(r"(.+)_\d+", scope)
+    if repeated is not None:
+        again = _child_path(parent, repeated.group(1), module_paths)
+        if again in module_paths:
+            return again
     # `a` for `md.a`: the one module below the parent whose path ends with the scope
     below = [p for p in module_paths if p.startswith(f"{parent}." if parent else "") and p.endswith(f".{scope}")]
     return below[0] if len(below) == 1 else candidates[-1]

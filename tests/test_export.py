@@ -712,3 +712,23 @@ def test_importing_and_using_export_without_torch_models_imports_neither_torch_n
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[] []"
+
+
+class _SharedTwice(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.shared = nn.Conv2d(4, 4, 3, padding=1)
+        self.head = nn.Linear(4, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.shared(self.shared(x)).mean((2, 3)))
+
+
+def test_a_module_called_twice_keeps_its_key_under_torchscript(tmp_path: Path) -> None:
+    # TorchScript scopes the second call `shared_1`; the budget key is still `shared`
+    exported = export_model(_SharedTwice(), [(1, 4, 8, 8)], name="twice", workdir=tmp_path, exporter="torchscript")
+    profile = profile_model(exported.path)
+    assert layer_macs((layer.name, layer.macs) for layer in profile.layers) == {
+        "head": 4 * 2,
+        "shared": 2 * (3 * 3 * 4 * 8 * 8 * 4),
+    }
