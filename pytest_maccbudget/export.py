@@ -41,7 +41,7 @@ import sys
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Optional, Sequence
+from typing import Any, Iterable, Iterator, Mapping, Optional, Sequence
 
 EXPORTERS = ("torchscript", "dynamo")
 DEFAULT_EXPORTER = "torchscript"
@@ -242,6 +242,36 @@ def export_model(
     if _is_torch_module(model):
         return _exported_torch_module(model, inputs, name, _output_path(workdir, name), exporter)
     return _exported_by_plugin(model, inputs, name, _output_path(workdir, name))
+
+
+def module_sources(model: object, keys: Iterable[str], root: Path) -> dict[str, dict[str, object]]:
+    """For layer keys that are module paths of a torch `model`: where each module's class is
+    defined, as {"file": path relative to `root` (POSIX), "line": 1-based}, so an annotation
+    about that layer lands on the code that defines it. Classes outside `root` (torch's own,
+    say) are left out."""
+    if not _is_torch_module(model):
+        return {}
+    modules = dict(model.named_modules())  # type: ignore[attr-defined]
+    sources: dict[str, dict[str, object]] = {}
+    for key in keys:
+        module = modules.get(key)
+        location = _class_location(type(module), Path(root)) if module is not None else None
+        if location is not None:
+            sources[key] = location
+    return sources
+
+
+def _class_location(cls: type, root: Path) -> Optional[dict[str, object]]:
+    try:
+        file = Path(inspect.getsourcefile(cls) or "").resolve()
+        line = inspect.getsourcelines(cls)[1]
+    except (OSError, TypeError):  # a class defined in C, or in a REPL
+        return None
+    try:
+        relative = file.relative_to(root.resolve())
+    except ValueError:
+        return None
+    return {"file": relative.as_posix(), "line": line}
 
 
 def safe_file_stem(name: str) -> str:

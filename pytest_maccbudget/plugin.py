@@ -56,6 +56,28 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="also fail models that got cheaper than their budget, so budgets don't go stale. "
              "Default: ini macc_budget_strict, else off.",
     )
+    group.addoption(
+        "--macc-budget-report", metavar="PATH", default=None, dest="macc_budget_report",
+        help="write a markdown report (per model: base branch, budget, this commit, change; the layers that "
+             "changed most, with a chart) to PATH. Default: none.",
+    )
+    group.addoption(
+        "--macc-budget-json", metavar="PATH", default=None, dest="macc_budget_json",
+        help="write the same report as JSON (schema: docs/report-schema.md) to PATH; also the input of "
+             "`maccbudget merge` for sharded runs. Default: none.",
+    )
+    group.addoption(
+        "--macc-budget-base", metavar="REF", default=None, dest="macc_budget_base",
+        help="also show the budget file as it was at the merge-base of HEAD and REF (e.g. origin/main), and flag "
+             "every entry this branch raised or added. Default: ini macc_budget_base, else none.",
+    )
+    group.addoption(
+        "--macc-budget-shard", metavar="I/N", default=None, dest="macc_budget_shard", type=_shard,
+        help="run only the I-th of N shards of the tests (1-based), e.g. 2/4, for a CI matrix; merge the shards' "
+             "--macc-budget-json files with `maccbudget merge`. Default: all tests.",
+    )
+    parser.addini("macc_budget_base", "git ref whose merge-base with HEAD holds the base budget (default: none)",
+                  default="")
     parser.addini("macc_budget_file", f"budget file, relative to the rootdir (default: {DEFAULT_BUDGET_FILE})",
                   default=DEFAULT_BUDGET_FILE)
     parser.addini("macc_budget_exporter", "torch exporter: torchscript (fast) or dynamo (needs onnxscript, ~2.5 s a model) "
@@ -79,6 +101,10 @@ class Settings:
     missing_fails: bool
     unknown_fails: bool
     strict: bool
+    rootdir: Path
+    report_path: Optional[Path] = None
+    json_path: Optional[Path] = None
+    base_ref: str = ""
 
     @classmethod
     def from_config(cls, config: pytest.Config) -> "Settings":
@@ -95,7 +121,26 @@ class Settings:
             missing_fails=_choice(config, "macc_budget_missing", FAIL_OR_WARN) == "fail",
             unknown_fails=_choice(config, "macc_budget_unknown_ops", FAIL_OR_WARN) == "fail",
             strict=bool(strict_flag) if strict_flag is not None else bool(config.getini("macc_budget_strict")),
+            rootdir=config.rootpath,
+            report_path=_output_path(config, "macc_budget_report"),
+            json_path=_output_path(config, "macc_budget_json"),
+            base_ref=str(config.getoption("macc_budget_base") or config.getini("macc_budget_base") or "").strip(),
         )
+
+
+def _output_path(config: pytest.Config, option: str) -> Optional[Path]:
+    value = config.getoption(option)
+    return Path(config.invocation_params.dir, value).resolve() if value else None
+
+
+def _shard(text: str) -> tuple[int, int]:
+    """`I/N` -> (I, N), 1 <= I <= N."""
+    import argparse
+
+    index, _, count = text.partition("/")
+    if not (index.isdigit() and count.isdigit()) or not 1 <= int(index) <= int(count):
+        raise argparse.ArgumentTypeError(f"expected I/N with 1 <= I <= N, e.g. 2/4; got {text!r}")
+    return int(index), int(count)
 
 
 def _choice(config: pytest.Config, key: str, choices: tuple[str, ...]) -> str:
@@ -126,6 +171,8 @@ def pytest_configure(config: pytest.Config) -> None:
     from .session import BudgetSession, read_budget
 
     state = BudgetSession(settings, read_budget(settings.budget_path), is_worker=hasattr(config, "workerinput"))
+    if settings.base_ref and not state.is_worker:
+        state.read_base()
     config.stash[_STATE] = state
     config.pluginmanager.register(_SkipCounter(state), "maccbudget-skips")
     if config.pluginmanager.hasplugin("xdist"):
@@ -190,6 +237,22 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     state = config.stash.get(_STATE, None)
     if state is not None:
         state.declared.update(first_by_name)
+    _select_shard(config, items)
+
+
+def _select_shard(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """--macc-budget-shard I/N: keep the tests whose node id hashes to shard I."""
+    shard = config.getoption("macc_budget_shard", None)
+    if not shard:
+        return
+    import zlib
+
+    index, count = shard
+    in_shard = [zlib.crc32(item.nodeid.encode()) % count == index - 1 for item in items]
+    dropped = [item for item, keep in zip(items, in_shard) if not keep]
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = [item for item, keep in zip(items, in_shard) if keep]
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
@@ -335,8 +398,10 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, exitstatu
     state = config.stash.get(_STATE, None)
     if state is None or state.is_worker:
         return
-    from .session import summary_lines
+    from .session import annotation_lines, summary_lines
 
     terminalreporter.write_sep("-", "macc budget")
     for line in summary_lines(state):
+        terminalreporter.write_line(line)
+    for line in annotation_lines(state):  # GitHub reads workflow commands from stdout
         terminalreporter.write_line(line)

@@ -7,7 +7,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any, Iterable, Optional
 
 import pytest
 
@@ -57,6 +57,11 @@ class BudgetSession:
     update_outcomes: dict[str, str] = field(default_factory=dict)
     written: bool = False
     interrupted: bool = False
+    # the base branch (--macc-budget-base), where each model's layers are defined, the report
+    base_budget: Optional[Budget] = None
+    base_info: Optional[dict[str, str]] = None
+    sources: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+    report: Optional[dict[str, Any]] = None
     _workdir: Optional[Path] = None
 
     @property
@@ -69,12 +74,30 @@ class BudgetSession:
         if self._workdir is not None:
             shutil.rmtree(self._workdir, ignore_errors=True)
 
+    def read_base(self) -> None:
+        """The budget file at the merge-base of HEAD and --macc-budget-base (never rebuilt)."""
+        from .budget import parse_budget
+        from .gitbase import BaseRefError, budget_at_base
+
+        settings = self.settings
+        try:
+            base = budget_at_base(settings.rootdir, settings.base_ref, settings.budget_path)
+        except BaseRefError as error:
+            raise pytest.UsageError(f"pytest-maccbudget: --macc-budget-base {settings.base_ref}: {error}") from None
+        self.base_info = {"ref": base.ref, "commit": base.commit}
+        label = Path(f"{base.ref}@{base.commit[:12]}:{settings.budget_path.name}")
+        try:
+            self.base_budget = parse_budget(base.text, label) if base.text is not None else None
+        except BudgetError as error:
+            raise pytest.UsageError(f"pytest-maccbudget: the base budget file: {error}") from None
+
     def worker_payload(self) -> dict[str, Any]:
         """What an xdist worker sends the controller (JSON-able)."""
         return {
             "records": [{"measurement": r.measurement.to_json(), "failed": r.failed} for r in self.records],
             "deselected": self.deselected,
             "declared": self.declared,
+            "sources": self.sources,
         }
 
     def merge_worker_payload(self, payload: dict[str, Any]) -> None:
@@ -88,6 +111,7 @@ class BudgetSession:
             self.records.append(CheckRecord(measurement, entry["failed"]))
         self.deselected += payload["deselected"]
         self.declared.update(payload["declared"])
+        self.sources.update(payload["sources"])
 
     def claim_name(self, name: str, nodeid: str) -> None:
         """Two tests may not check models of the same name."""
@@ -103,12 +127,24 @@ def check_model(state: BudgetSession, item: pytest.Item, name: str, model: Any, 
     comparison = compare(state.budget, measurement, strict=settings.strict, missing_fails=settings.missing_fails)
     failures = _failures_for_run(comparison, measurement, settings)
     state.records.append(CheckRecord(measurement, bool(failures)))
+    _add_junit_properties(item, measurement, comparison)
     details = _report_section(failures, comparison)
     if details:
         item.add_report_section("call", "macc budget", "\n".join(details))
     if failures:
         pytest.fail(_headline(name, failures, comparison), pytrace=False)
     _warn_if_needed(item, comparison, measurement, settings)
+
+
+def _add_junit_properties(item: pytest.Item, measurement: Measurement, comparison: Comparison) -> None:
+    """Per-test figures as JUnit XML <property> elements (--junit-xml)."""
+    item.user_properties.append(("macc_budget.model", measurement.name))
+    item.user_properties.append(("macc_budget.status", comparison.status))
+    for metric, value in measurement.total.items():
+        item.user_properties.append((f"macc_budget.{metric}", "unknown" if value is None else value))
+    for change in comparison.metrics:
+        if change.old is not None:
+            item.user_properties.append((f"macc_budget.budget_{change.metric}", change.old))
 
 
 def _headline(name: str, failures: list[str], comparison: "Comparison") -> str:
@@ -151,6 +187,11 @@ def _measure(state: BudgetSession, item: pytest.Item, name: str, model: Any, inp
         pytest.fail(problem, pytrace=False)
     partial = profile.partial
     totals = profile.totals
+    layers = layer_macs((layer.name, layer.macs) for layer in profile.layers)
+    if exported.exporter not in ("onnx",):
+        from .export import module_sources
+
+        state.sources[name] = module_sources(model, layers, state.settings.rootdir)
     return Measurement(
         name=name,
         nodeid=item.nodeid,
@@ -162,7 +203,7 @@ def _measure(state: BudgetSession, item: pytest.Item, name: str, model: Any, inp
             "param_bytes": totals.param_bytes,
             "peak_activation_bytes": totals.peak_activation_bytes,
         },
-        layers=layer_macs((layer.name, layer.macs) for layer in profile.layers),
+        layers=layers,
         unknown_ops=tuple(f"{u.domain + '::' if u.domain else ''}{u.op_type} ({u.name}): {u.reason}" for u in profile.unknown),
     )
 
@@ -290,6 +331,80 @@ def finish_session(session: pytest.Session, state: BudgetSession, exitstatus: in
     state.removal_withheld = why_entries_are_kept(session, state)
     if state.settings.update and not state.interrupted:
         write_update(session, state)
+    if _wants_report(state.settings):
+        write_reports(session, state)
+
+
+def _wants_report(settings: "Settings") -> bool:
+    return bool(settings.report_path or settings.json_path or settings.base_ref or _in_github_actions())
+
+
+def _in_github_actions() -> bool:
+    import os
+
+    return os.environ.get("GITHUB_ACTIONS") == "true"
+
+
+def write_reports(session: pytest.Session, state: BudgetSession) -> None:
+    """The report as markdown and JSON files, and in GitHub Actions the step summary."""
+    import os
+
+    from .pr_report import STEP_SUMMARY_LIMIT, build_report, dump_report, render_markdown
+
+    settings = state.settings
+    state.report = build_report(
+        [(r.measurement, r.failed) for r in state.records], state.budget,
+        base_budget=state.base_budget, base=state.base_info, unused=_unused_entries(state),
+        budget_file=_relative(settings.budget_path, settings.rootdir), sources=state.sources,
+        strict=settings.strict, missing_fails=settings.missing_fails,
+    )
+    outputs = [(settings.json_path, lambda: dump_report(state.report)),
+               (settings.report_path, lambda: render_markdown(state.report))]
+    summary = os.environ.get("GITHUB_STEP_SUMMARY") if _in_github_actions() else None
+    try:
+        for path, render in outputs:
+            if path is not None:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text(render(), encoding="utf-8")
+        if summary:
+            with open(summary, "a", encoding="utf-8") as handle:
+                handle.write(render_markdown(state.report, limit=STEP_SUMMARY_LIMIT))
+    except OSError as error:
+        state.update_messages.append(f"could not write the report: {error}")
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def annotation_lines(state: BudgetSession) -> list[str]:
+    """GitHub `::error` workflow commands for the regressions (GitHub Actions only)."""
+    if state.report is None or not _in_github_actions():
+        return []
+    from .pr_report import annotations
+
+    path = state.settings.budget_path
+    text = path.read_text(encoding="utf-8") if path.exists() else ""
+    return annotations(state.report, budget_path=_relative(path, state.settings.rootdir),
+                       budget_lines=_model_lines(text, state.budget.models))
+
+
+def _model_lines(text: str, names: Iterable[str]) -> dict[str, int]:
+    """1-based line of each model's entry in the budget file text."""
+    import re
+
+    lines: dict[str, int] = {}
+    wanted = set(names)
+    for number, line in enumerate(text.splitlines(), 1):
+        match = re.match(r"^  (?:'([^']*)'|\"([^\"]*)\"|([^\s'\"][^:]*)):\s*$", line)
+        name = next((group for group in match.groups() if group is not None), None) if match else None
+        if name in wanted and name not in lines:
+            lines[name] = number
+    return lines
+
+
+def _relative(path: Path, root: Path) -> str:
+    try:
+        return path.relative_to(root).as_posix()
+    except ValueError:
+        return str(path)
 
 
 def summary_lines(state: BudgetSession) -> list[str]:

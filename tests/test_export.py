@@ -732,3 +732,16 @@ def test_a_module_called_twice_keeps_its_key_under_torchscript(tmp_path: Path) -
         "head": 4 * 2,
         "shared": 2 * (3 * 3 * 4 * 8 * 8 * 4),
     }
+
+
+def test_module_sources_point_at_the_class_of_each_layer(tmp_path: Path) -> None:
+    from pytest_maccbudget.export import module_sources
+
+    model = _SharedTwice()
+    here = Path(__file__).resolve()
+    sources = module_sources(model, ["shared", "head", "missing"], here.parent.parent)
+    # nn.Conv2d and nn.Linear are torch's classes, outside the root: left out
+    assert sources == {}
+    own = module_sources(nn.Sequential(_SharedTwice()), ["0", "0.shared"], here.parent.parent)
+    line = next(n for n, text in enumerate(here.read_text().splitlines(), 1) if text.startswith("class _SharedTwice"))
+    assert own == {"0": {"file": "tests/test_export.py", "line": line}}
