@@ -5,7 +5,7 @@
 
 Exit codes: 0 profiled; 1 --strict and some ops could not be costed; 2 bad usage or a model
 that cannot be profiled (one line on stderr, never a traceback; --debug shows it).
-More subcommands (compare, merge) plug into `_COMMANDS`.
+Subcommands plug into `_COMMANDS`.
 """
 from __future__ import annotations
 
@@ -128,8 +128,53 @@ def _run_profile(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _add_merge_parser(subparsers: argparse._SubParsersAction, name: str) -> None:
+    sub = subparsers.add_parser(
+        name,
+        help="combine the --macc-budget-json reports of sharded pytest runs and gate once",
+        description="Merge the JSON reports of `pytest --macc-budget --macc-budget-shard I/N --macc-budget-json ...` "
+                    "runs into one report, compared with the budget file, as a single run would give.",
+        epilog="Exit codes: 0 every model within budget, 1 a model failed its budget, 2 bad input.",
+    )
+    sub.add_argument("shards", metavar="SHARD.json", nargs="+", help="the shards' --macc-budget-json files")
+    sub.add_argument("--budget", metavar="PATH", default="macc_budget.yaml", help="the budget file (default: macc_budget.yaml)")
+    sub.add_argument("--report", metavar="PATH", help="write the merged markdown report here")
+    sub.add_argument("--json", dest="json_path", metavar="PATH", help="write the merged JSON report here")
+    sub.add_argument("--strict", action="store_true", help="models that got cheaper fail too (as --macc-budget-strict)")
+
+
+def _run_merge(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .budget import BudgetError, load_budget
+    from .pr_report import (
+        base_budget_from_reports, build_report, dump_report, load_report, merge_reports, regressions, render_markdown,
+    )
+
+    try:
+        reports = [load_report(Path(path).read_text(encoding="utf-8"), path) for path in args.shards]
+        measurements, base, sources = merge_reports(reports)
+        budget = load_budget(Path(args.budget))
+        base_budget = base_budget_from_reports(reports, Path(args.budget))
+    except (BudgetError, ValueError) as error:
+        _error(str(error))
+        return EXIT_ERROR
+    unused = set(reports[0]["unused"]).intersection(*(report["unused"] for report in reports[1:]))
+    report = build_report(measurements, budget, base_budget=base_budget, base=base, unused=sorted(unused),
+                          budget_file=reports[0]["budget_file"], sources=sources, strict=args.strict)
+    if args.json_path:
+        Path(args.json_path).write_text(dump_report(report), encoding="utf-8")
+    if args.report:
+        Path(args.report).write_text(render_markdown(report), encoding="utf-8")
+    failed = [model["name"] for model in report["models"] if model["failed"]]
+    print(f"{PROG} merge: {len(report['models'])} model(s) from {len(reports)} shard(s); "
+          f"{len(regressions(report))} regression(s)" + (f"; failed: {', '.join(failed)}" if failed else ""))
+    return 1 if failed else EXIT_OK
+
+
 _COMMANDS: dict[str, tuple[Callable[[argparse._SubParsersAction, str], None], Handler]] = {
     "profile": (_add_profile_parser, _run_profile),
+    "merge": (_add_merge_parser, _run_merge),
 }
 
 

@@ -9,6 +9,7 @@ just built. Unknown values (`null` in the JSON) print as "?", never as 0.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, replace
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
@@ -45,6 +46,8 @@ MARKER = "<!-- pytest-maccbudget report -->"
 TOP_LAYERS = 10                       # rows of a "layers that changed most" table
 CHART_LAYERS = 10                     # bars per series in a chart
 LABEL_WIDTH = 24                      # characters of a layer name on a chart's x-axis
+LAYER_FINDINGS = 3                    # failure lines about single layers listed per model
+_LAYER_FINDING_STARTS = ("layer ", "new layer ")
 
 STATUSES = (OK, REGRESSED, OVER_LIMIT, MISSING, TIGHTENABLE, INPUTS_CHANGED, UNKNOWN)
 ADDED, RAISED, LOWERED, UNCHANGED, CHANGED, REMOVED = "added", "raised", "lowered", "unchanged", "changed", "removed"
@@ -52,7 +55,6 @@ BUDGET_CHANGES = (ADDED, RAISED, LOWERED, UNCHANGED, CHANGED, REMOVED)
 FLAGGED_CHANGES = (ADDED, RAISED, CHANGED, REMOVED)   # budget edits a reviewer must look at
 _REGRESSION_STATUSES = frozenset({REGRESSED, OVER_LIMIT, INPUTS_CHANGED})
 _REGRESSION_WHEN_FAILED = frozenset({MISSING, UNKNOWN})
-_ENTRY_KEYS = ("inputs", "limit", "tolerance", "total", "layers")
 
 METRIC_LABELS = {
     "macs": "MACs",
@@ -161,7 +163,8 @@ def entry_json(budget: Optional[Budget], name: str) -> Optional[dict[str, Any]]:
         return None
     entry = budget.models[name]
     return {
-        "inputs": None if entry.inputs is None else {key: [int(d) for d in shape] for key, shape in sorted(entry.inputs.items())},
+        "inputs": None if entry.inputs is None else {key: [int(d) for d in shape]
+                                                     for key, shape in sorted(entry.inputs.items())},
         "limit": {metric: entry.limit[metric] for metric in TOTAL_METRICS if metric in entry.limit},
         "tolerance": {key: budget.tolerance_for(name, key).describe() for key in TOLERANCE_KEYS},
         "total": {metric: entry.total[metric] for metric in TOTAL_METRICS if metric in entry.total},
@@ -179,7 +182,7 @@ def budget_change(base_entry: Optional[Mapping[str, Any]], entry: Optional[Mappi
     deciding = _deciding_metric(base_entry, entry)
     if deciding is not None:
         return RAISED if entry["total"][deciding] > base_entry["total"][deciding] else LOWERED
-    return UNCHANGED if not entry_differences(base_entry, entry) else CHANGED
+    return UNCHANGED if not _entry_differences(base_entry, entry) else CHANGED
 
 
 def _deciding_metric(base_entry: Mapping[str, Any], entry: Mapping[str, Any]) -> Optional[str]:
@@ -190,7 +193,7 @@ def _deciding_metric(base_entry: Mapping[str, Any], entry: Mapping[str, Any]) ->
     return None
 
 
-def entry_differences(base_entry: Mapping[str, Any], entry: Mapping[str, Any]) -> list[str]:
+def _entry_differences(base_entry: Mapping[str, Any], entry: Mapping[str, Any]) -> list[str]:
     """One phrase per difference between two entries ("MACs 1.00 M -> 1.08 M (+8.0%)")."""
     phrases = []
     for metric in TOTAL_METRICS:
@@ -201,7 +204,8 @@ def entry_differences(base_entry: Mapping[str, Any], entry: Mapping[str, Any]) -
     for metric in TOTAL_METRICS:
         old, new = base_entry["limit"].get(metric), entry["limit"].get(metric)
         if old != new:
-            phrases.append(f"limit on {METRIC_LABELS[metric]} {_limit_value(metric, old)} → {_limit_value(metric, new)}")
+            phrases.append(f"limit on {METRIC_LABELS[metric]} {_limit_value(metric, old)} → "
+                           f"{_limit_value(metric, new)}")
     old_tolerance, new_tolerance = base_entry.get("tolerance") or {}, entry.get("tolerance") or {}
     for key in TOLERANCE_KEYS:
         old, new = old_tolerance.get(key), new_tolerance.get(key)
@@ -236,7 +240,8 @@ def _changed_keys(old: Mapping[str, Any], new: Mapping[str, Any]) -> int:
 def _shapes_text(inputs: Optional[Mapping[str, Sequence[int]]]) -> str:
     if inputs is None:
         return "none"
-    return "{" + ", ".join(f"{name}: [{', '.join(str(d) for d in shape)}]" for name, shape in sorted(inputs.items())) + "}"
+    shapes = (f"{name}: [{', '.join(str(d) for d in shape)}]" for name, shape in sorted(inputs.items()))
+    return "{" + ", ".join(shapes) + "}"
 
 
 # --- JSON in and out ----------------------------------------------------------------------
@@ -244,7 +249,7 @@ def _shapes_text(inputs: Optional[Mapping[str, Sequence[int]]]) -> str:
 
 def dump_report(report: Mapping[str, Any]) -> str:
     """The report as indented JSON with sorted keys and a final newline: byte-stable."""
-    return json.dumps(report, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    return json.dumps(report, indent=2, sort_keys=True) + "\n"
 
 
 def load_report(text: str, path: str) -> dict[str, Any]:
@@ -320,7 +325,8 @@ def _validate_report(data: Mapping[str, Any]) -> None:
         where = f"models[{index}]"
         _validate_model(model, where)
         if model["name"] in names:
-            raise _Invalid(where, f"model {model['name']!r} is listed twice ({names[model['name']]} and {model['test']})")
+            raise _Invalid(where, f"model {model['name']!r} is listed twice "
+                                  f"({names[model['name']]} and {model['test']})")
         names[model["name"]] = model["test"]
     _expect(data.get("unused"), list, "unused", "a list")
     for index, name in enumerate(data["unused"]):
@@ -392,7 +398,8 @@ def _validate_entry(entry: Any, where: str) -> None:
 Pairs = list[tuple[Measurement, bool]]
 
 
-def merge_reports(reports: Sequence[Mapping[str, Any]]) -> tuple[Pairs, Optional[dict[str, str]], dict[str, dict[str, Any]]]:
+def merge_reports(reports: Sequence[Mapping[str, Any]]
+                  ) -> tuple[Pairs, Optional[dict[str, str]], dict[str, dict[str, Any]]]:
     """The (measurement, failed) pairs, base and sources of several shard reports, to rebuild one
     report with build_report. A model in two shards, or shards with different bases: ValueError."""
     if not reports:
@@ -473,13 +480,13 @@ def regressions(report: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 
 def _regression_order(model: Mapping[str, Any]) -> tuple[int, int, str]:
-    growth = macs_growth(model)
+    growth = _macs_growth(model)
     if growth is not None and growth > 0:
         return (0, -growth, model["name"])
     return (1, 0, model["name"])
 
 
-def macs_growth(model: Mapping[str, Any]) -> Optional[int]:
+def _macs_growth(model: Mapping[str, Any]) -> Optional[int]:
     """Measured total MACs minus the budget's; None when either is unknown or absent."""
     old = _entry_total(model.get("budget"), "macs")
     new = _now_total(model, "macs")
@@ -501,7 +508,7 @@ def _entry_layers(entry: Optional[Mapping[str, Any]]) -> Optional[Mapping[str, i
     return entry["layers"]
 
 
-def top_grown_layer(model: Mapping[str, Any]) -> Optional[tuple[str, int]]:
+def _top_grown_layer(model: Mapping[str, Any]) -> Optional[tuple[str, int]]:
     """(layer, growth) of the layer that grew most against the budget's layers (the base's when
     the budget records none); a layer not in the reference grew from 0. None: nothing grew."""
     reference = _entry_layers(model.get("budget"))
@@ -566,7 +573,7 @@ def _source_location(model: Mapping[str, Any]) -> Optional[tuple[str, int]]:
     A changed input shape is the test's doing, not a layer's: that points at the budget file."""
     if model["status"] == INPUTS_CHANGED:
         return None
-    grown = top_grown_layer(model)
+    grown = _top_grown_layer(model)
     if grown is None:
         return None
     location = (model.get("sources") or {}).get(grown[0])
@@ -576,7 +583,7 @@ def _source_location(model: Mapping[str, Any]) -> Optional[tuple[str, int]]:
 
 
 def _annotation_title(model: Mapping[str, Any]) -> str:
-    title = f"pytest-maccbudget: {model['name']} {STATUS_TEXT[model['status']]}"
+    title = f"pytest-maccbudget: {model['name']}: {STATUS_TEXT[model['status']]}"
     old, new = _entry_total(model.get("budget"), "macs"), _now_total(model, "macs")
     if old is not None and new is not None and new != old:
         title += f" (MACs {change_percent(old, new) or _signed_value('macs', new - old)})"
@@ -585,8 +592,8 @@ def _annotation_title(model: Mapping[str, Any]) -> str:
 
 def _annotation_message(model: Mapping[str, Any], at_source: bool) -> str:
     lines = [f"model {model['name']!r} ({model['test']}): {STATUS_TEXT[model['status']]}"]
-    lines += model["failures"]
-    grown = top_grown_layer(model)
+    lines += _failures_shown(model["failures"], _Shape())
+    grown = _top_grown_layer(model)
     if at_source and grown is not None:
         lines.append(f"largest growth: layer {grown[0]} (+{format_count(grown[1])} MACs), "
                      "whose module class is defined here")
@@ -595,7 +602,9 @@ def _annotation_message(model: Mapping[str, Any], at_source: bool) -> str:
 
 # --- markdown: text helpers ---------------------------------------------------------------
 
-_MARKDOWN_SPECIAL = "\\*_[]<>|~#"
+_MARKDOWN_SPECIAL = "\\*_[]<|~&"
+_BLOCK_STARTS = "#>+-="  # would open a heading, quote or list at the start of a line
+_ORDERED_ITEM = re.compile(r"^(\d+)[.)]")
 
 
 def _one_line(text: str) -> str:
@@ -614,27 +623,38 @@ def _escape_plain(text: str) -> str:
     return "".join("\\" + ch if ch in _MARKDOWN_SPECIAL else ch for ch in text)
 
 
+def _escape_start(text: str) -> str:
+    """A backslash before what would open a heading, quote, list or setext rule at the start."""
+    if text[:1] and text[0] in _BLOCK_STARTS:
+        return "\\" + text
+    match = _ORDERED_ITEM.match(text)
+    return f"{match.group(1)}\\{text[match.end(1):]}" if match else text
+
+
 def _escape(text: str, in_table: bool = False) -> str:
     """Plain text for markdown: `code spans` are kept (| escaped in tables), the rest escaped."""
     parts = _one_line(text).split("`")
     if len(parts) % 2 == 0:  # an unpaired backtick: no code spans at all
-        return _escape_plain(_one_line(text).replace("`", "'"))
+        return _escape_start(_escape_plain(_one_line(text).replace("`", "'")))
     out = []
     for index, part in enumerate(parts):
         if index % 2 == 1 and part:
             out.append(_code(part, in_table))
         else:
             out.append(_escape_plain(part))
-    return "".join(out)
+    return _escape_start("".join(out))
 
 
 def _row(cells: Sequence[str]) -> str:
     return "| " + " | ".join(cells) + " |"
 
 
-def _table(header: Sequence[str], rows: Sequence[Sequence[str]], numeric_from: int) -> list[str]:
-    """A GitHub table with a blank line after it; columns from numeric_from on right-aligned."""
-    rule = [":--" if index < numeric_from else "--:" for index in range(len(header))]
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]], numeric_from: int,
+           text_after: Optional[int] = None) -> list[str]:
+    """A GitHub table with a blank line after it; the columns from numeric_from up to text_after
+    (exclusive; None: to the end) hold numbers and are right-aligned."""
+    end = len(header) if text_after is None else text_after
+    rule = ["--:" if numeric_from <= index < end else ":--" for index in range(len(header))]
     return [_row(header), _row(rule)] + [_row(row) for row in rows] + [""]
 
 
@@ -693,10 +713,11 @@ def _change(metric: str, old: Optional[int], new: Optional[int], with_amount: bo
 class _Shape:
     """How much of the report to show; smaller shapes are tried until the text fits."""
 
-    layer_rows: int = TOP_LAYERS
+    layer_rows: int = TOP_LAYERS        # rows of each layer table (and layer findings listed)
     charts: bool = True
-    details: bool = True
-    model_rows: Optional[int] = None   # rows of the model, budget-change and unused lists; None: all
+    unchanged: bool = True              # the one-line list of unchanged models
+    detail_models: Optional[int] = None  # per-model sections, most important first; None: all
+    model_rows: Optional[int] = None    # rows of the model, budget-change and unused lists; None: all
 
 
 def _status_cell(model: Mapping[str, Any]) -> str:
@@ -705,7 +726,7 @@ def _status_cell(model: Mapping[str, Any]) -> str:
     return f"{emoji} {STATUS_TEXT[status]}"
 
 
-def budget_change_phrase(model: Mapping[str, Any]) -> Optional[str]:
+def _budget_change_phrase(model: Mapping[str, Any]) -> Optional[str]:
     """"budget raised +8.2% in this PR" and the like; None when there is no base or no change."""
     change = model.get("budget_change")
     if change in (None, UNCHANGED):
@@ -714,7 +735,9 @@ def budget_change_phrase(model: Mapping[str, Any]) -> Optional[str]:
         return f"budget entry {change} in this PR"
     if change == CHANGED:
         return "budget entry changed in this PR"
-    metric = _deciding_metric(model["base"], model["budget"]) or "macs"
+    metric = _deciding_metric(model["base"], model["budget"]) if model.get("base") and model.get("budget") else None
+    if metric is None:
+        return f"budget {change} in this PR"
     old, new = model["base"]["total"][metric], model["budget"]["total"][metric]
     amount = change_percent(old, new) or _signed_value(metric, new - old)
     if metric == "macs":
@@ -776,7 +799,7 @@ def _main_table(report: Mapping[str, Any], models: Sequence[Mapping[str, Any]], 
     header = ["model"] + (["base"] if with_base else []) + ["budget", "this commit", "vs budget"]
     header += (["vs base"] if with_base else []) + ["status"]
     rows = [_main_row(model, with_base) for model in models]
-    lines = ["Total MACs per model:", ""] + _table(header, rows, numeric_from=1)
+    lines = ["Total MACs per model:", ""] + _table(header, rows, numeric_from=1, text_after=len(header) - 1)
     if hidden:
         lines += [f"_… {_plural(hidden, 'more model')} not shown ({_TRUNCATED})_", ""]
     return lines
@@ -793,7 +816,7 @@ def _main_row(model: Mapping[str, Any], with_base: bool) -> list[str]:
     if with_base:
         cells.append(_change("macs", base_value, now))
     status = _status_cell(model)
-    phrase = budget_change_phrase(model)
+    phrase = _budget_change_phrase(model)
     if phrase is not None and _is_flagged(model):
         status += f" · ⚠️ {_escape(phrase, in_table=True)}"
     return cells + [status]
@@ -808,8 +831,8 @@ def _budget_change_lines(models: Sequence[Mapping[str, Any]], limit: Optional[in
     for model in shown:
         mark = "⚠️ " if _is_flagged(model) else ""
         details = _budget_change_details(model)
-        lines.append(f"- {mark}{_code(model['name'])}: {_escape(budget_change_phrase(model) or '')}"
-                     + (f" ({_escape('; '.join(details))})" if details else ""))
+        lines.append(f"- {mark}{_code(model['name'])}: {_escape(_budget_change_phrase(model) or '')}"
+                     + (f" — {_escape('; '.join(details))}" if details else ""))
     if len(shown) < len(changed):
         lines.append(f"- … {_plural(len(changed) - len(shown), 'more budget change')} not shown ({_TRUNCATED})")
     return lines + [""]
@@ -819,7 +842,7 @@ def _budget_change_details(model: Mapping[str, Any]) -> list[str]:
     base, budget = model.get("base"), model.get("budget")
     if base is None or budget is None:
         return []
-    return entry_differences(base, budget)
+    return _entry_differences(base, budget)
 
 
 # --- markdown: per-model sections ----------------------------------------------------------
@@ -827,17 +850,57 @@ def _budget_change_details(model: Mapping[str, Any]) -> list[str]:
 
 def _detail_lines(report: Mapping[str, Any], model: Mapping[str, Any], shape: _Shape) -> list[str]:
     lines = [f"### {_code(model['name'])}: {_status_cell(model)}", "", f"Test: {_code(model['test'])}", ""]
-    notes = [_escape(line) for line in model["failures"]]
-    phrase = budget_change_phrase(model)
+    notes = [_escape(line) for line in _failures_shown(model["failures"], shape)]
+    phrase = _budget_change_phrase(model)
     if phrase is not None:
         notes.append(("⚠️ " if _is_flagged(model) else "") + _escape(phrase))
     if model["measurement"].get("unknown_ops"):
         notes.append("ops not counted: " + ", ".join(_code(op) for op in model["measurement"]["unknown_ops"]))
+    if not _numbers_differ(model):
+        notes.append(_numbers_phrase(report, model))
     if notes:
         lines += [f"- {note}" for note in notes] + [""]
-    lines += _metric_table(report, model)
+    if _numbers_differ(model):
+        lines += _metric_table(report, model)
     lines += _layer_section(report, model, shape)
     return lines
+
+
+def _failures_shown(failures: Sequence[str], shape: _Shape) -> list[str]:
+    """The failure lines, with at most LAYER_FINDINGS about single layers (the layer table has
+    the numbers) and a line saying how many more there are."""
+    cap = min(LAYER_FINDINGS, shape.layer_rows)
+    shown, hidden = [], 0
+    for line in failures:
+        if line.startswith(_LAYER_FINDING_STARTS):
+            if cap == 0:
+                hidden += 1
+                continue
+            cap -= 1
+        shown.append(line)
+    if hidden:
+        shown.append(f"… {_plural(hidden, 'more layer finding')} not listed")
+    return shown
+
+
+def _numbers_differ(model: Mapping[str, Any]) -> bool:
+    """Whether a total is unknown, has no budget value, or differs from the budget or the base."""
+    budget, base = model.get("budget"), model.get("base")
+    for metric in TOTAL_METRICS:
+        now = _now_total(model, metric)
+        if now is None or budget is None or budget["total"].get(metric) != now:
+            return True
+        if base is not None and base["total"].get(metric) != now:
+            return True
+    return False
+
+
+def _numbers_phrase(report: Mapping[str, Any], model: Mapping[str, Any]) -> str:
+    values = " · ".join(f"{METRIC_LABELS[metric]} {_value(metric, _now_total(model, metric))}"
+                        for metric in TOTAL_METRICS)
+    with_base = report["base"] is not None and model.get("base") is not None
+    same_as = "the budget and the base" if with_base else "the budget"
+    return f"{values}; same as {same_as}"
 
 
 def _metric_table(report: Mapping[str, Any], model: Mapping[str, Any]) -> list[str]:
@@ -915,7 +978,8 @@ def _layer_change(row: _LayerRow, reference: Optional[int], delta: Optional[int]
         return f"{amount} (new)"
     if not row.measured:
         return f"{amount} (removed)"
-    return f"{amount} ({change_percent(reference, row.now or 0) or 'new'})"
+    percent = change_percent(reference, row.now or 0)
+    return f"{amount} ({percent})" if percent else amount
 
 
 def _layer_table_row(row: _LayerRow, model: Mapping[str, Any], with_base: bool) -> list[str]:
@@ -949,7 +1013,7 @@ def _layer_section(report: Mapping[str, Any], model: Mapping[str, Any], shape: _
             more = "more " if shown else ""
             lines += [f"_… {_plural(hidden, more + 'layer')} not shown ({why})_", ""]
     if shape.charts:
-        lines += chart_lines(report, model)
+        lines += _chart_lines(report, model)
     return lines
 
 
@@ -963,7 +1027,7 @@ def _mermaid_text(text: str, width: int) -> str:
     long names keep their end ("…stage3.conv1"), where module paths differ."""
     clean = _one_line(text).replace('"', "'").replace("`", "'").replace("#", "")
     if len(clean) > width:
-        clean = "…" + clean[-(width - 1):]
+        clean = "…" + clean[-(width - 1):].lstrip("./")
     return clean
 
 
@@ -973,7 +1037,7 @@ def _chart_number(value: int, divisor: int) -> str:
     return text.rstrip("0").rstrip(".") if "." in text else text
 
 
-def chart_lines(report: Mapping[str, Any], model: Mapping[str, Any]) -> list[str]:
+def _chart_lines(report: Mapping[str, Any], model: Mapping[str, Any]) -> list[str]:
     """A mermaid xychart: the top layers by MACs, a bar for the base (the budget when there is
     no base) then one for this commit, and a line marking the base (mermaid draws the second
     bar over the first). No chart when there are no recorded layers to compare with."""
@@ -1018,9 +1082,7 @@ def chart_lines(report: Mapping[str, Any], model: Mapping[str, Any]) -> list[str
 
 
 def _compact_line(report: Mapping[str, Any], model: Mapping[str, Any]) -> str:
-    values = " · ".join(f"{METRIC_LABELS[metric]} {_value(metric, _now_total(model, metric))}" for metric in TOTAL_METRICS)
-    same_as = "the budget and the base" if report["base"] is not None and model.get("base") is not None else "the budget"
-    return f"- {_code(model['name'])} ({_status_cell(model)}): {values}; same as {same_as}"
+    return f"- {_code(model['name'])} ({_status_cell(model)}): {_numbers_phrase(report, model)}"
 
 
 def _unused_lines(report: Mapping[str, Any], limit: Optional[int]) -> list[str]:
@@ -1034,7 +1096,7 @@ def _unused_lines(report: Mapping[str, Any], limit: Optional[int]) -> list[str]:
     noun = "entry" if len(unused) == 1 else "entries"
     return ["### Unused budget entries", "",
             f"{len(unused)} budget {noun} in {_code(report['budget_file'])} not used by any test: {names}. "
-            f"Run {_code(UPDATE_COMMAND)} on the whole suite to remove them.", ""]
+            f"Run {_code(UPDATE_COMMAND)} on the whole suite to remove {'it' if len(unused) == 1 else 'them'}.", ""]
 
 
 def _priority(model: Mapping[str, Any]) -> int:
@@ -1054,49 +1116,96 @@ def _visible_models(models: Sequence[Mapping[str, Any]], limit: Optional[int]) -
 def _render_lines(report: Mapping[str, Any], shape: _Shape) -> list[str]:
     models = report["models"]
     lines = [MARKER] + _title_lines(report)
-    if not models:
-        return lines + _unused_lines(report, shape.model_rows)
-    visible = _visible_models(models, shape.model_rows)
-    lines += _main_table(report, visible, len(models) - len(visible))
-    lines += _budget_change_lines(visible, shape.model_rows)
-    if shape.details:
-        changed = [model for model in models if _has_changes(model)]
-        for model in changed:
-            lines += _detail_lines(report, model, shape)
-        if not shape.charts and any(chart_lines(report, model) for model in changed):
-            lines += [f"_Charts not shown ({_TRUNCATED})._", ""]
-        unchanged = [model for model in models if not _has_changes(model)]
-        if unchanged:
-            lines += ["### Unchanged models", ""] + [_compact_line(report, model) for model in unchanged] + [""]
-    else:
-        lines += [f"_Per-model details not shown ({_TRUNCATED}); the JSON report has every number._", ""]
+    if models:
+        visible = _visible_models(models, shape.model_rows)
+        lines += _main_table(report, visible, len(models) - len(visible))
+        lines += _budget_change_lines(models, shape.model_rows)
+        lines += _details(report, shape)
+        lines += _unchanged_lines(report, shape)
     lines += _unused_lines(report, shape.model_rows)
     while lines and lines[-1] == "":
         lines.pop()
     return lines
 
 
+def _changed_models(report: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """The models that get a section of their own: failures first, then by name."""
+    return sorted((model for model in report["models"] if _has_changes(model)),
+                  key=lambda model: (_priority(model), model["name"]))
+
+
+def _details(report: Mapping[str, Any], shape: _Shape) -> list[str]:
+    changed = _changed_models(report)
+    shown = changed if shape.detail_models is None else changed[:shape.detail_models]
+    lines: list[str] = []
+    for model in shown:
+        lines += _detail_lines(report, model, shape)
+    if not shape.charts and any(_chart_lines(report, model) for model in shown):
+        lines += [f"_Charts not shown ({_TRUNCATED})._", ""]
+    hidden = len(changed) - len(shown)
+    if hidden and shown:
+        lines += [f"_… the sections of {_plural(hidden, 'more model')} are not shown ({_TRUNCATED})._", ""]
+    elif hidden:
+        lines += [f"_Per-model sections not shown ({_TRUNCATED}); the JSON report has every number._", ""]
+    return lines
+
+
+def _unchanged_lines(report: Mapping[str, Any], shape: _Shape) -> list[str]:
+    unchanged = [model for model in report["models"] if not _has_changes(model)]
+    if not unchanged:
+        return []
+    if not shape.unchanged:
+        return [f"_{_plural(len(unchanged), 'unchanged model')} not listed ({_TRUNCATED})._", ""]
+    return ["### Unchanged models", ""] + [_compact_line(report, model) for model in unchanged] + [""]
+
+
+def _halving(start: int) -> Iterator[int]:
+    """start // 2, start // 4, ..., 0."""
+    value = start
+    while value > 0:
+        value //= 2
+        yield value
+
+
 def _shapes(report: Mapping[str, Any]) -> Iterator[_Shape]:
-    """Ever smaller renderings: fewer layer rows, then no charts, then no per-model sections,
-    then fewer models."""
+    """Ever smaller renderings: fewer layer rows, no charts, no list of unchanged models, fewer
+    per-model sections, then fewer rows in the model lists."""
     for rows in range(TOP_LAYERS, -1, -1):
         yield _Shape(layer_rows=rows)
-    smallest = _Shape(layer_rows=0, charts=False)
-    yield smallest
-    smallest = replace(smallest, details=False)
-    yield smallest
-    rows = max(len(report["models"]), len(report["unused"]))
-    while rows > 0:
-        rows //= 2
-        yield replace(smallest, model_rows=rows)
+    shape = _Shape(layer_rows=0, charts=False)
+    yield shape
+    shape = replace(shape, unchanged=False)
+    yield shape
+    for count in _halving(len(_changed_models(report))):
+        shape = replace(shape, detail_models=count)
+        yield shape
+    shape = replace(shape, detail_models=0)
+    for rows in _halving(max(len(report["models"]), len(report["unused"]))):
+        yield replace(shape, model_rows=rows)
 
 
 def render_markdown(report: Mapping[str, Any], *, limit: int = STEP_SUMMARY_LIMIT) -> str:
     """GitHub-flavoured markdown for the step summary and the PR comment, at most `limit` bytes
-    of UTF-8. A report that does not fit loses layer rows first, then its charts, then the
-    per-model sections, then rows of the model lists; tables and fences are never cut."""
-    for shape in _shapes(report):
-        text = "\n".join(_render_lines(report, shape)) + "\n"
-        if len(text.encode("utf-8")) <= limit:
-            return text
-    raise ValueError(f"a markdown report cannot be made to fit in {limit} bytes")
+    of UTF-8. A report that does not fit loses layer rows first, then its charts, then the list
+    of unchanged models, then per-model sections, then rows of the model lists; tables and
+    fences are never cut. ValueError when not even the title fits."""
+    shapes = list(_shapes(report))
+    rendered: dict[int, str] = {}
+
+    def fits(index: int) -> bool:
+        rendered[index] = "\n".join(_render_lines(report, shapes[index])) + "\n"
+        return len(rendered[index].encode("utf-8")) <= limit
+
+    if fits(0):
+        return rendered[0]
+    if not fits(len(shapes) - 1):
+        raise ValueError(f"a markdown report cannot be made to fit in {limit} bytes")
+    # Bisect for the largest shape that fits; `low` never fits, `high` always does.
+    low, high = 0, len(shapes) - 1
+    while high - low > 1:
+        middle = (low + high) // 2
+        if fits(middle):
+            high = middle
+        else:
+            low = middle
+    return rendered[high]

@@ -1,0 +1,45 @@
+"""GitHub Actions workflow commands (``::notice::``, ``::warning::``, ``::error::``), escaped.
+
+The runner reads these from a step's stdout. A message is escaped so that text from
+outside (an API error, a file name) cannot end the command early or start another one.
+"""
+from __future__ import annotations
+
+import sys
+from typing import Optional, TextIO
+
+TITLE = "pytest-maccbudget"
+
+
+def escape_data(text: str) -> str:
+    """Escape a command's message: ``%``, CR and LF (the runner's ``escapeData``)."""
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def escape_property(text: str) -> str:
+    """Escape a command property's value: as a message, plus ``:`` and ``,``."""
+    return escape_data(text).replace(":", "%3A").replace(",", "%2C")
+
+
+def command(kind: str, message: str, title: Optional[str] = TITLE) -> str:
+    """The line for one workflow command, e.g. ``::notice title=pytest-maccbudget::...``."""
+    properties = f" title={escape_property(title)}" if title else ""
+    return f"::{kind}{properties}::{escape_data(message)}"
+
+
+def notice(message: str, stream: Optional[TextIO] = None) -> None:
+    _emit("notice", message, stream)
+
+
+def warning(message: str, stream: Optional[TextIO] = None) -> None:
+    _emit("warning", message, stream)
+
+
+def error(message: str, stream: Optional[TextIO] = None) -> None:
+    _emit("error", message, stream)
+
+
+def _emit(kind: str, message: str, stream: Optional[TextIO]) -> None:
+    out = stream if stream is not None else sys.stdout
+    out.write(command(kind, message) + "\n")
+    out.flush()

@@ -1,0 +1,96 @@
+"""Issue 4 through the plugin: the JSON and markdown reports, sharded runs merged by
+`maccbudget merge`, and a pull request against a base branch in a simulated GitHub Actions run."""
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+
+import pytest
+
+from .conftest import BUDGET_FILE, Project
+
+
+def _three_nets(project: Project, grown: int = 10) -> None:
+    project.write_recorded(alpha=10, beta=20, gamma=30)
+    project.add_net_test("alpha", width=grown)
+    project.add_net_test("beta", width=20)
+    project.add_net_test("gamma", width=30)
+
+
+def test_sharded_runs_merge_to_the_single_run_report_byte_for_byte(project: Project) -> None:
+    _three_nets(project, grown=11)
+    single = project.run("--macc-budget", "--macc-budget-json", "single.json", "--macc-budget-report", "single.md")
+    assert single.ret == pytest.ExitCode.TESTS_FAILED  # alpha grew
+    for index in (1, 2):
+        project.run("--macc-budget", "--macc-budget-shard", f"{index}/2", "--macc-budget-json", f"shard{index}.json")
+    shards = [json.loads((project.path / f"shard{i}.json").read_text()) for i in (1, 2)]
+    assert sorted(m["name"] for shard in shards for m in shard["models"]) == ["alpha", "beta", "gamma"]
+
+    merged = subprocess.run(
+        [sys.executable, "-m", "pytest_maccbudget", "merge", "shard1.json", "shard2.json", "--budget", BUDGET_FILE,
+         "--json", "merged.json", "--report", "merged.md"],
+        cwd=project.path, capture_output=True, text=True)
+
+    assert merged.returncode == 1, merged.stderr  # the same verdict: alpha failed
+    assert "failed: alpha" in merged.stdout
+    assert (project.path / "merged.json").read_bytes() == (project.path / "single.json").read_bytes()
+    assert (project.path / "merged.md").read_bytes() == (project.path / "single.md").read_bytes()
+
+
+def test_shard_option_is_validated(project: Project) -> None:
+    result = project.run("--macc-budget", "--macc-budget-shard", "3/2")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--macc-budget-shard: expected I/N with 1 <= I <= N, e.g. 2/4; got '3/2'*"])
+
+
+@pytest.mark.parametrize("xdist_args", [()], ids=["no-xdist-args"])
+def test_pull_request_against_the_base_branch_in_github_actions(project: Project, monkeypatch: pytest.MonkeyPatch) -> None:
+    git = pytest.importorskip("git")
+    repo = git.Repo.init(project.path, initial_branch="main")
+    with repo.config_writer() as config:
+        config.set_value("user", "name", "test").set_value("user", "email", "test@example.com")
+    project.write_recorded(alpha=10, beta=20)
+    repo.index.add([BUDGET_FILE])
+    base_commit = repo.index.commit("budget on main").hexsha
+    repo.create_head("feature").checkout()
+    # the branch grows alpha's fc (10 -> 12 outputs) and raises beta's budget by hand (20 -> 22)
+    project.write_recorded(alpha=10, beta=22)
+    repo.index.add([BUDGET_FILE])
+    repo.index.commit("raise beta's budget")
+    project.add_net_test("alpha", width=12)
+    project.add_net_test("beta", width=22)
+    summary = project.path / "step_summary.md"
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+
+    result = project.run("--macc-budget", "--macc-budget-base", "main", "--macc-budget-json", "report.json")
+
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.assert_outcomes(passed=1, failed=1)
+    budget_lines = (project.path / BUDGET_FILE).read_text().splitlines()
+    alpha_line = budget_lines.index("  alpha:") + 1
+    errors = [line for line in result.stdout.lines if line.startswith("::error ")]
+    assert len(errors) == 1
+    assert errors[0].startswith(f"::error file={BUDGET_FILE},line={alpha_line},")
+    report = json.loads((project.path / "report.json").read_text())
+    assert report["base"] == {"ref": "main", "commit": base_commit}
+    models = {m["name"]: m for m in report["models"]}
+    assert (models["alpha"]["status"], models["alpha"]["budget_change"]) == ("regressed", "unchanged")
+    assert (models["beta"]["status"], models["beta"]["budget_change"]) == ("ok", "raised")
+    text = summary.read_text()
+    assert text.startswith("<!-- pytest-maccbudget report -->")
+    assert re.search(r"budget raised \+\d+(\.\d+)?% in this PR", text), text
+
+
+def test_junit_xml_carries_per_test_figures(project: Project) -> None:
+    project.write_recorded(alpha=10)
+    project.add_net_test("alpha", width=10)
+
+    project.run("--macc-budget", "--junit-xml", "junit.xml")
+
+    xml = (project.path / "junit.xml").read_text()
+    assert '<property name="macc_budget.model" value="alpha"' in xml
+    assert '<property name="macc_budget.status" value="ok"' in xml
+    assert re.search(r'<property name="macc_budget.macs" value="\d+"', xml)

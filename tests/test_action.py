@@ -1,0 +1,1116 @@
+"""The GitHub Action: action.yml's structure, its scripts run as the runner runs them, and the
+PR-comment code against a real HTTP server on 127.0.0.1.
+
+The composite steps are not re-implemented here: ``ActionRun`` reads action.yml, evaluates
+each step's ``if:`` and ``env:`` expressions the way the runner does (a small evaluator for
+the subset action.yml uses), and runs each ``run:`` script with the runner's bash command line
+(``bash --noprofile --norc -eo pipefail FILE``) in a simulated environment: GITHUB_OUTPUT and
+GITHUB_STEP_SUMMARY files per step, GITHUB_EVENT_PATH pointing at a pull_request event file,
+RUNNER_TEMP, GITHUB_ACTION_PATH at this repository. A ``python`` shim on PATH stands in for
+``pip install`` (the real install would replace this checkout's editable install) and, when a
+test asks, records pytest's argv; everything else goes to the real interpreter.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import stat
+import subprocess
+import sys
+import textwrap
+import threading
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, Iterator, Mapping, Optional
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+import yaml
+
+from pytest_maccbudget.action import comment, outputs, pytest_args
+from pytest_maccbudget.action.commands import command, escape_data
+
+ROOT = Path(__file__).resolve().parents[1]
+ACTION_FILE = ROOT / "action.yml"
+WORKFLOW_FILE = ROOT / ".github" / "workflows" / "maccbudget.yml"
+DOCS_FILE = ROOT / "docs" / "github-action.md"
+ACTION = yaml.safe_load(ACTION_FILE.read_text(encoding="utf-8"))
+STEPS: list[dict[str, Any]] = ACTION["runs"]["steps"]
+PINNED_USES = re.compile(r"^[\w.-]+/[\w./-]+@[0-9a-f]{40}$")
+TOKEN = "ghs_test-token"
+REPOSITORY = "octo-org/models"
+PR_NUMBER = 7
+HEAD_SHA = "a" * 40
+
+
+# --- a runner-style evaluator for the expressions action.yml uses ----------------------------
+
+_TOKEN = re.compile(r"""\s*(?:(?P<str>'(?:[^']|'')*')|(?P<num>\d+(?:\.\d+)?)|(?P<op>==|!=|&&|\|\||[!().,])"""
+                    r"""|(?P<name>[A-Za-z_][A-Za-z0-9_-]*))""")
+
+
+class Expression:
+    """Evaluates a GitHub Actions expression: literals, context paths, format(), the status
+    functions, !, ==, != (strings compared case-insensitively, mixed types as numbers), && and
+    || (which return an operand, as GitHub's do)."""
+
+    def __init__(self, text: str, contexts: Mapping[str, Any], status: Mapping[str, bool]) -> None:
+        self.tokens = self._tokenize(text)
+        self.pos = 0
+        self.contexts = contexts
+        self.status = status
+
+    @staticmethod
+    def _tokenize(text: str) -> list[tuple[str, str]]:
+        tokens, pos = [], 0
+        while text[pos:].strip():
+            match = _TOKEN.match(text, pos)
+            assert match, f"cannot tokenize {text[pos:]!r}"
+            kind = match.lastgroup
+            tokens.append((kind, match.group(kind)))
+            pos = match.end()
+        return tokens
+
+    def evaluate(self) -> Any:
+        value = self._or()
+        assert self.pos == len(self.tokens), f"trailing tokens {self.tokens[self.pos:]}"
+        return value
+
+    def _peek(self) -> Optional[str]:
+        return self.tokens[self.pos][1] if self.pos < len(self.tokens) else None
+
+    def _take(self, expected: Optional[str] = None) -> tuple[str, str]:
+        token = self.tokens[self.pos]
+        assert expected is None or token[1] == expected, f"expected {expected!r}, got {token}"
+        self.pos += 1
+        return token
+
+    def _or(self) -> Any:
+        value = self._and()
+        while self._peek() == "||":
+            self._take()
+            right = self._and()
+            value = value if truthy(value) else right
+        return value
+
+    def _and(self) -> Any:
+        value = self._compare()
+        while self._peek() == "&&":
+            self._take()
+            right = self._compare()
+            value = right if truthy(value) else value
+        return value
+
+    def _compare(self) -> Any:
+        value = self._unary()
+        if self._peek() in ("==", "!="):
+            op = self._take()[1]
+            equal = loose_equal(value, self._unary())
+            return equal if op == "==" else not equal
+        return value
+
+    def _unary(self) -> Any:
+        if self._peek() == "!":
+            self._take()
+            return not truthy(self._unary())
+        return self._primary()
+
+    def _primary(self) -> Any:
+        kind, text = self._take()
+        if text == "(":
+            value = self._or()
+            self._take(")")
+            return value
+        if kind == "str":
+            return text[1:-1].replace("''", "'")
+        if kind == "num":
+            return float(text)
+        if text in ("true", "false", "null"):
+            return {"true": True, "false": False, "null": None}[text]
+        if self._peek() == "(":
+            return self._call(text)
+        value: Any = self.contexts.get(text)
+        while self._peek() == ".":
+            self._take()
+            key = self._take()[1]
+            value = value.get(key) if isinstance(value, dict) else None
+        return value
+
+    def _call(self, name: str) -> Any:
+        self._take("(")
+        args = []
+        while self._peek() != ")":
+            args.append(self._or())
+            if self._peek() == ",":
+                self._take()
+        self._take(")")
+        if name == "format":
+            return re.sub(r"\{(\d+)\}", lambda m: to_text(args[1 + int(m.group(1))]), args[0])
+        assert name in self.status, f"unsupported function {name}()"
+        return self.status[name]
+
+
+def truthy(value: Any) -> bool:
+    return value not in (None, False, 0, 0.0, "")
+
+
+def to_text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _number(value: Any) -> float:
+    if value is None or value == "":
+        return 0.0
+    if isinstance(value, bool):
+        return float(value)
+    try:
+        return float(value)
+    except ValueError:
+        return float("nan")
+
+
+def loose_equal(left: Any, right: Any) -> bool:
+    if isinstance(left, str) and isinstance(right, str):
+        return left.casefold() == right.casefold()
+    if type(left) is type(right):
+        return left == right
+    return _number(left) == _number(right)
+
+
+_TEMPLATE = re.compile(r"\$\{\{(.*?)\}\}", re.S)
+
+
+def interpolate(text: Any, contexts: Mapping[str, Any], status: Mapping[str, bool]) -> str:
+    """A YAML value with ``${{ }}`` parts, as the runner renders it."""
+    return _TEMPLATE.sub(lambda m: to_text(Expression(m.group(1), contexts, status).evaluate()), to_text(text))
+
+
+def condition(text: Any, contexts: Mapping[str, Any], status: Mapping[str, bool]) -> bool:
+    """A step's ``if:``: with or without ``${{ }}``; no status function means success() && ..."""
+    source = to_text(text).strip() or "success()"
+    match = _TEMPLATE.fullmatch(source)
+    source = match.group(1) if match else source
+    if not re.search(r"\b(success|failure|always|cancelled)\(\)", source):
+        source = f"success() && ({source})"
+    return truthy(Expression(source, contexts, status).evaluate())
+
+
+# --- the simulated runner ---------------------------------------------------------------------
+
+
+@dataclass
+class StepResult:
+    key: str
+    skipped: bool
+    returncode: Optional[int] = None
+    stdout: str = ""
+    stderr: str = ""
+    outputs: dict[str, str] = field(default_factory=dict)
+    summary: str = ""
+
+    @property
+    def outcome(self) -> str:
+        return "skipped" if self.skipped else ("success" if self.returncode == 0 else "failure")
+
+
+def parse_output_file(text: str) -> dict[str, str]:
+    """The runner's GITHUB_OUTPUT format: ``name=value`` lines and ``name<<DELIM`` blocks."""
+    values, lines, index = {}, text.splitlines(), 0
+    while index < len(lines):
+        line = lines[index]
+        index += 1
+        if not line:
+            continue
+        if "<<" in line and ("=" not in line or line.index("<<") < line.index("=")):
+            name, delimiter = line.split("<<", 1)
+            block = []
+            while lines[index] != delimiter:
+                block.append(lines[index])
+                index += 1
+            index += 1
+            values[name] = "\n".join(block)
+        else:
+            name, value = line.split("=", 1)
+            values[name] = value
+    return values
+
+
+def step_key(step: Mapping[str, Any]) -> str:
+    return step.get("id") or step["name"]
+
+
+class ActionRun:
+    """Runs action.yml's steps, or some of them, in a simulated GitHub Actions job."""
+
+    def __init__(self, tmp_path: Path, with_inputs: Mapping[str, str], *, event_name: str = "pull_request",
+                 event: Optional[Mapping[str, Any]] = None, api_url: str = "http://127.0.0.1:9",
+                 workspace: Optional[Path] = None, base_ref: str = "main",
+                 preset: Optional[Mapping[str, Mapping[str, str]]] = None,
+                 extra_env: Optional[Mapping[str, str]] = None) -> None:
+        self.tmp = tmp_path
+        self.workspace = workspace or tmp_path / "workspace"
+        self.workspace.mkdir(parents=True, exist_ok=True)
+        self.runner_temp = tmp_path / "runner-temp"
+        self.runner_temp.mkdir(exist_ok=True)
+        self.event_path = tmp_path / "event.json"
+        if event is None:
+            event = pull_request_event() if event_name == "pull_request" else {"ref": "refs/heads/main"}
+        self.event_path.write_text(json.dumps(event), encoding="utf-8")
+        self.shim_dir = make_python_shim(tmp_path)
+        self.github = {
+            "token": TOKEN, "base_ref": base_ref if event_name == "pull_request" else "",
+            "event_name": event_name, "repository": REPOSITORY, "action_path": str(ROOT),
+            "workspace": str(self.workspace), "api_url": api_url,
+        }
+        self.inputs = self._inputs(with_inputs)
+        self.steps: dict[str, dict[str, Any]] = {key: {"outputs": dict(values), "outcome": "success"}
+                                                 for key, values in (preset or {}).items()}
+        self.results: dict[str, StepResult] = {}
+        self.env = self._base_env(api_url, event_name, extra_env or {})
+
+    def _inputs(self, with_inputs: Mapping[str, str]) -> dict[str, str]:
+        unknown = set(with_inputs) - set(ACTION["inputs"])
+        assert not unknown, f"not inputs of action.yml: {unknown}"
+        contexts = {"github": self.github}
+        values = {}
+        for name, spec in ACTION["inputs"].items():
+            if name in with_inputs:
+                values[name] = with_inputs[name]
+            else:
+                values[name] = interpolate(spec.get("default", ""), contexts, {})
+        return values
+
+    def _base_env(self, api_url: str, event_name: str, extra: Mapping[str, str]) -> dict[str, str]:
+        env = {key: os.environ[key] for key in ("HOME", "LANG", "LC_ALL", "TMPDIR", "PYENV_ROOT") if key in os.environ}
+        env.update({
+            "PATH": f"{self.shim_dir}{os.pathsep}{os.environ['PATH']}",
+            "CI": "true", "GITHUB_ACTIONS": "true",
+            "GITHUB_WORKSPACE": str(self.workspace), "GITHUB_EVENT_NAME": event_name,
+            "GITHUB_EVENT_PATH": str(self.event_path), "GITHUB_REPOSITORY": REPOSITORY,
+            "GITHUB_API_URL": api_url, "GITHUB_BASE_REF": self.github["base_ref"],
+            "GITHUB_ACTION_PATH": str(ROOT), "RUNNER_TEMP": str(self.runner_temp),
+            "SHIM_LOG_DIR": str(self.tmp / "shim-log"), "PYTHONDONTWRITEBYTECODE": "1",
+        })
+        (self.tmp / "shim-log").mkdir(exist_ok=True)
+        env.update(extra)
+        return env
+
+    def contexts(self) -> dict[str, Any]:
+        return {"inputs": self.inputs, "github": self.github, "steps": self.steps,
+                "runner": {"temp": str(self.runner_temp)}}
+
+    def status(self) -> dict[str, bool]:
+        failed = any(result.outcome == "failure" for result in self.results.values())
+        return {"success": not failed, "failure": failed, "always": True, "cancelled": False}
+
+    def run(self, only: Optional[set[str]] = None) -> dict[str, StepResult]:
+        for step in STEPS:
+            key = step_key(step)
+            if only is not None and key not in only:
+                continue
+            self.results[key] = self._run_step(step, key)
+            if step.get("id"):
+                self.steps[step["id"]] = {"outputs": self.results[key].outputs, "outcome": self.results[key].outcome}
+        return self.results
+
+    def _run_step(self, step: Mapping[str, Any], key: str) -> StepResult:
+        if not condition(step.get("if", ""), self.contexts(), self.status()):
+            return StepResult(key, skipped=True)
+        assert "run" in step, f"step {key!r} uses {step.get('uses')}: the simulation runs only run: steps"
+        env = dict(self.env)
+        env.update({name: interpolate(value, self.contexts(), self.status())
+                    for name, value in (step.get("env") or {}).items()})
+        output_file = self.tmp / f"output-{len(self.results)}"
+        summary_file = self.tmp / f"summary-{len(self.results)}"
+        output_file.write_text("")
+        summary_file.write_text("")
+        env.update(GITHUB_OUTPUT=str(output_file), GITHUB_STEP_SUMMARY=str(summary_file))
+        script = self.tmp / f"step-{len(self.results)}.sh"
+        script.write_text(step["run"], encoding="utf-8")
+        assert step["shell"] == "bash"
+        done = subprocess.run(["bash", "--noprofile", "--norc", "-eo", "pipefail", str(script)], cwd=self.workspace,
+                              env=env, capture_output=True, text=True, timeout=600)
+        return StepResult(key, False, done.returncode, done.stdout, done.stderr,
+                          parse_output_file(output_file.read_text(encoding="utf-8")),
+                          summary_file.read_text(encoding="utf-8"))
+
+    def action_outputs(self) -> dict[str, str]:
+        return {name: interpolate(spec["value"], self.contexts(), self.status())
+                for name, spec in ACTION["outputs"].items()}
+
+    def pip_calls(self) -> list[str]:
+        log = self.tmp / "shim-log" / "pip"
+        return log.read_text().splitlines() if log.exists() else []
+
+    def pytest_argv(self) -> list[str]:
+        return (self.tmp / "shim-log" / "pytest.args").read_bytes().decode().split("\0")[:-1]
+
+
+def make_python_shim(tmp_path: Path) -> Path:
+    """A ``python`` first on PATH: ``-m pip`` is logged and not run; with SHIM_FAKE_PYTEST set,
+    ``-m pytest`` logs its argv and cwd and exits with that code; anything else is the real python."""
+    shim_dir = tmp_path / "shim-bin"
+    shim_dir.mkdir(exist_ok=True)
+    shim = shim_dir / "python"
+    shim.write_text(textwrap.dedent(f"""\
+        #!/bin/sh
+        if [ "$1" = "-m" ] && [ "$2" = "pip" ]; then
+          printf '%s ' "$@" >> "$SHIM_LOG_DIR/pip"; echo >> "$SHIM_LOG_DIR/pip"
+          exit 0
+        fi
+        if [ "$1" = "-m" ] && [ "$2" = "pytest" ] && [ -n "$SHIM_FAKE_PYTEST" ]; then
+          printf '%s\\0' "$@" > "$SHIM_LOG_DIR/pytest.args"
+          pwd > "$SHIM_LOG_DIR/pytest.cwd"
+          exit "$SHIM_FAKE_PYTEST"
+        fi
+        exec '{sys.executable}' "$@"
+        """))
+    shim.chmod(shim.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+    return shim_dir
+
+
+def pull_request_event(number: int = PR_NUMBER) -> dict[str, Any]:
+    return {"action": "synchronize", "number": number,
+            "pull_request": {"number": number, "head": {"sha": HEAD_SHA, "ref": "feature"},
+                             "base": {"ref": "main"}}}
+
+
+# --- a fake GitHub REST API on 127.0.0.1 -------------------------------------------------------
+
+
+@dataclass
+class Recorded:
+    method: str
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str]
+    body: Any
+
+
+class FakeGitHub:
+    """Issue comments of one repository, served over HTTP; every request is recorded."""
+
+    def __init__(self) -> None:
+        self.comments: dict[int, list[dict[str, Any]]] = {}
+        self.requests: list[Recorded] = []
+        self.fail: dict[str, tuple[int, str]] = {}  # method -> (status, message)
+        self.page_size: Optional[int] = None  # overrides per_page, to make pages with few comments
+        self.pull_heads: dict[int, str] = {}
+        self.next_id = 1001
+        self.lock = threading.Lock()
+
+    def add_comment(self, number: int, body: str, login: str = "someone") -> dict[str, Any]:
+        comment = {"id": self.next_id, "body": body, "user": {"login": login},
+                   "html_url": f"https://github.com/{REPOSITORY}/pull/{number}#issuecomment-{self.next_id}"}
+        self.next_id += 1
+        self.comments.setdefault(number, []).append(comment)
+        return comment
+
+    def of_method(self, method: str) -> list[Recorded]:
+        return [request for request in self.requests if request.method == method]
+
+    def handle(self, method: str, raw_path: str, headers: Mapping[str, str], raw_body: bytes) -> tuple[int, dict[str, str], Any]:
+        parts = urlsplit(raw_path)
+        query = {key: values[-1] for key, values in parse_qs(parts.query).items()}
+        body = json.loads(raw_body) if raw_body else None
+        with self.lock:
+            self.requests.append(Recorded(method, parts.path, query, {k.lower(): v for k, v in headers.items()}, body))
+            if method in self.fail:
+                status, message = self.fail[method]
+                return status, {}, {"message": message}
+            return self._route(method, parts.path, query, body)
+
+    def _route(self, method: str, path: str, query: Mapping[str, str], body: Any) -> tuple[int, dict[str, str], Any]:
+        prefix = f"/repos/{REPOSITORY}"
+        listing = re.fullmatch(rf"{prefix}/issues/(\d+)/comments", path)
+        single = re.fullmatch(rf"{prefix}/issues/comments/(\d+)", path)
+        pull = re.fullmatch(rf"{prefix}/pulls/(\d+)", path)
+        if listing and method == "GET":
+            return self._page(int(listing.group(1)), query)
+        if listing and method == "POST":
+            return 201, {}, self.add_comment(int(listing.group(1)), body["body"], "github-actions[bot]")
+        if single and method == "PATCH":
+            for comment in (c for cs in self.comments.values() for c in cs):
+                if comment["id"] == int(single.group(1)):
+                    comment["body"] = body["body"]
+                    return 200, {}, comment
+            return 404, {}, {"message": "Not Found"}
+        if pull and method == "GET":
+            number = int(pull.group(1))
+            return 200, {}, {"number": number, "head": {"sha": self.pull_heads.get(number, HEAD_SHA)}}
+        return 404, {}, {"message": "Not Found"}
+
+    def _page(self, number: int, query: Mapping[str, str]) -> tuple[int, dict[str, str], Any]:
+        size = self.page_size or int(query.get("per_page", "30"))
+        page = int(query.get("page", "1"))
+        comments = self.comments.get(number, [])
+        items = comments[(page - 1) * size: page * size]
+        headers = {}
+        if page * size < len(comments):
+            # A next link on another host: the client must not follow it, only learn there is a next page.
+            headers["Link"] = (f'<https://elsewhere.invalid/repos/{REPOSITORY}/issues/{number}/comments?page={page + 1}>; '
+                               f'rel="next", <https://elsewhere.invalid/last>; rel="last"')
+        return 200, headers, items
+
+
+@pytest.fixture
+def github() -> Iterator[tuple[FakeGitHub, str]]:
+    """A FakeGitHub served on 127.0.0.1 at an ephemeral port; yields it and its base URL."""
+    fake = FakeGitHub()
+
+    class Handler(BaseHTTPRequestHandler):
+        def _serve(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            status, headers, payload = fake.handle(self.command, self.path, self.headers, self.rfile.read(length))
+            data = json.dumps(payload).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            for name, value in headers.items():
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(data)
+
+        do_GET = do_POST = do_PATCH = _serve
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield fake, f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+@pytest.fixture
+def pr_env(tmp_path: Path, github: tuple[FakeGitHub, str], monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The environment of a pull_request run pointing at the fake API; returns a report file."""
+    _, url = github
+    event = tmp_path / "event.json"
+    event.write_text(json.dumps(pull_request_event()), encoding="utf-8")
+    for name, value in {"GITHUB_API_URL": url, "GITHUB_REPOSITORY": REPOSITORY, "GITHUB_EVENT_NAME": "pull_request",
+                        "GITHUB_EVENT_PATH": str(event), "GITHUB_TOKEN": TOKEN}.items():
+        monkeypatch.setenv(name, value)
+    report = tmp_path / "report.md"
+    report.write_text("## Model cost budget\n\n| model | status |\n| --- | --- |\n| net | regressed |\n", encoding="utf-8")
+    return report
+
+
+# --- action.yml's structure --------------------------------------------------------------------
+
+
+def _expressions(value: Any) -> str:
+    return json.dumps(value)
+
+
+def test_every_input_reaches_a_step_through_env_or_with() -> None:
+    for name in ACTION["inputs"]:
+        reference = re.compile(rf"\binputs\.{re.escape(name)}\b")
+        used = [step_key(step) for step in STEPS
+                if reference.search(_expressions(step.get("env", {})) + _expressions(step.get("with", {})))]
+        assert used, f"input {name!r} is not used by any step's env: or with:"
+
+
+def test_no_template_expression_inside_any_run_script() -> None:
+    for document in (ACTION, yaml.safe_load(WORKFLOW_FILE.read_text(encoding="utf-8"))):
+        for step in _all_steps(document):
+            if "run" in step:
+                assert "${{" not in step["run"], f"${{{{ }}}} inside run: of step {step.get('name')!r}"
+
+
+def test_run_steps_declare_bash_and_uses_steps_are_local_or_pinned_by_sha() -> None:
+    for document in (ACTION, yaml.safe_load(WORKFLOW_FILE.read_text(encoding="utf-8"))):
+        for step in _all_steps(document):
+            if "run" in step:
+                assert step.get("shell") == "bash", f"step {step.get('name')!r} has no shell: bash"
+            if "uses" in step:
+                uses = step["uses"]
+                assert uses.startswith("./") or uses == "./" or PINNED_USES.match(uses), f"{uses} is not pinned by SHA"
+
+
+def test_pinned_uses_carry_a_version_comment() -> None:
+    for path in (ACTION_FILE, WORKFLOW_FILE):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            match = re.search(r"uses:\s*(\S+)", line)
+            if match and not match.group(1).startswith("./"):
+                assert re.search(r"#\s*v\d+(\.\d+)*\b", line), f"{path.name}: no version comment on {line.strip()!r}"
+
+
+def test_every_output_is_set_by_a_step_of_the_action() -> None:
+    ids = {step.get("id") for step in STEPS}
+    for name, spec in ACTION["outputs"].items():
+        match = re.fullmatch(r"\$\{\{\s*steps\.([\w-]+)\.outputs\.([\w-]+)\s*\}\}", spec["value"])
+        assert match, f"output {name!r} is not a step output"
+        assert match.group(1) in ids
+        assert match.group(2) in outputs.OUTPUT_NAMES and match.group(2) == name
+
+
+def test_the_action_is_composite_and_installs_from_its_own_checkout() -> None:
+    assert ACTION["runs"]["using"] == "composite"
+    install = next(step for step in STEPS if step.get("id") == "install")
+    assert '"$GITHUB_ACTION_PATH"' in install["run"]
+    setup = next(step for step in STEPS if "uses" in step)
+    assert setup["uses"].startswith("actions/setup-python@")
+    assert "use-existing" in setup["if"]
+
+
+def test_the_dogfood_workflow_runs_the_local_action_on_examples() -> None:
+    workflow = yaml.safe_load(WORKFLOW_FILE.read_text(encoding="utf-8"))
+    assert workflow["permissions"] == {}
+    job = next(iter(workflow["jobs"].values()))
+    assert job["permissions"] == {"contents": "read", "pull-requests": "write"}
+    steps = job["steps"]
+    checkout = steps[0]
+    assert checkout["uses"].startswith("actions/checkout@")
+    assert checkout["with"] == {"fetch-depth": 0, "persist-credentials": False}
+    action = next(step for step in steps if step.get("uses") == "./")
+    assert action["with"]["working-directory"] == "examples"
+    assert any("torch==2.13.0" in step.get("run", "") and "whl/cpu" in step.get("run", "") for step in steps)
+
+
+def test_docs_workflows_parse_and_follow_the_same_rules() -> None:
+    blocks = re.findall(r"```yaml\n(.*?)```", DOCS_FILE.read_text(encoding="utf-8"), re.S)
+    workflows = [yaml.safe_load(block) for block in blocks]
+    workflows = [w for w in workflows if isinstance(w, dict) and "jobs" in w]
+    assert len(workflows) >= 3  # the quick start and the two workflows of the fork recipe
+    for workflow in workflows:
+        assert "permissions" in workflow
+        for step in _all_steps(workflow):
+            if "run" in step:
+                assert "${{" not in step["run"] and step.get("shell") == "bash"
+            uses = step.get("uses", "")
+            if uses and not uses.startswith("OWNER/pytest-maccbudget@"):
+                assert PINNED_USES.match(uses), uses
+            if uses.startswith("actions/checkout@"):
+                assert step["with"]["persist-credentials"] is False
+    run_workflow = next(w for w in workflows if "workflow_run" in (w.get(True) or w.get("on") or {}))
+    assert not any(step.get("uses", "").startswith("actions/checkout@") and "repository" not in step.get("with", {})
+                   for step in _all_steps(run_workflow)), "the workflow_run recipe must not check out the PR's code"
+
+
+def _all_steps(document: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
+    if "runs" in document:
+        yield from document["runs"]["steps"]
+    for job in (document.get("jobs") or {}).values():
+        yield from job.get("steps", [])
+
+
+@pytest.mark.skipif(shutil.which("zizmor") is None, reason="zizmor is not installed")
+def test_zizmor_finds_nothing() -> None:
+    done = subprocess.run(["zizmor", "--offline", "--min-severity", "low", str(ACTION_FILE), str(WORKFLOW_FILE)],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+# --- the expression evaluator used by the simulation ------------------------------------------
+
+
+@pytest.mark.parametrize(("base_ref", "expected"), [("main", "origin/main"), ("release/2.x", "origin/release/2.x"), ("", "")])
+def test_base_ref_defaults_to_the_pull_requests_base(base_ref: str, expected: str) -> None:
+    default = ACTION["inputs"]["base-ref"]["default"]
+    assert interpolate(default, {"github": {"base_ref": base_ref}}, {}) == expected
+
+
+def test_status_conditions_follow_the_runner() -> None:
+    contexts = {"steps": {"pytest": {"outputs": {"exit-code": "1"}}}, "inputs": {"python-version": "use-existing"}}
+    ok = {"success": True, "failure": False, "always": True, "cancelled": False}
+    failed = dict(ok, success=False, failure=True)
+    after_pytest = "${{ !cancelled() && steps.pytest.outputs.exit-code != '' }}"
+    assert condition(after_pytest, contexts, failed)
+    assert not condition(after_pytest, {"steps": {}}, ok)
+    assert not condition("inputs.python-version != 'use-existing'", contexts, ok)
+    assert not condition("", contexts, failed)
+
+
+# --- the scripts, run as the composite steps run them ------------------------------------------
+
+
+def write_report(directory: Path, failed: list[bool]) -> tuple[Path, Path]:
+    directory.mkdir(parents=True, exist_ok=True)
+    models = [{"name": f"net{i}", "test": f"tests/test_models.py::test_net{i}", "status": "regressed" if bad else "ok",
+               "failed": bad, "failures": ["macs grew"] if bad else [], "measurement": {}, "budget": None,
+               "base": None, "budget_change": None, "sources": {}} for i, bad in enumerate(failed)]
+    report = {"schema": "pytest-maccbudget-report", "version": 1, "budget_file": "macc_budget.yaml",
+              "base": None, "models": models, "unused": []}
+    json_path, markdown_path = directory / "report.json", directory / "report.md"
+    json_path.write_text(json.dumps(report), encoding="utf-8")
+    markdown_path.write_text("## Model cost budget\n\n| model | status |\n| --- | --- |\n"
+                             + "".join(f"| {m['name']} | {m['status']} |\n" for m in models), encoding="utf-8")
+    return json_path, markdown_path
+
+
+def after_pytest(tmp_path: Path, exit_code: str, failed: Optional[list[bool]] = None) -> dict[str, dict[str, str]]:
+    """Step outputs as the install and pytest steps leave them (with or without a report)."""
+    directory = tmp_path / "runner-temp" / "pytest-maccbudget.abc123"
+    if failed is None:
+        directory.mkdir(parents=True, exist_ok=True)
+        json_path, markdown_path = directory / "report.json", directory / "report.md"
+    else:
+        json_path, markdown_path = write_report(directory, failed)
+    return {"install": {"python": str(tmp_path / "shim-bin" / "python")},
+            "pytest": {"exit-code": exit_code, "report-markdown": str(markdown_path), "report-json": str(json_path)}}
+
+
+def test_install_step_pip_installs_the_action_checkout(tmp_path: Path) -> None:
+    run = ActionRun(tmp_path, {})
+    results = run.run(only={"install"})
+    assert results["install"].returncode == 0, results["install"].stderr
+    assert run.pip_calls() == [f"-m pip install --disable-pip-version-check --progress-bar off {ROOT} "]
+    assert results["install"].outputs == {"python": str(run.shim_dir / "python")}
+
+
+def test_setup_python_is_skipped_for_use_existing(tmp_path: Path) -> None:
+    run = ActionRun(tmp_path, {})
+    assert run.run(only={"Set up Python"})["Set up Python"].skipped
+
+
+def test_pytest_step_passes_flags_and_splits_pytest_args_without_a_shell(tmp_path: Path) -> None:
+    (tmp_path / "workspace" / "project").mkdir(parents=True)
+    run = ActionRun(tmp_path, {"working-directory": "project", "budget-file": "budgets/models.yaml",
+                               "pytest-args": """-k "net and not slow" -p no:cacheprovider '$HOME' $(touch pwned)"""},
+                    extra_env={"SHIM_FAKE_PYTEST": "1"})
+    results = run.run(only={"install", "pytest"})
+    assert results["pytest"].returncode == 0, results["pytest"].stderr
+    argv = run.pytest_argv()
+    outputs_ = results["pytest"].outputs
+    assert argv == ["-m", "pytest", "--macc-budget", f"--macc-budget-report={outputs_['report-markdown']}",
+                    f"--macc-budget-json={outputs_['report-json']}", "--macc-budget-file=budgets/models.yaml",
+                    "--macc-budget-base=origin/main", "-k", "net and not slow", "-p", "no:cacheprovider",
+                    "$HOME", "$(touch", "pwned)"]
+    assert outputs_["exit-code"] == "1"
+    assert Path(outputs_["report-markdown"]).parent.parent == run.runner_temp
+    assert (tmp_path / "shim-log" / "pytest.cwd").read_text().strip() == str(tmp_path / "workspace" / "project")
+    assert not (tmp_path / "workspace" / "project" / "pwned").exists()
+
+
+def test_pytest_step_keeps_a_dash_ref_as_a_value_and_omits_empty_inputs(tmp_path: Path) -> None:
+    run = ActionRun(tmp_path, {"base-ref": "--help"}, extra_env={"SHIM_FAKE_PYTEST": "0"})
+    run.run(only={"install", "pytest"})
+    argv = run.pytest_argv()
+    assert "--macc-budget-base=--help" in argv
+    assert not any(arg.startswith("--macc-budget-file") for arg in argv)
+    push = ActionRun(tmp_path / "push", {}, event_name="push", extra_env={"SHIM_FAKE_PYTEST": "0"})
+    push.run(only={"install", "pytest"})
+    assert not any(arg.startswith("--macc-budget-base") for arg in push.pytest_argv())
+
+
+def test_pytest_step_rejects_unbalanced_quotes_in_pytest_args(tmp_path: Path) -> None:
+    run = ActionRun(tmp_path, {"pytest-args": '-k "open'}, extra_env={"SHIM_FAKE_PYTEST": "0"})
+    results = run.run(only={"install", "pytest"})
+    assert results["pytest"].returncode != 0
+    assert "::error title=pytest-maccbudget::cannot split the pytest-args input" in results["pytest"].stderr
+    assert "exit-code" not in results["pytest"].outputs
+
+
+def test_outputs_step_counts_failed_models(tmp_path: Path) -> None:
+    run = ActionRun(tmp_path, {}, preset=after_pytest(tmp_path, "1", [True, False, True]))
+    results = run.run(only={"outputs"})
+    assert results["outputs"].returncode == 0, results["outputs"].stdout + results["outputs"].stderr
+    preset = after_pytest(tmp_path, "1", [True, False, True])["pytest"]
+    assert run.action_outputs() == {"regressions": "2", "report-markdown": preset["report-markdown"],
+                                    "report-json": preset["report-json"]}
+
+
+def test_outputs_step_without_a_report_warns_and_leaves_outputs_empty(tmp_path: Path) -> None:
+    run = ActionRun(tmp_path, {}, preset=after_pytest(tmp_path, "4"))
+    results = run.run(only={"outputs"})
+    assert results["outputs"].returncode == 0
+    assert "::warning title=pytest-maccbudget::pytest wrote no budget report (pytest exited with code 4)" in results["outputs"].stdout
+    assert run.action_outputs() == {"regressions": "", "report-markdown": "", "report-json": ""}
+
+
+def test_steps_after_pytest_are_skipped_when_pytest_did_not_run(tmp_path: Path) -> None:
+    run = ActionRun(tmp_path, {}, preset={"install": {"python": "python"}})
+    results = run.run(only={"outputs", "comment", "Fail the job if pytest failed"})
+    assert all(result.skipped for result in results.values())
+
+
+def test_comment_step_creates_then_updates_one_comment(tmp_path: Path, github: tuple[FakeGitHub, str]) -> None:
+    fake, url = github
+    preset = after_pytest(tmp_path, "1", [True])
+    first = ActionRun(tmp_path, {}, api_url=url, preset=preset).run(only={"comment"})["comment"]
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert f"created the budget report comment on pull request #{PR_NUMBER}" in first.stdout
+    [post] = fake.of_method("POST")
+    assert post.path == f"/repos/{REPOSITORY}/issues/{PR_NUMBER}/comments"
+    assert post.body["body"].startswith(comment.MARKER + "\n## Model cost budget")
+    assert post.headers["authorization"] == f"Bearer {TOKEN}"  # the token input's default, github.token
+    second = ActionRun(tmp_path, {}, api_url=url, preset=preset).run(only={"comment"})["comment"]
+    assert "updated the budget report comment" in second.stdout
+    assert len(fake.of_method("POST")) == 1
+    [patch] = fake.of_method("PATCH")
+    assert patch.path == f"/repos/{REPOSITORY}/issues/comments/{fake.comments[PR_NUMBER][0]['id']}"
+    assert len(fake.comments[PR_NUMBER]) == 1
+
+
+def test_comment_step_with_a_custom_token_input(tmp_path: Path, github: tuple[FakeGitHub, str]) -> None:
+    fake, url = github
+    run = ActionRun(tmp_path, {"token": "pat-123"}, api_url=url, preset=after_pytest(tmp_path, "0", [False]))
+    assert run.run(only={"comment"})["comment"].returncode == 0
+    assert fake.requests[0].headers["authorization"] == "Bearer pat-123"
+
+
+def test_comment_step_403_from_a_fork_is_a_notice_not_a_failure(tmp_path: Path, github: tuple[FakeGitHub, str]) -> None:
+    fake, url = github
+    fake.fail["POST"] = (403, "Resource not accessible by integration")
+    result = ActionRun(tmp_path, {}, api_url=url, preset=after_pytest(tmp_path, "1", [True])).run(only={"comment"})["comment"]
+    assert result.returncode == 0
+    assert result.stdout.startswith("::notice title=pytest-maccbudget::cannot write the PR comment")
+    assert "HTTP 403: Resource not accessible by integration" in result.stdout
+    assert "job summary" in result.stdout and "workflow_run" in result.stdout
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("value", ["false", "False"])
+def test_comment_step_off(tmp_path: Path, github: tuple[FakeGitHub, str], value: str) -> None:
+    fake, url = github
+    result = ActionRun(tmp_path, {"comment": value}, api_url=url,
+                       preset=after_pytest(tmp_path, "0", [False])).run(only={"comment"})["comment"]
+    assert result.returncode == 0 and "no PR comment" in result.stdout
+    assert fake.requests == []
+
+
+def test_comment_step_rejects_other_values(tmp_path: Path, github: tuple[FakeGitHub, str]) -> None:
+    fake, url = github
+    result = ActionRun(tmp_path, {"comment": "yes"}, api_url=url,
+                       preset=after_pytest(tmp_path, "0", [False])).run(only={"comment"})["comment"]
+    assert result.returncode == 1
+    assert "::error title=pytest-maccbudget::the comment input must be true or false" in result.stdout
+    assert fake.requests == []
+
+
+def test_comment_step_on_a_push_is_a_notice(tmp_path: Path, github: tuple[FakeGitHub, str]) -> None:
+    fake, url = github
+    result = ActionRun(tmp_path, {}, event_name="push", api_url=url,
+                       preset=after_pytest(tmp_path, "0", [False])).run(only={"comment"})["comment"]
+    assert result.returncode == 0
+    assert result.stdout.startswith("::notice title=pytest-maccbudget::push is not a pull request event")
+    assert fake.requests == []
+
+
+@pytest.mark.parametrize(("exit_code", "expected"), [("0", 0), ("1", 1), ("4", 4)])
+def test_last_step_fails_the_job_with_pytests_exit_code(tmp_path: Path, exit_code: str, expected: int) -> None:
+    run = ActionRun(tmp_path, {}, preset=after_pytest(tmp_path, exit_code, [exit_code == "1"]))
+    result = run.run(only={"Fail the job if pytest failed"})["Fail the job if pytest failed"]
+    assert result.returncode == expected
+
+
+def test_whole_action_with_a_failing_pytest_comments_then_fails(tmp_path: Path, github: tuple[FakeGitHub, str]) -> None:
+    """All steps in order; pytest is the shim (exit 1, writing no report here), so the outputs step
+    warns, the comment step notices the missing report, and the last step fails the job."""
+    fake, url = github
+    run = ActionRun(tmp_path, {}, api_url=url, extra_env={"SHIM_FAKE_PYTEST": "1"})
+    results = run.run()
+    assert [r.outcome for r in results.values()] == ["skipped", "success", "success", "success", "success", "failure"]
+    assert "there is no report" in results["comment"].stdout
+    assert fake.requests == []
+    assert results["Fail the job if pytest failed"].returncode == 1
+
+
+def _plugin_has_report_flags() -> bool:
+    done = subprocess.run([sys.executable, "-m", "pytest", "--help"], capture_output=True, text=True, cwd=ROOT)
+    return "--macc-budget-report" in done.stdout and "--macc-budget-json" in done.stdout
+
+
+TINY_TEST = '''\
+import pytest
+
+@pytest.mark.macc_budget("tiny", model="tiny.onnx", inputs={"x": [1, 16]})
+def test_tiny():
+    pass
+'''
+
+
+def _tiny_model(path: Path, width: int) -> None:
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    weight = numpy_helper.from_array(np.ones((16, width), np.float32), "w")
+    graph = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["y"], name="fc")], "tiny",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 16])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, width])], [weight])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+
+
+def test_whole_action_end_to_end_on_a_branch_that_grew_a_model(tmp_path: Path, github: tuple[FakeGitHub, str]) -> None:
+    """The real plugin in a throwaway git repository: main records the budget, a branch makes the
+    model bigger; the action reports one regression, comments, and fails the job."""
+    if not _plugin_has_report_flags():
+        pytest.xfail("the plugin does not have --macc-budget-report/--macc-budget-json yet (integrator's part)")
+    fake, url = github
+    repo = tmp_path / "workspace"
+    repo.mkdir()
+    (repo / "tests").mkdir()
+    (repo / "tests" / "test_tiny.py").write_text(TINY_TEST)
+    (repo / "tests" / "tiny.onnx").parent.mkdir(exist_ok=True)
+    _tiny_model(repo / "tests" / "tiny.onnx", 8)
+    (repo / "pytest.ini").write_text("[pytest]\ntestpaths = tests\n")
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com"]
+    subprocess.run(["git", "init", "-q", "-b", "main"], cwd=repo, check=True)
+    subprocess.run([sys.executable, "-m", "pytest", "-q", "--macc-budget-update", "-p", "no:cacheprovider"], cwd=repo,
+                   check=True, capture_output=True)
+    subprocess.run(["git", "add", "-A"], cwd=repo, check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "base"], cwd=repo, check=True)
+    subprocess.run(["git", "checkout", "-q", "-b", "feature"], cwd=repo, check=True)
+    _tiny_model(repo / "tests" / "tiny.onnx", 32)
+    subprocess.run([*git, "commit", "-q", "-am", "wider"], cwd=repo, check=True)
+
+    run = ActionRun(tmp_path, {"base-ref": "main", "pytest-args": "-p no:cacheprovider"}, api_url=url, workspace=repo)
+    results = run.run()
+    assert results["pytest"].outputs["exit-code"] == "1", results["pytest"].stdout[-3000:]
+    assert run.action_outputs()["regressions"] == "1"
+    report = json.loads(Path(run.action_outputs()["report-json"]).read_text())
+    assert report["base"]["ref"] == "main" and report["models"][0]["status"] == "regressed"
+    assert "::error" in results["pytest"].stdout
+    assert results["pytest"].summary.strip()
+    [post] = fake.of_method("POST")
+    assert post.body["body"].startswith(comment.MARKER)
+    assert results["Fail the job if pytest failed"].returncode == 1
+
+
+# --- comment.py against the HTTP server, in process --------------------------------------------
+
+
+def test_first_run_creates_second_run_updates(pr_env: Path, github: tuple[FakeGitHub, str],
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    fake, _ = github
+    assert comment.main(["--report", str(pr_env)]) == 0
+    [post] = fake.of_method("POST")
+    assert post.body["body"] == comment.MARKER + "\n" + pr_env.read_text()
+    assert post.headers["accept"] == "application/vnd.github+json"
+    assert post.headers["x-github-api-version"] == comment.API_VERSION
+    pr_env.write_text("## Model cost budget\n\nall within budget\n")
+    assert comment.main(["--report", str(pr_env)]) == 0
+    assert len(fake.of_method("POST")) == 1
+    [patch] = fake.of_method("PATCH")
+    assert patch.path.endswith(f"/issues/comments/{fake.comments[PR_NUMBER][0]['id']}")
+    assert fake.comments[PR_NUMBER][0]["body"] == comment.MARKER + "\n## Model cost budget\n\nall within budget\n"
+    out = capsys.readouterr().out
+    assert "created the budget report comment" in out and "updated the budget report comment" in out
+
+
+def test_marker_comment_on_page_two_is_updated(pr_env: Path, github: tuple[FakeGitHub, str]) -> None:
+    fake, _ = github
+    fake.page_size = 2
+    for index in range(3):
+        fake.add_comment(PR_NUMBER, f"review comment {index}")
+    sticky = fake.add_comment(PR_NUMBER, comment.MARKER + "\nold report", "github-actions[bot]")
+    fake.add_comment(PR_NUMBER, "later comment")
+    assert comment.main(["--report", str(pr_env)]) == 0
+    gets = fake.of_method("GET")
+    assert [request.query["page"] for request in gets] == ["1", "2"]  # stops at the page with the marker
+    assert all(request.query["per_page"] == "100" for request in gets)
+    assert fake.of_method("POST") == []
+    [patch] = fake.of_method("PATCH")
+    assert patch.path.endswith(f"/issues/comments/{sticky['id']}")
+    assert sticky["body"].startswith(comment.MARKER + "\n## Model cost budget")
+
+
+def test_all_pages_are_read_before_creating(pr_env: Path, github: tuple[FakeGitHub, str]) -> None:
+    fake, _ = github
+    fake.page_size = 2
+    for index in range(5):
+        fake.add_comment(PR_NUMBER, f"review comment {index}")
+    assert comment.main(["--report", str(pr_env)]) == 0
+    assert [request.query["page"] for request in fake.of_method("GET")] == ["1", "2", "3"]
+    assert len(fake.of_method("POST")) == 1
+
+
+def test_403_on_post_degrades_to_a_notice(pr_env: Path, github: tuple[FakeGitHub, str],
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    fake, _ = github
+    fake.fail["POST"] = (403, "Resource not accessible by integration")
+    assert comment.main(["--report", str(pr_env)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("::notice title=pytest-maccbudget::cannot write the PR comment (POST ")
+    assert "HTTP 403: Resource not accessible by integration" in out
+    assert out.count("\n") == 1  # one workflow command, escaped
+
+
+@pytest.mark.parametrize(("method", "status", "level"), [("GET", 404, "notice"), ("PATCH", 403, "notice"),
+                                                         ("GET", 500, "warning"), ("POST", 422, "warning")])
+def test_other_api_errors_never_fail(pr_env: Path, github: tuple[FakeGitHub, str], capsys: pytest.CaptureFixture[str],
+                                     method: str, status: int, level: str) -> None:
+    fake, _ = github
+    fake.add_comment(PR_NUMBER, comment.MARKER + "\nold")
+    if method == "POST":
+        fake.comments.clear()
+    fake.fail[method] = (status, "boom")
+    assert comment.main(["--report", str(pr_env)]) == 0
+    assert capsys.readouterr().out.startswith(f"::{level} title=pytest-maccbudget::")
+
+
+def test_non_pull_request_event_is_a_notice(pr_env: Path, github: tuple[FakeGitHub, str], tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    fake, _ = github
+    push = tmp_path / "push.json"
+    push.write_text(json.dumps({"ref": "refs/heads/main", "after": HEAD_SHA}))
+    monkeypatch.setenv("GITHUB_EVENT_PATH", str(push))
+    monkeypatch.setenv("GITHUB_EVENT_NAME", "push")
+    assert comment.main(["--report", str(pr_env)]) == 0
+    assert capsys.readouterr().out.startswith("::notice title=pytest-maccbudget::push is not a pull request event")
+    assert fake.requests == []
+
+
+def test_network_error_is_a_notice(pr_env: Path, monkeypatch: pytest.MonkeyPatch,
+                                   capsys: pytest.CaptureFixture[str]) -> None:
+    import socket
+
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    monkeypatch.setenv("GITHUB_API_URL", f"http://127.0.0.1:{port}")
+    assert comment.main(["--report", str(pr_env)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("::notice title=pytest-maccbudget::cannot reach the GitHub API")
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"GITHUB_TOKEN": ""}, "no token"),
+    ({"GITHUB_EVENT_PATH": ""}, "GITHUB_EVENT_PATH is not set"),
+    ({"GITHUB_REPOSITORY": "not a repo"}, "is not owner/name"),
+    ({"GITHUB_API_URL": "file:///etc"}, "is not an http(s) URL"),
+])
+def test_missing_or_bad_environment_is_not_a_failure(pr_env: Path, github: tuple[FakeGitHub, str],
+                                                     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+                                                     change: dict[str, str], message: str) -> None:
+    fake, _ = github
+    for name, value in change.items():
+        monkeypatch.setenv(name, value)
+    assert comment.main(["--report", str(pr_env)]) == 0
+    assert message in capsys.readouterr().out
+    assert fake.requests == []
+
+
+def test_missing_report_is_a_notice(pr_env: Path, github: tuple[FakeGitHub, str], capsys: pytest.CaptureFixture[str]) -> None:
+    fake, _ = github
+    assert comment.main(["--report", str(pr_env.parent / "nope.md")]) == 0
+    assert "there is no report" in capsys.readouterr().out
+    assert fake.requests == []
+
+
+def test_long_report_is_truncated_with_a_note_and_closed_fence(pr_env: Path, github: tuple[FakeGitHub, str]) -> None:
+    fake, _ = github
+    rows = "".join(f"| layer.{i} | {i * 1000:,} | ±{i % 7}% × |\n" for i in range(4000))
+    pr_env.write_text("## Model cost budget\n\n| layer | macs | change |\n| --- | --- | --- |\n" + rows
+                      + "\n```mermaid\nxychart-beta\n" + "bar [1, 2, 3]\n" * 5000 + "```\n")
+    assert comment.main(["--report", str(pr_env)]) == 0
+    body = fake.of_method("POST")[0].body["body"]
+    assert len(body.encode("utf-8")) <= comment.MAX_BODY_BYTES
+    assert body.startswith(comment.MARKER + "\n## Model cost budget")
+    assert body.endswith(comment.TRUNCATION_NOTE)
+    assert comment.open_fence(body) is None
+
+
+def test_workflow_run_mode_checks_the_pull_requests_head(pr_env: Path, github: tuple[FakeGitHub, str],
+                                                         monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    fake, _ = github
+    monkeypatch.setenv("GITHUB_EVENT_NAME", "workflow_run")
+    monkeypatch.setenv("GITHUB_EVENT_PATH", str(pr_env.parent / "event.json"))  # a pull_request body is ignored with --pr
+    fake.pull_heads[12] = "b" * 40
+    assert comment.main(["--report", str(pr_env), "--pr", "12", "--head-sha", "B" * 40]) == 0
+    assert [r.method for r in fake.requests] == ["GET", "GET", "POST"]
+    assert fake.of_method("POST")[0].path.endswith("/issues/12/comments")
+    assert comment.main(["--report", str(pr_env), "--pr", "12", "--head-sha", "c" * 40]) == 0
+    assert "not " + "c" * 40 in capsys.readouterr().out
+    assert len(fake.of_method("POST")) == 1 and fake.of_method("PATCH") == []
+    assert comment.main(["--report", str(pr_env), "--pr", "12; rm -rf /"]) == 0
+    assert "--pr must be a pull request number" in capsys.readouterr().out
+
+
+def test_bad_head_sha_is_a_usage_error(pr_env: Path) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        comment.main(["--report", str(pr_env), "--pr", "3", "--head-sha", "main"])
+    assert exit_info.value.code == 2
+
+
+# --- small pieces ------------------------------------------------------------------------------
+
+
+def test_build_body_keeps_a_short_report_whole() -> None:
+    assert comment.build_body("# hi\n\n") == comment.MARKER + "\n# hi\n"
+
+
+def test_build_body_cuts_a_single_huge_line_at_a_character_boundary() -> None:
+    body = comment.build_body("é" * 100_000, limit=1000)
+    assert len(body.encode()) <= 1000 and body.endswith(comment.TRUNCATION_NOTE)
+
+
+@pytest.mark.parametrize(("markdown", "fence"), [
+    ("text\n```mermaid\nx\n", "```"), ("```\nx\n```\n", None), ("````md\n```\n", "````"),
+    ("~~~\nx\n```\n", "~~~"), ("```\nx\n``` not a close\n", "```"),
+])
+def test_open_fence(markdown: str, fence: Optional[str]) -> None:
+    assert comment.open_fence(markdown) == fence
+
+
+@pytest.mark.parametrize(("link", "expected"), [
+    (None, False), ("", False), ('<https://api.github.com/x?page=2>; rel="next", <https://api.github.com/x?page=5>; rel="last"', True),
+    ('<https://api.github.com/x?page=1>; rel="prev", <https://api.github.com/x?page=1>; rel="first"', False),
+])
+def test_has_next_page(link: Optional[str], expected: bool) -> None:
+    assert comment.has_next_page(link) is expected
+
+
+def test_workflow_commands_are_escaped() -> None:
+    assert escape_data("50%\r\n::error::x") == "50%25%0D%0A::error::x"
+    assert command("notice", "a\nb", title="t: x, y") == "::notice title=t%3A x%2C y::a%0Ab"
+
+
+def test_count_regressions_and_schema_checks(tmp_path: Path) -> None:
+    json_path, _ = write_report(tmp_path, [True, True, False])
+    assert outputs.count_regressions(outputs.read_report(json_path)) == 2
+    for bad in ({"schema": "other", "version": 1, "models": []}, {"schema": outputs.SCHEMA, "version": 2, "models": []},
+                {"schema": outputs.SCHEMA, "version": 1, "models": [{"name": "x"}]}, []):
+        with pytest.raises(outputs.ReportError):
+            outputs.count_regressions(bad)
+
+
+def test_outputs_main_refuses_a_newline_in_a_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    json_path, markdown_path = write_report(tmp_path, [False])
+    target = tmp_path / "github_output"
+    monkeypatch.setenv("GITHUB_OUTPUT", str(target))
+    assert outputs.main(["--json", str(json_path), "--markdown", str(tmp_path / "a\nregressions=0")]) == 1
+    assert "would span several lines" in capsys.readouterr().out
+    assert not target.exists()
+    assert outputs.main(["--json", str(json_path), "--markdown", str(markdown_path)]) == 0
+    assert parse_output_file(target.read_text()) == {"regressions": "0", "report-markdown": str(markdown_path),
+                                                     "report-json": str(json_path)}
+
+
+def test_outputs_main_fails_on_a_malformed_report(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "report.json"
+    bad.write_text("{not json")
+    monkeypatch.setenv("GITHUB_OUTPUT", str(tmp_path / "out"))
+    assert outputs.main(["--json", str(bad), "--markdown", str(tmp_path / "report.md")]) == 1
+    assert capsys.readouterr().out.startswith("::error title=pytest-maccbudget::cannot set the action's outputs")
+
+
+@pytest.mark.parametrize(("text", "words"), [
+    ("", []), ("-k 'a and b' -n 2", ["-k", "a and b", "-n", "2"]), ('-m "not slow"  --tb=short', ["-m", "not slow", "--tb=short"]),
+    ("$HOME `id` *.py", ["$HOME", "`id`", "*.py"]), ("a\\ b # c", ["a b", "#", "c"]),
+])
+def test_pytest_args_split_like_a_shell_without_expansion(text: str, words: list[str]) -> None:
+    assert pytest_args.split_args(text) == words
+    assert pytest_args.encode_words(words).split(b"\0")[:-1] == [w.encode() for w in words]
+
+
+def test_pytest_args_main_usage(capsysbinary: pytest.CaptureFixture[bytes]) -> None:
+    assert pytest_args.main(["-k 'x y'"]) == 0
+    assert capsysbinary.readouterr().out == b"-k\0x y\0"
+    assert pytest_args.main([]) == 2
