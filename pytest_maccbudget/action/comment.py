@@ -1,6 +1,6 @@
 """Create or update the one sticky pull-request comment that holds the budget report.
 
-    python -m pytest_maccbudget.action.comment --report PATH.md [--pr N --head-sha SHA]
+    python -m pytest_maccbudget.action.comment --report PATH.md [--json PATH.json] [--pr N --head-sha SHA]
 
 The comment is found by a hidden marker, ``<!-- pytest-maccbudget report -->``, on its first
 line: the first comment of the pull request carrying it is edited (PATCH), and a new one is
@@ -33,7 +33,7 @@ import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Mapping, Optional, Sequence
+from typing import Any, Callable, Iterable, Iterator, Mapping, Optional, Sequence
 
 from .. import __version__
 from .commands import notice, warning
@@ -110,16 +110,25 @@ class Response:
 # --- the body -------------------------------------------------------------------------------
 
 
-def build_body(markdown: str, limit: int = MAX_BODY_BYTES) -> str:
-    """The comment body: the marker line, then ``markdown``, truncated with a note past ``limit``.
+def build_body(markdown: str, limit: int = MAX_BODY_BYTES,
+               rerender: Optional[Callable[[int], Optional[str]]] = None) -> str:
+    """The comment body: the marker line, then ``markdown``, at most ``limit`` UTF-8 bytes.
 
-    Truncation keeps whole lines, and closes a code fence (a mermaid block, say) that the cut
-    left open, so what remains still renders.
+    A report that is too long is first re-rendered to fit by ``rerender(limit)`` when given
+    (the report renderer drops layer rows and charts before anything else); failing that, it
+    is cut after a whole line, a code fence (a mermaid block, say) that the cut left open is
+    closed so what remains still renders, and a note is added.
     """
     head = MARKER + "\n"
-    body = head + markdown.rstrip("\n") + "\n"
+    body = head + strip_marker(markdown).rstrip("\n") + "\n"
     if _size(body) <= limit:
         return body
+    smaller = rerender(limit) if rerender is not None else None
+    if smaller is not None:
+        body = head + strip_marker(smaller).rstrip("\n") + "\n"
+        if _size(body) <= limit:
+            return body
+    markdown = strip_marker(markdown)
     room = limit - _size(head) - _size(TRUNCATION_NOTE)
     kept = _keep_lines(markdown, room - _FENCE_CLOSE_ROOM)
     fence = open_fence(kept)
@@ -129,6 +138,37 @@ def build_body(markdown: str, limit: int = MAX_BODY_BYTES) -> str:
 
 
 _FENCE_CLOSE_ROOM = 64  # a closing fence line, with room to spare
+
+
+def strip_marker(markdown: str) -> str:
+    """``markdown`` without a leading marker line (the report renderer starts with one)."""
+    text = markdown.lstrip("\ufeff")
+    stripped = text.lstrip()
+    if stripped.startswith(MARKER):
+        return stripped[len(MARKER):].lstrip(" \t").lstrip("\r\n")
+    return text
+
+
+def report_renderer(json_path: Optional[Path]) -> Optional[Callable[[int], Optional[str]]]:
+    """A function rendering the report JSON at ``json_path`` within a byte limit, or None.
+
+    It uses the package's report renderer, imported only when a report is too long: the
+    ``workflow_run`` recipe runs this module from a bare checkout, where the renderer's
+    dependencies (PyYAML) may be missing; the renderer then gives None and the markdown is cut.
+    """
+    if json_path is None:
+        return None
+
+    def render(limit: int) -> Optional[str]:
+        try:
+            from ..pr_report import load_report, render_markdown
+
+            report = load_report(json_path.read_text(encoding="utf-8"), str(json_path))
+            return render_markdown(report, limit=limit)
+        except (ImportError, OSError, UnicodeDecodeError, ValueError):
+            return None
+
+    return render
 
 
 def _size(text: str) -> int:
@@ -367,7 +407,7 @@ def run(args: argparse.Namespace, environ: Mapping[str, str]) -> str:
     if not token:
         raise Skip("no token (the action's token input, passed as GITHUB_TOKEN, is empty): no PR comment; "
                    "the report is in the job summary")
-    body = build_body(read_report(args.report))
+    body = build_body(read_report(args.report), rerender=report_renderer(args.json))
     client = GitHubClient(target.api_url, token)
     if args.head_sha:
         check_head(client, target, args.head_sha)
@@ -386,6 +426,8 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
         prog="python -m pytest_maccbudget.action.comment",
         description="Create or update the sticky pytest-maccbudget report comment on a pull request.")
     parser.add_argument("--report", required=True, type=Path, help="the markdown report to post")
+    parser.add_argument("--json", default=None, type=Path,
+                        help="the report JSON, to re-render a report that is too long for a comment")
     parser.add_argument("--pr", default=None, help="the pull request number (default: from GITHUB_EVENT_PATH)")
     parser.add_argument("--head-sha", default=None,
                         help="comment only if the pull request's head commit is this one (with --pr)")

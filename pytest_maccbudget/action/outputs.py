@@ -3,67 +3,50 @@
 ``python -m pytest_maccbudget.action.outputs --json PATH --markdown PATH [--exit-code N]``
 appends three lines to the file named by ``$GITHUB_OUTPUT``:
 
-- ``regressions=<n>``: the number of models whose budget check failed their test (the
-  report's ``failed`` flag: a regression, a limit exceeded, a missing entry or uncountable
-  ops when those are set to fail);
+- ``regressions=<n>``: the number of regressions the report counts in its headline
+  (``pr_report.regressions``): models that regressed, went over a limit or changed inputs,
+  and models with no budget entry or uncountable ops where that failed their test;
 - ``report-markdown=<path>`` and ``report-json=<path>``: the reports, absolute.
 
 A report that pytest did not write (it stopped before the end: a usage error, a missing
 base ref) gives empty values and a warning; the job still fails on pytest's exit code in
-the action's last step. A report that exists but is not a version-1 report is an error.
-Values are single lines; a path holding a newline is refused rather than written, since
-it would inject further outputs.
+the action's last step. A report that exists but is not a valid version-1 report is an
+error. Values are single lines; a path holding a newline is refused rather than written,
+since it would inject further outputs.
 """
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from pathlib import Path
-from typing import Any, Mapping, Optional, Sequence
+from typing import Mapping, Optional, Sequence
 
+from ..pr_report import load_report, regressions
 from .commands import error, warning
 
-SCHEMA = "pytest-maccbudget-report"
-VERSION = 1
 OUTPUT_NAMES = ("regressions", "report-markdown", "report-json")
 
 
 class ReportError(Exception):
-    """The report JSON is not a version-1 pytest-maccbudget report."""
+    """The report JSON cannot be read or is not a valid version-1 pytest-maccbudget report."""
 
 
 class OutputError(Exception):
     """A value cannot be written as a single-line output."""
 
 
-def count_regressions(report: Any) -> int:
-    """The number of models in ``report`` whose budget check failed their test."""
-    if not isinstance(report, dict):
-        raise ReportError("the report is not a JSON object")
-    if report.get("schema") != SCHEMA:
-        raise ReportError(f"schema is {report.get('schema')!r}, expected {SCHEMA!r}")
-    if report.get("version") != VERSION:
-        raise ReportError(f"version is {report.get('version')!r}, expected {VERSION}")
-    models = report.get("models")
-    if not isinstance(models, list):
-        raise ReportError("'models' is not a list")
-    return sum(1 for index, model in enumerate(models) if _failed(model, index))
-
-
-def _failed(model: Any, index: int) -> bool:
-    if not isinstance(model, dict) or not isinstance(model.get("failed"), bool):
-        raise ReportError(f"models[{index}] has no boolean 'failed'")
-    return model["failed"]
-
-
-def read_report(path: Path) -> Any:
-    """The parsed JSON at ``path``; ReportError if it is unreadable or not JSON."""
+def count_regressions(path: Path) -> int:
+    """The number of regressions in the report JSON at ``path``; ReportError if it is not one."""
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
         raise ReportError(f"cannot read {path}: {err}") from None
+    try:
+        report = load_report(text, str(path))
+    except ValueError as err:
+        raise ReportError(str(err)) from None
+    return len(regressions(report))
 
 
 def format_outputs(values: Mapping[str, str]) -> str:
@@ -85,7 +68,7 @@ def collect_outputs(json_path: Path, markdown_path: Path, exit_code: Optional[st
         why = f" (pytest exited with code {exit_code})" if exit_code else ""
         warning(f"pytest wrote no budget report{why}: the pytest log above says why")
         return {name: "" for name in OUTPUT_NAMES}
-    regressions = count_regressions(read_report(json_path))
+    regressions = count_regressions(json_path)
     return {
         "regressions": str(regressions),
         "report-markdown": os.path.abspath(markdown_path) if markdown_path.is_file() else "",

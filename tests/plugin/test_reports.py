@@ -94,3 +94,56 @@ def test_junit_xml_carries_per_test_figures(project: Project) -> None:
     assert '<property name="macc_budget.model" value="alpha"' in xml
     assert '<property name="macc_budget.status" value="ok"' in xml
     assert re.search(r'<property name="macc_budget.macs" value="\d+"', xml)
+
+
+TORCH_NET = """
+    import pytest
+    import torch
+    from torch import nn
+
+
+    class Block(nn.Module):
+        def __init__(self, width):
+            super().__init__()
+            self.conv = nn.Conv2d(3, width, 3, padding=1)
+
+        def forward(self, x):
+            return self.conv(x)
+
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.block = Block({width})
+            self.head = nn.Linear({width}, 2)
+
+        def forward(self, x):
+            return self.head(self.block(x).mean((2, 3)))
+
+
+    @pytest.mark.macc_budget("torchnet", inputs=[(1, 3, 8, 8)])
+    def test_torchnet():
+        torch.manual_seed(0)
+        return Net()
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("xdist_args", [(), ("-n", "2")], ids=["no-xdist-args", "n2"])
+def test_annotation_points_at_the_code_that_defines_the_grown_layer(project: Project, monkeypatch: pytest.MonkeyPatch) -> None:
+    project.add_test("test_torchnet", TORCH_NET.format(width=4))
+    project.record()
+    project.add_test("test_torchnet", TORCH_NET.format(width=6))
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(project.path / "summary.md"))
+
+    result = project.run("--macc-budget")
+
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    source = (project.path / "test_torchnet.py").read_text().splitlines()
+    # block.conv is an nn.Conv2d: the annotation lands where Block creates it
+    conv_line = next(n for n, line in enumerate(source, 1) if "self.conv = nn.Conv2d" in line)
+    errors = [line for line in result.stdout.lines if line.startswith("::error ")]
+    assert len(errors) == 1
+    assert errors[0].startswith(f"::error file=test_torchnet.py,line={conv_line},")
+    assert "block.conv" in errors[0]
