@@ -380,9 +380,22 @@ def annotation_lines(state: BudgetSession) -> list[str]:
         return []
     from .pr_report import annotations
 
+    import copy
+    import os
+
+    # the runner reads an annotation's file relative to the repository (GITHUB_WORKSPACE), while
+    # the report's paths are relative to the rootdir, which may be a subdirectory (examples/)
+    root = state.settings.rootdir
+    workspace = Path(os.environ.get("GITHUB_WORKSPACE") or root).resolve()
+    prefix = _relative(root.resolve(), workspace)
+    prefix = "" if prefix in (".", "") or Path(prefix).is_absolute() else prefix + "/"
+    report = copy.deepcopy(state.report)
+    for model in report["models"]:
+        for location in model.get("sources", {}).values():
+            location["file"] = prefix + location["file"]
     path = state.settings.budget_path
     text = path.read_text(encoding="utf-8") if path.exists() else ""
-    return annotations(state.report, budget_path=_relative(path, state.settings.rootdir),
+    return annotations(report, budget_path=prefix + _relative(path, root),
                        budget_lines=_model_lines(text, state.budget.models))
 
 

@@ -30,7 +30,9 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import yaml
 
+from pytest_maccbudget import pr_report
 from pytest_maccbudget.action import comment, outputs, pytest_args
+from pytest_maccbudget.budget import Measurement, parse_budget
 from pytest_maccbudget.action.commands import command, escape_data
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -416,7 +418,8 @@ class FakeGitHub:
     def of_method(self, method: str) -> list[Recorded]:
         return [request for request in self.requests if request.method == method]
 
-    def handle(self, method: str, raw_path: str, headers: Mapping[str, str], raw_body: bytes) -> tuple[int, dict[str, str], Any]:
+    def handle(self, method: str, raw_path: str, headers: Mapping[str, str],
+               raw_body: bytes) -> tuple[int, dict[str, str], Any]:
         parts = urlsplit(raw_path)
         query = {key: values[-1] for key, values in parse_qs(parts.query).items()}
         body = json.loads(raw_body) if raw_body else None
@@ -437,10 +440,10 @@ class FakeGitHub:
         if listing and method == "POST":
             return 201, {}, self.add_comment(int(listing.group(1)), body["body"], "github-actions[bot]")
         if single and method == "PATCH":
-            for comment in (c for cs in self.comments.values() for c in cs):
-                if comment["id"] == int(single.group(1)):
-                    comment["body"] = body["body"]
-                    return 200, {}, comment
+            for existing in (c for cs in self.comments.values() for c in cs):
+                if existing["id"] == int(single.group(1)):
+                    existing["body"] = body["body"]
+                    return 200, {}, existing
             return 404, {}, {"message": "Not Found"}
         if pull and method == "GET":
             number = int(pull.group(1))
@@ -608,8 +611,15 @@ def _all_steps(document: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
 
 
 @pytest.mark.skipif(shutil.which("zizmor") is None, reason="zizmor is not installed")
-def test_zizmor_finds_nothing() -> None:
-    done = subprocess.run(["zizmor", "--offline", "--min-severity", "low", str(ACTION_FILE), str(WORKFLOW_FILE)],
+def test_zizmor_finds_nothing(tmp_path: Path) -> None:
+    """action.yml, the dogfood workflow and the docs' workflows (the placeholder pinned)."""
+    docs = tmp_path / ".github" / "workflows"
+    docs.mkdir(parents=True)
+    blocks = re.findall(r"```yaml\n(.*?)```", DOCS_FILE.read_text(encoding="utf-8"), re.S)
+    for index, block in enumerate(b for b in blocks if "jobs:" in b):
+        (docs / f"docs-{index}.yml").write_text(block.replace("OWNER/pytest-maccbudget@COMMIT_SHA",
+                                                              "octo-org/pytest-maccbudget@" + "1" * 40))
+    done = subprocess.run(["zizmor", "--offline", "--pedantic", str(ACTION_FILE), str(WORKFLOW_FILE), str(docs)],
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
 
@@ -617,7 +627,8 @@ def test_zizmor_finds_nothing() -> None:
 # --- the expression evaluator used by the simulation ------------------------------------------
 
 
-@pytest.mark.parametrize(("base_ref", "expected"), [("main", "origin/main"), ("release/2.x", "origin/release/2.x"), ("", "")])
+@pytest.mark.parametrize(("base_ref", "expected"),
+                         [("main", "origin/main"), ("release/2.x", "origin/release/2.x"), ("", "")])
 def test_base_ref_defaults_to_the_pull_requests_base(base_ref: str, expected: str) -> None:
     default = ACTION["inputs"]["base-ref"]["default"]
     assert interpolate(default, {"github": {"base_ref": base_ref}}, {}) == expected
@@ -637,17 +648,32 @@ def test_status_conditions_follow_the_runner() -> None:
 # --- the scripts, run as the composite steps run them ------------------------------------------
 
 
-def write_report(directory: Path, failed: list[bool]) -> tuple[Path, Path]:
+def build_report_json(failed: list[bool], layers: int = 1) -> dict[str, Any]:
+    """A valid report from the report module: model i regressed (and failed) when failed[i]."""
+    entries, measurements = [], []
+    for index, bad in enumerate(failed):
+        names = [f"block{j}.conv" for j in range(layers)]
+        entries.append(f"  net{index}:\n    inputs: {{x: [1, 16]}}\n"
+                       f"    total: {{macs: {100 * layers}, flops: {200 * layers}, params: 10, param_bytes: 40, "
+                       f"peak_activation_bytes: 64}}\n    layers:\n"
+                       + "".join(f"      {name}: {{macs: 100}}\n" for name in names))
+        grown = 150 if bad else 100
+        measurements.append((Measurement(f"net{index}", f"tests/test_models.py::test_net{index}", {"x": [1, 16]},
+                                         {"macs": grown * layers, "flops": 2 * grown * layers, "params": 10,
+                                          "param_bytes": 40, "peak_activation_bytes": 64},
+                                         {name: grown for name in names}), bad))
+    budget = parse_budget("version: 1\nmodels:\n" + "".join(entries), "macc_budget.yaml")
+    return pr_report.build_report(measurements, budget, base_budget=None, base=None, unused=[],
+                                  budget_file="macc_budget.yaml")
+
+
+def write_report(directory: Path, failed: list[bool], layers: int = 1) -> tuple[Path, Path]:
+    """The report JSON and markdown as the plugin writes them."""
     directory.mkdir(parents=True, exist_ok=True)
-    models = [{"name": f"net{i}", "test": f"tests/test_models.py::test_net{i}", "status": "regressed" if bad else "ok",
-               "failed": bad, "failures": ["macs grew"] if bad else [], "measurement": {}, "budget": None,
-               "base": None, "budget_change": None, "sources": {}} for i, bad in enumerate(failed)]
-    report = {"schema": "pytest-maccbudget-report", "version": 1, "budget_file": "macc_budget.yaml",
-              "base": None, "models": models, "unused": []}
+    report = build_report_json(failed, layers)
     json_path, markdown_path = directory / "report.json", directory / "report.md"
-    json_path.write_text(json.dumps(report), encoding="utf-8")
-    markdown_path.write_text("## Model cost budget\n\n| model | status |\n| --- | --- |\n"
-                             + "".join(f"| {m['name']} | {m['status']} |\n" for m in models), encoding="utf-8")
+    json_path.write_text(pr_report.dump_report(report), encoding="utf-8")
+    markdown_path.write_text(pr_report.render_markdown(report), encoding="utf-8")
     return json_path, markdown_path
 
 
@@ -727,7 +753,8 @@ def test_outputs_step_without_a_report_warns_and_leaves_outputs_empty(tmp_path: 
     run = ActionRun(tmp_path, {}, preset=after_pytest(tmp_path, "4"))
     results = run.run(only={"outputs"})
     assert results["outputs"].returncode == 0
-    assert "::warning title=pytest-maccbudget::pytest wrote no budget report (pytest exited with code 4)" in results["outputs"].stdout
+    expected = "::warning title=pytest-maccbudget::pytest wrote no budget report (pytest exited with code 4)"
+    assert expected in results["outputs"].stdout
     assert run.action_outputs() == {"regressions": "", "report-markdown": "", "report-json": ""}
 
 
@@ -745,7 +772,8 @@ def test_comment_step_creates_then_updates_one_comment(tmp_path: Path, github: t
     assert f"created the budget report comment on pull request #{PR_NUMBER}" in first.stdout
     [post] = fake.of_method("POST")
     assert post.path == f"/repos/{REPOSITORY}/issues/{PR_NUMBER}/comments"
-    assert post.body["body"].startswith(comment.MARKER + "\n## Model cost budget")
+    assert post.body["body"].startswith(comment.MARKER + "\n## ❌ pytest-maccbudget: 1 regression")
+    assert post.body["body"].count(comment.MARKER) == 1
     assert post.headers["authorization"] == f"Bearer {TOKEN}"  # the token input's default, github.token
     second = ActionRun(tmp_path, {}, api_url=url, preset=preset).run(only={"comment"})["comment"]
     assert "updated the budget report comment" in second.stdout
@@ -765,7 +793,8 @@ def test_comment_step_with_a_custom_token_input(tmp_path: Path, github: tuple[Fa
 def test_comment_step_403_from_a_fork_is_a_notice_not_a_failure(tmp_path: Path, github: tuple[FakeGitHub, str]) -> None:
     fake, url = github
     fake.fail["POST"] = (403, "Resource not accessible by integration")
-    result = ActionRun(tmp_path, {}, api_url=url, preset=after_pytest(tmp_path, "1", [True])).run(only={"comment"})["comment"]
+    run = ActionRun(tmp_path, {}, api_url=url, preset=after_pytest(tmp_path, "1", [True]))
+    result = run.run(only={"comment"})["comment"]
     assert result.returncode == 0
     assert result.stdout.startswith("::notice title=pytest-maccbudget::cannot write the PR comment")
     assert "HTTP 403: Resource not accessible by integration" in result.stdout
@@ -819,11 +848,6 @@ def test_whole_action_with_a_failing_pytest_comments_then_fails(tmp_path: Path, 
     assert results["Fail the job if pytest failed"].returncode == 1
 
 
-def _plugin_has_report_flags() -> bool:
-    done = subprocess.run([sys.executable, "-m", "pytest", "--help"], capture_output=True, text=True, cwd=ROOT)
-    return "--macc-budget-report" in done.stdout and "--macc-budget-json" in done.stdout
-
-
 TINY_TEST = '''\
 import pytest
 
@@ -845,40 +869,60 @@ def _tiny_model(path: Path, width: int) -> None:
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
 
 
-def test_whole_action_end_to_end_on_a_branch_that_grew_a_model(tmp_path: Path, github: tuple[FakeGitHub, str]) -> None:
-    """The real plugin in a throwaway git repository: main records the budget, a branch makes the
-    model bigger; the action reports one regression, comments, and fails the job."""
-    if not _plugin_has_report_flags():
-        pytest.xfail("the plugin does not have --macc-budget-report/--macc-budget-json yet (integrator's part)")
-    fake, url = github
-    repo = tmp_path / "workspace"
-    repo.mkdir()
-    (repo / "tests").mkdir()
-    (repo / "tests" / "test_tiny.py").write_text(TINY_TEST)
-    (repo / "tests" / "tiny.onnx").parent.mkdir(exist_ok=True)
-    _tiny_model(repo / "tests" / "tiny.onnx", 8)
-    (repo / "pytest.ini").write_text("[pytest]\ntestpaths = tests\n")
+def _grown_model_repository(repo: Path, project: Path) -> None:
+    """A git repository whose main branch records the tiny model's budget in ``project`` and
+    whose checked-out branch ``feature`` makes the model four times bigger."""
+    (project / "tests").mkdir(parents=True)
+    (project / "tests" / "test_tiny.py").write_text(TINY_TEST)
+    _tiny_model(project / "tests" / "tiny.onnx", 8)
+    (project / "pytest.ini").write_text("[pytest]\ntestpaths = tests\n")
     git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com"]
     subprocess.run(["git", "init", "-q", "-b", "main"], cwd=repo, check=True)
-    subprocess.run([sys.executable, "-m", "pytest", "-q", "--macc-budget-update", "-p", "no:cacheprovider"], cwd=repo,
-                   check=True, capture_output=True)
+    subprocess.run([sys.executable, "-m", "pytest", "-q", "--macc-budget-update", "-p", "no:cacheprovider"],
+                   cwd=project, check=True, capture_output=True)
     subprocess.run(["git", "add", "-A"], cwd=repo, check=True)
     subprocess.run([*git, "commit", "-q", "-m", "base"], cwd=repo, check=True)
     subprocess.run(["git", "checkout", "-q", "-b", "feature"], cwd=repo, check=True)
-    _tiny_model(repo / "tests" / "tiny.onnx", 32)
+    _tiny_model(project / "tests" / "tiny.onnx", 32)
     subprocess.run([*git, "commit", "-q", "-am", "wider"], cwd=repo, check=True)
 
+
+def test_whole_action_end_to_end_on_a_branch_that_grew_a_model(tmp_path: Path, github: tuple[FakeGitHub, str]) -> None:
+    """The real plugin in a throwaway git repository: main records the budget, a branch makes the
+    model bigger; the action reports one regression, comments, and fails the job."""
+    fake, url = github
+    repo = tmp_path / "workspace"
+    _grown_model_repository(repo, repo)
     run = ActionRun(tmp_path, {"base-ref": "main", "pytest-args": "-p no:cacheprovider"}, api_url=url, workspace=repo)
     results = run.run()
+    assert [r.outcome for r in results.values()] == ["skipped", "success", "success", "success", "success", "failure"]
     assert results["pytest"].outputs["exit-code"] == "1", results["pytest"].stdout[-3000:]
     assert run.action_outputs()["regressions"] == "1"
     report = json.loads(Path(run.action_outputs()["report-json"]).read_text())
     assert report["base"]["ref"] == "main" and report["models"][0]["status"] == "regressed"
-    assert "::error" in results["pytest"].stdout
-    assert results["pytest"].summary.strip()
+    budget_lines = (repo / "macc_budget.yaml").read_text().splitlines()
+    line = next(number for number, text in enumerate(budget_lines, 1) if text.strip() == "tiny:")
+    assert re.search(rf"^::error file=macc_budget\.yaml,line={line},", results["pytest"].stdout, re.M)
+    assert "regression" in results["pytest"].summary
     [post] = fake.of_method("POST")
-    assert post.body["body"].startswith(comment.MARKER)
+    assert post.body["body"].startswith(comment.MARKER + "\n") and post.body["body"].count(comment.MARKER) == 1
     assert results["Fail the job if pytest failed"].returncode == 1
+
+
+def test_annotations_land_on_the_repository_path_with_a_working_directory(tmp_path: Path,
+                                                                          github: tuple[FakeGitHub, str]) -> None:
+    """working-directory: project (as the dogfood workflow's examples/): an annotation must name
+    project/macc_budget.yaml, or an absolute path inside the workspace, to land on the diff."""
+    _, url = github
+    repo = tmp_path / "workspace"
+    _grown_model_repository(repo, repo / "project")
+    run = ActionRun(tmp_path, {"working-directory": "project", "base-ref": "main", "pytest-args": "-p no:cacheprovider"},
+                    api_url=url, workspace=repo)
+    results = run.run()
+    assert run.action_outputs()["regressions"] == "1", results["pytest"].stdout[-3000:]
+    files = re.findall(r"^::error file=([^,]+),", results["pytest"].stdout, re.M)
+    assert files and all(name in ("project/macc_budget.yaml", str(repo / "project" / "macc_budget.yaml"))
+                         for name in files), files
 
 
 # --- comment.py against the HTTP server, in process --------------------------------------------
@@ -995,7 +1039,8 @@ def test_missing_or_bad_environment_is_not_a_failure(pr_env: Path, github: tuple
     assert fake.requests == []
 
 
-def test_missing_report_is_a_notice(pr_env: Path, github: tuple[FakeGitHub, str], capsys: pytest.CaptureFixture[str]) -> None:
+def test_missing_report_is_a_notice(pr_env: Path, github: tuple[FakeGitHub, str],
+                                    capsys: pytest.CaptureFixture[str]) -> None:
     fake, _ = github
     assert comment.main(["--report", str(pr_env.parent / "nope.md")]) == 0
     assert "there is no report" in capsys.readouterr().out
@@ -1015,8 +1060,32 @@ def test_long_report_is_truncated_with_a_note_and_closed_fence(pr_env: Path, git
     assert comment.open_fence(body) is None
 
 
+def test_too_long_report_is_re_rendered_from_the_json(pr_env: Path, github: tuple[FakeGitHub, str]) -> None:
+    fake, _ = github
+    json_path, markdown_path = write_report(pr_env.parent / "big", [True] * 150, layers=12)
+    assert len(markdown_path.read_bytes()) > comment.MAX_BODY_BYTES
+    assert comment.main(["--report", str(markdown_path), "--json", str(json_path)]) == 0
+    body = fake.of_method("POST")[0].body["body"]
+    report = pr_report.load_report(json_path.read_text(), str(json_path))
+    assert body == pr_report.render_markdown(report, limit=comment.MAX_BODY_BYTES)  # the renderer's own cut
+    assert len(body.encode()) <= comment.MAX_BODY_BYTES and body.count(comment.MARKER) == 1
+    assert comment.TRUNCATION_NOTE not in body
+    json_path.write_text("{}")  # an unusable JSON: the markdown is cut instead
+    assert comment.main(["--report", str(markdown_path), "--json", str(json_path)]) == 0
+    body = fake.comments[PR_NUMBER][0]["body"]
+    assert body.endswith(comment.TRUNCATION_NOTE) and len(body.encode()) <= comment.MAX_BODY_BYTES
+    assert comment.open_fence(body) is None
+
+
+def test_the_report_modules_marker_is_the_comments() -> None:
+    assert pr_report.MARKER == comment.MARKER
+    markdown = pr_report.render_markdown(build_report_json([True]))
+    assert comment.build_body(markdown) == markdown.rstrip("\n") + "\n"
+
+
 def test_workflow_run_mode_checks_the_pull_requests_head(pr_env: Path, github: tuple[FakeGitHub, str],
-                                                         monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+                                                         monkeypatch: pytest.MonkeyPatch,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
     fake, _ = github
     monkeypatch.setenv("GITHUB_EVENT_NAME", "workflow_run")
     monkeypatch.setenv("GITHUB_EVENT_PATH", str(pr_env.parent / "event.json"))  # a pull_request body is ignored with --pr
@@ -1058,7 +1127,8 @@ def test_open_fence(markdown: str, fence: Optional[str]) -> None:
 
 
 @pytest.mark.parametrize(("link", "expected"), [
-    (None, False), ("", False), ('<https://api.github.com/x?page=2>; rel="next", <https://api.github.com/x?page=5>; rel="last"', True),
+    (None, False), ("", False),
+    ('<https://api.github.com/x?page=2>; rel="next", <https://api.github.com/x?page=5>; rel="last"', True),
     ('<https://api.github.com/x?page=1>; rel="prev", <https://api.github.com/x?page=1>; rel="first"', False),
 ])
 def test_has_next_page(link: Optional[str], expected: bool) -> None:
@@ -1072,11 +1142,12 @@ def test_workflow_commands_are_escaped() -> None:
 
 def test_count_regressions_and_schema_checks(tmp_path: Path) -> None:
     json_path, _ = write_report(tmp_path, [True, True, False])
-    assert outputs.count_regressions(outputs.read_report(json_path)) == 2
-    for bad in ({"schema": "other", "version": 1, "models": []}, {"schema": outputs.SCHEMA, "version": 2, "models": []},
-                {"schema": outputs.SCHEMA, "version": 1, "models": [{"name": "x"}]}, []):
+    assert outputs.count_regressions(json_path) == 2
+    report = json.loads(json_path.read_text())
+    for bad in ({**report, "schema": "other"}, {**report, "version": 2}, {**report, "models": [{"name": "x"}]}, []):
+        json_path.write_text(json.dumps(bad))
         with pytest.raises(outputs.ReportError):
-            outputs.count_regressions(bad)
+            outputs.count_regressions(json_path)
 
 
 def test_outputs_main_refuses_a_newline_in_a_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
@@ -1102,7 +1173,8 @@ def test_outputs_main_fails_on_a_malformed_report(tmp_path: Path, monkeypatch: p
 
 
 @pytest.mark.parametrize(("text", "words"), [
-    ("", []), ("-k 'a and b' -n 2", ["-k", "a and b", "-n", "2"]), ('-m "not slow"  --tb=short', ["-m", "not slow", "--tb=short"]),
+    ("", []), ("-k 'a and b' -n 2", ["-k", "a and b", "-n", "2"]),
+    ('-m "not slow"  --tb=short', ["-m", "not slow", "--tb=short"]),
     ("$HOME `id` *.py", ["$HOME", "`id`", "*.py"]), ("a\\ b # c", ["a b", "#", "c"]),
 ])
 def test_pytest_args_split_like_a_shell_without_expansion(text: str, words: list[str]) -> None:

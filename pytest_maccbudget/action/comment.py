@@ -363,7 +363,8 @@ def find_sticky(comments: Iterable[dict[str, Any]]) -> Optional[dict[str, Any]]:
     for comment in comments:
         body = comment.get("body")
         comment_id = comment.get("id")
-        if isinstance(body, str) and MARKER in body and isinstance(comment_id, int) and not isinstance(comment_id, bool):
+        usable_id = isinstance(comment_id, int) and not isinstance(comment_id, bool)
+        if isinstance(body, str) and MARKER in body and usable_id:
             return comment
     return None
 
@@ -417,7 +418,8 @@ def run(args: argparse.Namespace, environ: Mapping[str, str]) -> str:
 def explain_api_error(err: ApiError) -> tuple[str, str]:
     """The level and message for an API error: 403/404 are the expected fork case."""
     if err.status in (403, 404):
-        return "notice", f"cannot write the PR comment ({err.method} {err.path}: HTTP {err.status}: {err.message}). {FORK_HINT}"
+        where = f"{err.method} {err.path}: HTTP {err.status}: {err.message}"
+        return "notice", f"cannot write the PR comment ({where}). {FORK_HINT}"
     return "warning", f"the PR comment failed ({err}); the report is in the job summary"
 
 

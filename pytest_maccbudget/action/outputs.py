@@ -68,9 +68,9 @@ def collect_outputs(json_path: Path, markdown_path: Path, exit_code: Optional[st
         why = f" (pytest exited with code {exit_code})" if exit_code else ""
         warning(f"pytest wrote no budget report{why}: the pytest log above says why")
         return {name: "" for name in OUTPUT_NAMES}
-    regressions = count_regressions(json_path)
+    count = count_regressions(json_path)
     return {
-        "regressions": str(regressions),
+        "regressions": str(count),
         "report-markdown": os.path.abspath(markdown_path) if markdown_path.is_file() else "",
         "report-json": os.path.abspath(json_path),
     }
@@ -108,7 +108,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 1
     write_outputs(text, os.environ)
     if values["regressions"]:
-        print(f"pytest-maccbudget: {values['regressions']} model(s) failed their budget; report: {values['report-markdown']}")
+        print(f"pytest-maccbudget: regressions={values['regressions']}; report: {values['report-markdown']}")
     return 0
 
 

@@ -1,8 +1,8 @@
 """Split the action's ``pytest-args`` input into words, for bash, without a shell.
 
 ``python -m pytest_maccbudget.action.pytest_args "$INPUT_PYTEST_ARGS" > words`` prints each
-word followed by a NUL byte, which ``mapfile -d '' -t extra < words`` reads back into an
-array. Quotes group words as in a POSIX shell (``-k "net and not slow"``); nothing is
+word followed by a NUL byte, which ``while IFS= read -r -d '' w; do extra+=("$w"); done < words``
+reads back into a bash array. Quotes group words as in a POSIX shell (``-k "net and not slow"``); nothing is
 expanded or run (no ``$VAR``, globs or command substitution), so the input, which may come
 from an event payload, never reaches a shell as code.
 """
@@ -23,7 +23,7 @@ def split_args(text: str) -> list[str]:
 
 
 def encode_words(words: Sequence[str]) -> bytes:
-    """Each word followed by NUL, as ``mapfile -d ''`` expects (an empty list is empty)."""
+    """Each word followed by NUL, as ``read -d ''`` expects (an empty list is empty)."""
     for word in words:
         if "\0" in word:
             raise ValueError("an argument contains a NUL byte")
