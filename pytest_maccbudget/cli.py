@@ -154,6 +154,8 @@ def _run_merge(args: argparse.Namespace) -> int:
     try:
         reports = [load_report(Path(path).read_text(encoding="utf-8"), path) for path in args.shards]
         measurements, base, sources = merge_reports(reports)
+        if not Path(args.budget).is_file():
+            raise ValueError(f"{args.budget}: no such budget file (give the one the shards were checked against)")
         budget = load_budget(Path(args.budget))
         base_budget = base_budget_from_reports(reports, Path(args.budget))
     except (BudgetError, ValueError) as error:

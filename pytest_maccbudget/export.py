@@ -290,6 +290,8 @@ def _class_location(cls: type, root: Path) -> Optional[dict[str, object]]:
         relative = file.relative_to(root)
     except ValueError:
         return None
+    if {"site-packages", "dist-packages"} & set(relative.parts):  # an in-project virtualenv (.venv)
+        return None
     return {"file": relative.as_posix(), "line": line}
 
 

@@ -245,10 +245,10 @@ def _select_shard(config: pytest.Config, items: list[pytest.Item]) -> None:
     shard = config.getoption("macc_budget_shard", None)
     if not shard:
         return
-    import zlib
-
     index, count = shard
-    in_shard = [zlib.crc32(item.nodeid.encode()) % count == index - 1 for item in items]
+    # deal the tests round-robin in node-id order: balanced, and the same on every xdist worker
+    position = {item.nodeid: rank for rank, item in enumerate(sorted(items, key=lambda item: item.nodeid))}
+    in_shard = [position[item.nodeid] % count == index - 1 for item in items]
     dropped = [item for item, keep in zip(items, in_shard) if not keep]
     if dropped:
         config.hook.pytest_deselected(items=dropped)
@@ -389,6 +389,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if state.is_worker:
         session.config.workeroutput[WORKER_OUTPUT_KEY] = state.worker_payload()  # type: ignore[attr-defined]
         return
+    if exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED and session.config.getoption("macc_budget_shard", None):
+        session.exitstatus = pytest.ExitCode.OK  # more shards than tests: an empty shard is fine
     from .session import finish_session
 
     finish_session(session, state, exitstatus)

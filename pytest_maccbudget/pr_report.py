@@ -179,18 +179,41 @@ def budget_change(base_entry: Optional[Mapping[str, Any]], entry: Optional[Mappi
         return UNCHANGED if entry is None else ADDED
     if entry is None:
         return REMOVED
-    deciding = _deciding_metric(base_entry, entry)
-    if deciding is not None:
-        return RAISED if entry["total"][deciding] > base_entry["total"][deciding] else LOWERED
-    return UNCHANGED if not _entry_differences(base_entry, entry) else CHANGED
+    moves = _total_moves(base_entry, entry)
+    if not _entry_differences(base_entry, entry):
+        return UNCHANGED
+    if moves == {"up"}:
+        return RAISED
+    if moves == {"down"} and not _loosened(base_entry, entry):
+        return LOWERED
+    return RAISED if "up" in moves and "down" not in moves else CHANGED
 
 
-def _deciding_metric(base_entry: Mapping[str, Any], entry: Mapping[str, Any]) -> Optional[str]:
+def _total_moves(base_entry: Mapping[str, Any], entry: Mapping[str, Any]) -> set[str]:
+    """"up"/"down" for each recorded total that differs (a raised and a lowered total: both)."""
+    moves = set()
     for metric in TOTAL_METRICS:
         old, new = base_entry["total"].get(metric), entry["total"].get(metric)
         if old is not None and new is not None and old != new:
+            moves.add("up" if new > old else "down")
+    return moves
+
+
+def _first_moved_metric(base_entry: Mapping[str, Any], entry: Mapping[str, Any], change: str) -> Optional[str]:
+    """The first total (MACs first) that moved the way `change` says."""
+    for metric in TOTAL_METRICS:
+        old, new = base_entry["total"].get(metric), entry["total"].get(metric)
+        if old is not None and new is not None and old != new and (new > old) == (change == RAISED):
             return metric
     return None
+
+
+def _loosened(base_entry: Mapping[str, Any], entry: Mapping[str, Any]) -> bool:
+    """A hard limit raised or removed, or a tolerance changed: never just "lowered"."""
+    old_limits, new_limits = base_entry.get("limit") or {}, entry.get("limit") or {}
+    if any(metric not in new_limits or new_limits[metric] > value for metric, value in old_limits.items()):
+        return True
+    return (base_entry.get("tolerance") or {}) != (entry.get("tolerance") or {})
 
 
 def _entry_differences(base_entry: Mapping[str, Any], entry: Mapping[str, Any]) -> list[str]:
@@ -471,7 +494,9 @@ def entry_from_json(name: str, entry: Mapping[str, Any]) -> ModelEntry:
 def is_regression(model: Mapping[str, Any]) -> bool:
     """Regressed, over a limit, inputs changed; no entry or not counted when that failed the test."""
     status = model["status"]
-    return status in _REGRESSION_STATUSES or (status in _REGRESSION_WHEN_FAILED and bool(model["failed"]))
+    if not model["failed"]:  # an update records growth: it is not a regression of that run
+        return False
+    return status in _REGRESSION_STATUSES or status in _REGRESSION_WHEN_FAILED
 
 
 def regressions(report: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -520,7 +545,9 @@ def _top_grown_layer(model: Mapping[str, Any]) -> Optional[tuple[str, int]]:
              if value is not None and value > reference.get(key, 0)]
     if not grown:
         return None
-    growth, key = min(grown, key=lambda item: (-item[0], item[1]))
+    # a layer that broke its tolerance (named in the failures) comes before one that only grew
+    failing = {key for _, key in grown if any(f"layer {key}:" in line for line in model.get("failures", ()))}
+    growth, key = min(grown, key=lambda item: (item[1] not in failing, -item[0], item[1]))
     return key, growth
 
 
@@ -735,7 +762,7 @@ def _budget_change_phrase(model: Mapping[str, Any]) -> Optional[str]:
         return f"budget entry {change} in this PR"
     if change == CHANGED:
         return "budget entry changed in this PR"
-    metric = _deciding_metric(model["base"], model["budget"]) if model.get("base") and model.get("budget") else None
+    metric = _first_moved_metric(model["base"], model["budget"], change) if model.get("base") and model.get("budget") else None
     if metric is None:
         return f"budget {change} in this PR"
     old, new = model["base"]["total"][metric], model["budget"]["total"][metric]

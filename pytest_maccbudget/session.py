@@ -87,7 +87,8 @@ class BudgetSession:
         self.base_info = {"ref": base.ref, "commit": base.commit}
         label = Path(f"{base.ref}@{base.commit[:12]}:{settings.budget_path.name}")
         try:
-            self.base_budget = parse_budget(base.text, label) if base.text is not None else None
+            # no budget file at the merge-base: an empty base, so every entry reads as added
+            self.base_budget = parse_budget(base.text, label) if base.text is not None else Budget(path=label, exists=False)
         except BudgetError as error:
             raise pytest.UsageError(f"pytest-maccbudget: the base budget file: {error}") from None
 
@@ -115,9 +116,11 @@ class BudgetSession:
 
     def claim_name(self, name: str, nodeid: str) -> None:
         """Two tests may not check models of the same name."""
-        first = self.checked_by.setdefault(name, nodeid)
-        if first != nodeid:
-            pytest.fail(f"model name {name!r} is checked by two tests: {first} and {nodeid}", pytrace=False)
+        first = self.checked_by.get(name)
+        if first is not None:
+            where = f"twice by {nodeid}" if first == nodeid else f"by two tests: {first} and {nodeid}"
+            pytest.fail(f"model name {name!r} is checked {where}", pytrace=False)
+        self.checked_by[name] = nodeid
 
 
 def check_model(state: BudgetSession, item: pytest.Item, name: str, model: Any, inputs: Any) -> None:
@@ -352,8 +355,9 @@ def write_reports(session: pytest.Session, state: BudgetSession) -> None:
     from .pr_report import STEP_SUMMARY_LIMIT, build_report, dump_report, render_markdown
 
     settings = state.settings
+    records = [r for r in state.records if r.measurement.name not in state.duplicate_names]
     state.report = build_report(
-        [(r.measurement, r.failed) for r in state.records], state.budget,
+        [(r.measurement, r.failed) for r in records], state.budget,
         base_budget=state.base_budget, base=state.base_info, unused=_unused_entries(state),
         budget_file=_relative(settings.budget_path, settings.rootdir), sources=state.sources,
         strict=settings.strict, missing_fails=settings.missing_fails,
@@ -376,8 +380,8 @@ def write_reports(session: pytest.Session, state: BudgetSession) -> None:
 
 def annotation_lines(state: BudgetSession) -> list[str]:
     """GitHub `::error` workflow commands for the regressions (GitHub Actions only)."""
-    if state.report is None or not _in_github_actions():
-        return []
+    if state.report is None or not _in_github_actions() or state.settings.update:
+        return []  # an update records growth: nothing for a reviewer to act on
     from .pr_report import annotations
 
     import copy
@@ -385,18 +389,19 @@ def annotation_lines(state: BudgetSession) -> list[str]:
 
     # the runner reads an annotation's file relative to the repository (GITHUB_WORKSPACE), while
     # the report's paths are relative to the rootdir, which may be a subdirectory (examples/)
-    root = state.settings.rootdir
+    root = state.settings.rootdir.resolve()
     workspace = Path(os.environ.get("GITHUB_WORKSPACE") or root).resolve()
-    prefix = _relative(root.resolve(), workspace)
-    prefix = "" if prefix in (".", "") or Path(prefix).is_absolute() else prefix + "/"
+
+    def in_workspace(path: Path) -> str:
+        return Path(os.path.relpath(path.resolve(), workspace)).as_posix()
+
     report = copy.deepcopy(state.report)
     for model in report["models"]:
         for location in model.get("sources", {}).values():
-            location["file"] = prefix + location["file"]
+            location["file"] = in_workspace(root / location["file"])
     path = state.settings.budget_path
     text = path.read_text(encoding="utf-8") if path.exists() else ""
-    return annotations(report, budget_path=prefix + _relative(path, root),
-                       budget_lines=_model_lines(text, state.budget.models))
+    return annotations(report, budget_path=in_workspace(path), budget_lines=_model_lines(text, state.budget.models))
 
 
 def _model_lines(text: str, names: Iterable[str]) -> dict[str, int]:

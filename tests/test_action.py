@@ -989,7 +989,7 @@ def test_403_on_post_degrades_to_a_notice(pr_env: Path, github: tuple[FakeGitHub
 def test_other_api_errors_never_fail(pr_env: Path, github: tuple[FakeGitHub, str], capsys: pytest.CaptureFixture[str],
                                      method: str, status: int, level: str) -> None:
     fake, _ = github
-    fake.add_comment(PR_NUMBER, comment.MARKER + "\nold")
+    fake.add_comment(PR_NUMBER, comment.MARKER + "\nold", "github-actions[bot]")
     if method == "POST":
         fake.comments.clear()
     fake.fail[method] = (status, "boom")
@@ -1186,3 +1186,14 @@ def test_pytest_args_main_usage(capsysbinary: pytest.CaptureFixture[bytes]) -> N
     assert pytest_args.main(["-k 'x y'"]) == 0
     assert capsysbinary.readouterr().out == b"-k\0x y\0"
     assert pytest_args.main([]) == 2
+
+
+def test_a_person_quoting_the_marker_does_not_get_the_report(pr_env: Path, github: tuple[FakeGitHub, str]) -> None:
+    fake, _ = github
+    mallory = fake.add_comment(PR_NUMBER, "LGTM " + comment.MARKER, "mallory")
+    also = fake.add_comment(PR_NUMBER, comment.MARKER + "\nfake report", "mallory")
+
+    assert comment.main(["--report", str(pr_env)]) == 0
+
+    assert [r.method for r in fake.requests if r.method in ("POST", "PATCH")] == ["POST"]  # a new bot comment
+    assert mallory["body"] == "LGTM " + comment.MARKER and also["body"] == comment.MARKER + "\nfake report"

@@ -813,3 +813,17 @@ def test_schema_doc_lists_every_field() -> None:
         assert f"`{value}`" in doc
     for status in ("ok", "regressed", "over_limit", "missing", "tightenable", "inputs_changed", "unknown"):
         assert f"| `{status}` |" in doc
+
+
+def test_budget_change_is_never_lowered_when_something_was_loosened() -> None:
+    from pytest_maccbudget.pr_report import budget_change
+
+    def entry(macs: int, params: int, limit: dict | None = None) -> dict:
+        return {"inputs": {"x": [1, 4]}, "total": {"macs": macs, "params": params}, "layers": {},
+                "limit": limit or {}, "tolerance": {}}
+
+    assert budget_change(entry(1000, 10), entry(1200, 10)) == "raised"
+    assert budget_change(entry(1000, 10), entry(900, 10)) == "lowered"
+    assert budget_change(entry(1000, 10), entry(999, 100)) == "changed"  # one down, one up: flagged
+    assert budget_change(entry(1000, 10, {"macs": 2000}), entry(999, 10)) == "changed"  # limit removed
+    assert budget_change(entry(1000, 10), entry(1000, 10)) == "unchanged"

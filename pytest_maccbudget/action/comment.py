@@ -359,14 +359,21 @@ def _reason(err: BaseException) -> str:
 
 
 def find_sticky(comments: Iterable[dict[str, Any]]) -> Optional[dict[str, Any]]:
-    """The first comment whose body carries the marker (and a usable id), else None."""
+    """The first comment that starts with the marker and was written by a bot (the token's
+    app, github-actions[bot] by default), else None: a person quoting the marker in a review
+    comment must not get the report written into a comment they can edit."""
     for comment in comments:
         body = comment.get("body")
         comment_id = comment.get("id")
         usable_id = isinstance(comment_id, int) and not isinstance(comment_id, bool)
-        if isinstance(body, str) and MARKER in body and usable_id:
+        if isinstance(body, str) and body.startswith(MARKER) and usable_id and _by_a_bot(comment):
             return comment
     return None
+
+
+def _by_a_bot(comment: dict[str, Any]) -> bool:
+    user = comment.get("user") or {}
+    return user.get("type") == "Bot" or str(user.get("login", "")).endswith("[bot]")
 
 
 def post_report(client: GitHubClient, target: Target, body: str) -> str:
