@@ -148,7 +148,8 @@ def _run_merge(args: argparse.Namespace) -> int:
 
     from .budget import BudgetError, load_budget
     from .pr_report import (
-        base_budget_from_reports, build_report, dump_report, load_report, merge_reports, regressions, render_markdown,
+        base_budget_from_reports, build_report, dump_report, load_report, merge_reports, merged_errors, regressions,
+        render_markdown,
     )
 
     try:
@@ -162,13 +163,14 @@ def _run_merge(args: argparse.Namespace) -> int:
         _error(str(error))
         return EXIT_ERROR
     unused = set(reports[0]["unused"]).intersection(*(report["unused"] for report in reports[1:]))
+    errors = merged_errors(reports)
     report = build_report(measurements, budget, base_budget=base_budget, base=base, unused=sorted(unused),
-                          budget_file=reports[0]["budget_file"], sources=sources, strict=args.strict)
+                          budget_file=reports[0]["budget_file"], sources=sources, strict=args.strict, errors=errors)
     if args.json_path:
         Path(args.json_path).write_text(dump_report(report), encoding="utf-8")
     if args.report:
         Path(args.report).write_text(render_markdown(report), encoding="utf-8")
-    failed = [model["name"] for model in report["models"] if model["failed"]]
+    failed = [model["name"] for model in report["models"] if model["failed"]] + [e["name"] for e in errors]
     print(f"{PROG} merge: {len(report['models'])} model(s) from {len(reports)} shard(s); "
           f"{len(regressions(report))} regression(s)" + (f"; failed: {', '.join(failed)}" if failed else ""))
     return 1 if failed else EXIT_OK

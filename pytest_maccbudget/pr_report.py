@@ -83,16 +83,19 @@ _TRUNCATED = "report truncated to fit GitHub's limit"
 def build_report(measurements: Sequence[tuple[Measurement, bool]], budget: Budget, *,
                  base_budget: Optional[Budget], base: Optional[Mapping[str, str]], unused: Sequence[str],
                  budget_file: str, sources: Mapping[str, Mapping[str, Mapping[str, Any]]] = {},
-                 strict: bool = False, missing_fails: bool = True) -> dict[str, Any]:
+                 strict: bool = False, missing_fails: bool = True,
+                 errors: Sequence[Mapping[str, str]] = ()) -> dict[str, Any]:
     """The report JSON for (measurement, failed) pairs: each measurement is compared with
     `budget` again; `base_budget` is the budget file at the merge base (None: no base given).
-    `sources` maps model -> layer key -> {"file", "line"}. Models sorted by name; JSON-able."""
+    `sources` maps model -> layer key -> {"file", "line"}. `errors` lists the models whose check
+    failed before they could be measured ({"name", "test", "message"}); the key is present only
+    when there are some. Models sorted by name; JSON-able."""
     _check_unique_names((measurement.name, measurement.nodeid) for measurement, _ in measurements)
     ordered = sorted(measurements, key=lambda pair: pair[0].name)
     models = [_model_report(measurement, failed, budget, base_budget, sources.get(measurement.name, {}),
                             strict=strict, missing_fails=missing_fails)
               for measurement, failed in ordered]
-    return {
+    report = {
         "schema": SCHEMA,
         "version": SCHEMA_VERSION,
         "budget_file": str(budget_file),
@@ -100,6 +103,15 @@ def build_report(measurements: Sequence[tuple[Measurement, bool]], budget: Budge
         "models": models,
         "unused": sorted({str(name) for name in unused}),
     }
+    if errors:
+        report["errors"] = sorted(({"name": str(e["name"]), "test": str(e["test"]), "message": str(e["message"])}
+                                   for e in errors), key=lambda e: (e["name"], e["test"]))
+    return report
+
+
+def merged_errors(reports: Sequence[Mapping[str, Any]]) -> list[dict[str, str]]:
+    """The models that could not be checked, from every shard report."""
+    return [dict(error) for report in reports for error in report.get("errors", ())]
 
 
 def _check_unique_names(pairs: Iterator[tuple[str, str]]) -> None:
@@ -294,6 +306,10 @@ def load_report(text: str, path: str) -> dict[str, Any]:
         _validate_report(data)
     except _Invalid as exc:
         raise ValueError(f"{path}: {exc.where}: {exc.problem}") from None
+    errors = data.get("errors", [])
+    if not isinstance(errors, list) or not all(
+            isinstance(e, dict) and all(isinstance(e.get(k), str) for k in ("name", "test", "message")) for e in errors):
+        raise ValueError(f'{path}: errors: expected a list of {{"name", "test", "message"}} strings')
     return data
 
 
@@ -791,7 +807,8 @@ def _has_changes(model: Mapping[str, Any]) -> bool:
 
 def _verdict(report: Mapping[str, Any]) -> tuple[str, str]:
     models = report["models"]
-    if not models:
+    errors = report.get("errors", [])
+    if not models and not errors:
         return "ℹ️", "no model was checked"
     regressed = sum(1 for model in models if is_regression(model))
     other = sum(1 for model in models if model["failed"] and not is_regression(model))
@@ -800,11 +817,13 @@ def _verdict(report: Mapping[str, Any]) -> tuple[str, str]:
         parts.append(_plural(regressed, "regression"))
     if other:
         parts.append(_plural(other, "other failure"))
+    if errors:
+        parts.append(f"{_plural(len(errors), 'model')} could not be checked")
     text = ", ".join(parts) or "all within budget"
     flagged = sum(1 for model in models if _is_flagged(model))
     if flagged:
         text += f", {_plural(flagged, 'budget change')} to review"
-    return ("❌" if regressed or other else "⚠️" if flagged else "✅"), text
+    return ("❌" if regressed or other or errors else "⚠️" if flagged else "✅"), text
 
 
 def _title_lines(report: Mapping[str, Any]) -> list[str]:
@@ -1140,9 +1159,18 @@ def _visible_models(models: Sequence[Mapping[str, Any]], limit: Optional[int]) -
     return [models[index] for index in sorted(ranked)]
 
 
+def _error_lines(report: Mapping[str, Any]) -> list[str]:
+    errors = report.get("errors", [])
+    if not errors:
+        return []
+    lines = ["Could not be checked (the test failed before the model was measured):", ""]
+    lines += [f"- {_code(e['name'])} ({_code(e['test'])}): {' '.join(e['message'].split())}" for e in errors]
+    return lines + [""]
+
+
 def _render_lines(report: Mapping[str, Any], shape: _Shape) -> list[str]:
     models = report["models"]
-    lines = [MARKER] + _title_lines(report)
+    lines = [MARKER] + _title_lines(report) + _error_lines(report)
     if models:
         visible = _visible_models(models, shape.model_rows)
         lines += _main_table(report, visible, len(models) - len(visible))

@@ -62,6 +62,7 @@ class BudgetSession:
     base_info: Optional[dict[str, str]] = None
     sources: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
     report: Optional[dict[str, Any]] = None
+    errors: list[dict[str, str]] = field(default_factory=list)  # checks that failed before measuring
     _workdir: Optional[Path] = None
 
     @property
@@ -99,6 +100,7 @@ class BudgetSession:
             "deselected": self.deselected,
             "declared": self.declared,
             "sources": self.sources,
+            "errors": self.errors,
         }
 
     def merge_worker_payload(self, payload: dict[str, Any]) -> None:
@@ -113,6 +115,7 @@ class BudgetSession:
         self.deselected += payload["deselected"]
         self.declared.update(payload["declared"])
         self.sources.update(payload["sources"])
+        self.errors.extend(payload["errors"])
 
     def claim_name(self, name: str, nodeid: str) -> None:
         """Two tests may not check models of the same name."""
@@ -187,6 +190,7 @@ def _measure(state: BudgetSession, item: pytest.Item, name: str, model: Any, inp
     except (ExportError, InputSpecError, ModelError) as error:
         problem = str(error) if repr(name) in str(error) else f"model {name!r}: {error}"
     if problem:  # failed outside the except block, so pytest shows one message, not a chain
+        state.errors.append({"name": name, "test": item.nodeid, "message": problem})
         pytest.fail(problem, pytrace=False)
     partial = profile.partial
     totals = profile.totals
@@ -360,7 +364,7 @@ def write_reports(session: pytest.Session, state: BudgetSession) -> None:
         [(r.measurement, r.failed) for r in records], state.budget,
         base_budget=state.base_budget, base=state.base_info, unused=_unused_entries(state),
         budget_file=_relative(settings.budget_path, settings.rootdir), sources=state.sources,
-        strict=settings.strict, missing_fails=settings.missing_fails,
+        strict=settings.strict, missing_fails=settings.missing_fails, errors=state.errors,
     )
     outputs = [(settings.json_path, lambda: dump_report(state.report)),
                (settings.report_path, lambda: render_markdown(state.report))]

@@ -147,3 +147,32 @@ def test_annotation_points_at_the_code_that_defines_the_grown_layer(project: Pro
     assert len(errors) == 1
     assert errors[0].startswith(f"::error file=test_torchnet.py,line={conv_line},")
     assert "block.conv" in errors[0]
+
+
+def test_a_model_that_could_not_be_checked_is_in_the_report_and_fails_the_merge(project: Project) -> None:
+    project.write_recorded(alpha=10)
+    project.add_net_test("alpha", width=10)
+    project.add_test("test_beta", """
+        import pytest
+
+
+        @pytest.mark.macc_budget("beta", model="no_such_file.onnx")
+        def test_beta():
+            pass
+    """)
+
+    single = project.run("--macc-budget", "--macc-budget-json", "single.json", "--macc-budget-report", "single.md")
+
+    assert single.ret == pytest.ExitCode.TESTS_FAILED
+    report = json.loads((project.path / "single.json").read_text())
+    assert [(e["name"], e["test"]) for e in report["errors"]] == [("beta", "test_beta.py::test_beta")]
+    assert "ONNX file not found" in report["errors"][0]["message"]
+    markdown = (project.path / "single.md").read_text()
+    assert "1 model could not be checked" in markdown.splitlines()[1]
+    for index in (1, 2):
+        project.run("--macc-budget", "--macc-budget-shard", f"{index}/2", "--macc-budget-json", f"shard{index}.json")
+    merged = subprocess.run(
+        [sys.executable, "-m", "pytest_maccbudget", "merge", "shard1.json", "shard2.json", "--budget", BUDGET_FILE,
+         "--json", "merged.json"], cwd=project.path, capture_output=True, text=True)
+    assert merged.returncode == 1, merged.stdout + merged.stderr
+    assert (project.path / "merged.json").read_bytes() == (project.path / "single.json").read_bytes()
