@@ -35,6 +35,7 @@ from .budget import (
     compare,
     format_metric,
 )
+from .action.commands import MARKER, escape_data, escape_property
 from .units import format_count
 
 SCHEMA = "pytest-maccbudget-report"
@@ -42,7 +43,6 @@ SCHEMA_VERSION = 1
 STEP_SUMMARY_LIMIT = 1024 * 1024      # GitHub's $GITHUB_STEP_SUMMARY cap (bytes)
 COMMENT_LIMIT = 65536                 # a PR comment's cap (characters)
 MAX_ERROR_ANNOTATIONS = 10            # GitHub shows at most 10 error annotations per step
-MARKER = "<!-- pytest-maccbudget report -->"
 TOP_LAYERS = 10                       # rows of a "layers that changed most" table
 CHART_LAYERS = 10                     # bars per series in a chart
 LABEL_WIDTH = 24                      # characters of a layer name on a chart's x-axis
@@ -568,16 +568,6 @@ def _top_grown_layer(model: Mapping[str, Any]) -> Optional[tuple[str, int]]:
 
 
 # --- annotations --------------------------------------------------------------------------
-
-
-def escape_data(text: str) -> str:
-    """A workflow command's message: %, CR and LF are escaped."""
-    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
-
-
-def escape_property(text: str) -> str:
-    """A workflow command's property value: as escape_data, and : and , too."""
-    return escape_data(text).replace(":", "%3A").replace(",", "%2C")
 
 
 def annotations(report: Mapping[str, Any], *, budget_path: str, budget_lines: Mapping[str, int],

@@ -9,6 +9,8 @@ import sys
 from typing import Optional, TextIO
 
 TITLE = "pytest-maccbudget"
+# The first line of the markdown report: how the action finds its sticky PR comment.
+MARKER = "<!-- pytest-maccbudget report -->"
 
 
 def escape_data(text: str) -> str:

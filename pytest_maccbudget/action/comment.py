@@ -36,9 +36,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping, Optional, Sequence
 
 from .. import __version__
-from .commands import notice, warning
-
-MARKER = "<!-- pytest-maccbudget report -->"
+from .commands import MARKER, notice, warning
 # GitHub refuses a comment body over 65,536 characters. The body is kept within that many
 # UTF-8 bytes, which bounds the length however GitHub counts (code points or UTF-16 units).
 MAX_BODY_BYTES = 65_536
