@@ -141,7 +141,8 @@ def format_metric(metric: str, value: Optional[int]) -> str:
     return format_bytes(value) if metric in BYTE_METRICS else format_count(value)
 
 
-def _signed(metric: str, delta: int) -> str:
+def signed_metric(metric: str, delta: int) -> str:
+    """A change in a metric's unit with its sign: "+1.20 M", "-4.00 KB"."""
     text = format_metric(metric, delta)
     return f"+{text}" if delta > 0 else text
 
@@ -635,7 +636,7 @@ def _compare_metric(budget: Budget, entry: ModelEntry, measured: Measurement, me
     if against_budget and old is not None:
         if not tolerance.allows_growth(old, new):
             status = REGRESSED
-            percent = change_percent(old, new) or _signed(metric, new - old)
+            percent = change_percent(old, new) or signed_metric(metric, new - old)
             findings.regressed.append(f"{metric} {format_metric(metric, new)} > budget "
                                       f"{format_metric(metric, old)} ({percent}, tolerance {tolerance.describe()})")
         elif new < old:
@@ -699,7 +700,7 @@ def _layer_finding(change: LayerChange, tolerance: Tolerance, findings: _Finding
     elif change.status in (REMOVED, SHRANK):
         findings.lower_layers += 1
     elif change.old is not None and change.new is not None and not tolerance.allows_growth(change.old, change.new):
-        percent = change_percent(change.old, change.new) or _signed("macs", change.new - change.old)
+        percent = change_percent(change.old, change.new) or signed_metric("macs", change.new - change.old)
         findings.regressed.append(f"layer {change.key}: macs {format_count(change.new)} > budget "
                                   f"{format_count(change.old)} ({percent}, tolerance {tolerance.describe()})")
 
@@ -766,7 +767,7 @@ def _layer_row(change: LayerChange) -> tuple[str, ...]:
         percent = change.status
     else:
         percent = change_percent(change.old or 0, change.new or 0) or "?"
-    return (change.key, old, new, _signed("macs", delta), percent)
+    return (change.key, old, new, signed_metric("macs", delta), percent)
 
 
 def render_layer_table(comparison: Comparison) -> list[str]:

@@ -112,7 +112,8 @@ def _add_profile_parser(subparsers: argparse._SubParsersAction, name: str) -> No
 
 def _run_profile(args: argparse.Namespace) -> int:
     from .engine.profile import profile_model
-    from .report import coverage_line, plural, render
+    from .report import coverage_line, render
+    from .units import plural
 
     profile = profile_model(args.model, dict(args.inputs) or None, batch=args.batch)
     _write(sys.stdout, render(profile, args.format, top=args.top, show_all=args.show_all))

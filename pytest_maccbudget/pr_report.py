@@ -34,9 +34,10 @@ from .budget import (
     change_percent,
     compare,
     format_metric,
+    signed_metric,
 )
 from .action.commands import MARKER, escape_data, escape_property
-from .units import format_count
+from .units import format_count, plural
 
 SCHEMA = "pytest-maccbudget-report"
 SCHEMA_VERSION = 1
@@ -619,7 +620,7 @@ def _annotation_title(model: Mapping[str, Any]) -> str:
     title = f"pytest-maccbudget: {model['name']}: {STATUS_TEXT[model['status']]}"
     old, new = _entry_total(model.get("budget"), "macs"), _now_total(model, "macs")
     if old is not None and new is not None and new != old:
-        title += f" (MACs {change_percent(old, new) or _signed_value('macs', new - old)})"
+        title += f" (MACs {change_percent(old, new) or signed_metric('macs', new - old)})"
     return title
 
 
@@ -691,10 +692,6 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]], numeric_from: i
     return [_row(header), _row(rule)] + [_row(row) for row in rows] + [""]
 
 
-def _plural(count: int, singular: str, plural: str = "") -> str:
-    return f"{count} {singular if count == 1 else (plural or singular + 's')}"
-
-
 # --- markdown: numbers --------------------------------------------------------------------
 
 
@@ -710,11 +707,6 @@ def _limit_value(metric: str, value: Optional[int]) -> str:
 def _cell(metric: str, entry: Optional[Mapping[str, Any]], value: Optional[int]) -> str:
     """A budget or base value: "-" when there is no entry or no such value."""
     return "-" if entry is None or value is None else format_metric(metric, value)
-
-
-def _signed_value(metric: str, delta: int) -> str:
-    text = format_metric(metric, delta)
-    return f"+{text}" if delta > 0 else text
 
 
 def _percent_suffix(old: Optional[int], new: Optional[int]) -> str:
@@ -733,7 +725,7 @@ def _change(metric: str, old: Optional[int], new: Optional[int], with_amount: bo
     if new == old:
         return "="
     percent = change_percent(old, new)
-    amount = _signed_value(metric, new - old)
+    amount = signed_metric(metric, new - old)
     if percent is None:
         return amount
     return f"{amount} ({percent})" if with_amount else percent
@@ -772,7 +764,7 @@ def _budget_change_phrase(model: Mapping[str, Any]) -> Optional[str]:
     if metric is None:
         return f"budget {change} in this PR"
     old, new = model["base"]["total"][metric], model["budget"]["total"][metric]
-    amount = change_percent(old, new) or _signed_value(metric, new - old)
+    amount = change_percent(old, new) or signed_metric(metric, new - old)
     if metric == "macs":
         return f"budget {change} {amount} in this PR"
     return f"budget {change} in this PR ({METRIC_LABELS[metric]} {amount})"
@@ -804,15 +796,15 @@ def _verdict(report: Mapping[str, Any]) -> tuple[str, str]:
     other = sum(1 for model in models if model["failed"] and not is_regression(model))
     parts = []
     if regressed:
-        parts.append(_plural(regressed, "regression"))
+        parts.append(plural(regressed, "regression"))
     if other:
-        parts.append(_plural(other, "other failure"))
+        parts.append(plural(other, "other failure"))
     if errors:
-        parts.append(f"{_plural(len(errors), 'model')} could not be checked")
+        parts.append(f"{plural(len(errors), 'model')} could not be checked")
     text = ", ".join(parts) or "all within budget"
     flagged = sum(1 for model in models if _is_flagged(model))
     if flagged:
-        text += f", {_plural(flagged, 'budget change')} to review"
+        text += f", {plural(flagged, 'budget change')} to review"
     return ("❌" if regressed or other or errors else "⚠️" if flagged else "✅"), text
 
 
@@ -837,7 +829,7 @@ def _main_table(report: Mapping[str, Any], models: Sequence[Mapping[str, Any]], 
     rows = [_main_row(model, with_base) for model in models]
     lines = ["Total MACs per model:", ""] + _table(header, rows, numeric_from=1, text_after=len(header) - 1)
     if hidden:
-        lines += [f"_… {_plural(hidden, 'more model')} not shown ({_TRUNCATED})_", ""]
+        lines += [f"_… {plural(hidden, 'more model')} not shown ({_TRUNCATED})_", ""]
     return lines
 
 
@@ -870,7 +862,7 @@ def _budget_change_lines(models: Sequence[Mapping[str, Any]], limit: Optional[in
         lines.append(f"- {mark}{_code(model['name'])}: {_escape(_budget_change_phrase(model) or '')}"
                      + (f" — {_escape('; '.join(details))}" if details else ""))
     if len(shown) < len(changed):
-        lines.append(f"- … {_plural(len(changed) - len(shown), 'more budget change')} not shown ({_TRUNCATED})")
+        lines.append(f"- … {plural(len(changed) - len(shown), 'more budget change')} not shown ({_TRUNCATED})")
     return lines + [""]
 
 
@@ -915,7 +907,7 @@ def _failures_shown(failures: Sequence[str], shape: _Shape) -> list[str]:
             cap -= 1
         shown.append(line)
     if hidden:
-        shown.append(f"… {_plural(hidden, 'more layer finding')} not listed")
+        shown.append(f"… {plural(hidden, 'more layer finding')} not listed")
     return shown
 
 
@@ -1009,7 +1001,7 @@ def _layer_change(row: _LayerRow, reference: Optional[int], delta: Optional[int]
         return "?"
     if delta == 0:
         return "="
-    amount = _signed_value("macs", delta)
+    amount = signed_metric("macs", delta)
     if reference is None:
         return f"{amount} (new)"
     if not row.measured:
@@ -1047,7 +1039,7 @@ def _layer_section(report: Mapping[str, Any], model: Mapping[str, Any], shape: _
         if hidden:
             why = _TRUNCATED if shape.layer_rows < TOP_LAYERS else f"the {TOP_LAYERS} largest changes are shown"
             more = "more " if shown else ""
-            lines += [f"_… {_plural(hidden, more + 'layer')} not shown ({why})_", ""]
+            lines += [f"_… {plural(hidden, more + 'layer')} not shown ({why})_", ""]
     if shape.charts:
         lines += _chart_lines(report, model)
     return lines
@@ -1109,7 +1101,7 @@ def _chart_lines(report: Mapping[str, Any], model: Mapping[str, Any]) -> list[st
         "```",
         "",
         f"_Bars: {reference_name} (drawn first, and marked by the line) and this commit; "
-        f"{_plural(len(points), 'layer')} with the most MACs._",
+        f"{plural(len(points), 'layer')} with the most MACs._",
         "",
     ]
 
@@ -1189,7 +1181,7 @@ def _details(report: Mapping[str, Any], shape: _Shape) -> list[str]:
         lines += [f"_Charts not shown ({_TRUNCATED})._", ""]
     hidden = len(changed) - len(shown)
     if hidden and shown:
-        lines += [f"_… the sections of {_plural(hidden, 'more model')} are not shown ({_TRUNCATED})._", ""]
+        lines += [f"_… the sections of {plural(hidden, 'more model')} are not shown ({_TRUNCATED})._", ""]
     elif hidden:
         lines += [f"_Per-model sections not shown ({_TRUNCATED}); the JSON report has every number._", ""]
     return lines
@@ -1200,7 +1192,7 @@ def _unchanged_lines(report: Mapping[str, Any], shape: _Shape) -> list[str]:
     if not unchanged:
         return []
     if not shape.unchanged:
-        return [f"_{_plural(len(unchanged), 'unchanged model')} not listed ({_TRUNCATED})._", ""]
+        return [f"_{plural(len(unchanged), 'unchanged model')} not listed ({_TRUNCATED})._", ""]
     return ["### Unchanged models", ""] + [_compact_line(report, model) for model in unchanged] + [""]
 
 

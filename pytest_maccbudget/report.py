@@ -25,7 +25,7 @@ from typing import Callable, Optional, Sequence
 
 from .engine.results import CONSTANT, COSTED, FOLDED, FREE, UNRESOLVED, LayerCost, Profile
 from .texttable import aligned_table
-from .units import format_bytes, format_count, format_percent
+from .units import format_bytes, format_count, format_percent, plural
 
 FORMATS = ("table", "json", "markdown", "csv")
 
@@ -86,11 +86,6 @@ def _hidden_phrase(layers: Sequence[LayerCost], what: str, by_op: bool = True) -
         return ""
     ops = f" ({op_counts(layers, limit=HIDDEN_OPS_LISTED)})" if by_op else ""
     return f"{plural(len(layers), 'layer')} {what}{ops}"
-
-
-def plural(count: int, noun: str) -> str:
-    """plural(1, "layer") -> "1 layer", plural(3, "layer") -> "3 layers"."""
-    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
 
 def _keep_top(selection: RowSelection, profile: Profile, top: int) -> None:

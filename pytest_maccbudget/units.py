@@ -181,3 +181,8 @@ def _parse_plain_number(value: Number, kind: str) -> Number:
     if kind == PERCENT_KIND:
         raise ValueError(f"cannot read {value!r} as a percentage: write it with a % sign, e.g. '{value}%'")
     return value if isinstance(value, int) else _round(Decimal(repr(value)))
+
+
+def plural(count: int, singular: str, plural_form: str = "") -> str:
+    """plural(1, "layer") -> "1 layer", plural(3, "layer") -> "3 layers"."""
+    return f"{count} {singular if count == 1 else (plural_form or singular + 's')}"
