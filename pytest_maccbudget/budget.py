@@ -15,7 +15,7 @@ from decimal import Decimal, InvalidOperation
 from fractions import Fraction
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Optional, Union
+from typing import Any, Iterable, Iterator, Mapping, Optional, Sequence, Union
 
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
@@ -602,8 +602,15 @@ def _ops_phrase(unknown_ops: tuple[str, ...]) -> str:
     return f" (ops not counted: {', '.join(unknown_ops)})" if unknown_ops else ""
 
 
-def _shape_text(inputs: dict[str, list[int]]) -> str:
+def shapes_text(inputs: Optional[Mapping[str, Sequence[int]]]) -> str:
+    """{x: [1, 3, 224, 224]} as written in failure lines and reports; "none" for no inputs."""
+    if inputs is None:
+        return "none"
     return "{" + ", ".join(f"{name}: [{', '.join(str(d) for d in shape)}]" for name, shape in inputs.items()) + "}"
+
+
+# How the failure lines about single layers start (the layer table shows the same changes).
+LAYER_FINDING_PREFIXES = ("layer ", "new layer ")
 
 
 @dataclass
@@ -732,9 +739,9 @@ def compare(budget: Budget, measured: Measurement, *, strict: bool = False,
     metrics = [_compare_metric(budget, entry, measured, metric, findings, not inputs_changed)
                for metric in TOTAL_METRICS]
     if inputs_changed:
-        recorded = _shape_text(_inputs_as_lists(entry.inputs))
+        recorded = shapes_text(_inputs_as_lists(entry.inputs))
         text = (f"inputs of model {measured.name!r} changed: the budget was recorded for {recorded}, "
-                f"the test measured {_shape_text(measured_inputs)}; run `{UPDATE_COMMAND}` to record the new inputs")
+                f"the test measured {shapes_text(measured_inputs)}; run `{UPDATE_COMMAND}` to record the new inputs")
         return Comparison(measured.name, measured.nodeid, INPUTS_CHANGED, metrics, [],
                           [text] + findings.limit + findings.unknown, **settings)
 

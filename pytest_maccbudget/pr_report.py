@@ -34,6 +34,8 @@ from .budget import (
     change_percent,
     compare,
     format_metric,
+    LAYER_FINDING_PREFIXES,
+    shapes_text,
     signed_metric,
 )
 from .action.commands import MARKER, escape_data, escape_property
@@ -48,7 +50,6 @@ TOP_LAYERS = 10                       # rows of a "layers that changed most" tab
 CHART_LAYERS = 10                     # bars per series in a chart
 LABEL_WIDTH = 24                      # characters of a layer name on a chart's x-axis
 LAYER_FINDINGS = 3                    # failure lines about single layers listed per model
-_LAYER_FINDING_STARTS = ("layer ", "new layer ")
 
 STATUSES = (OK, REGRESSED, OVER_LIMIT, MISSING, TIGHTENABLE, INPUTS_CHANGED, UNKNOWN)
 ADDED, RAISED, LOWERED, UNCHANGED, CHANGED, REMOVED = "added", "raised", "lowered", "unchanged", "changed", "removed"
@@ -248,7 +249,7 @@ def _entry_differences(base_entry: Mapping[str, Any], entry: Mapping[str, Any]) 
         if not _same_tolerance(old, new, key):
             phrases.append(f"tolerance on {METRIC_LABELS[key]} {old or '?'} → {new or '?'}")
     if base_entry["inputs"] != entry["inputs"]:
-        phrases.append(f"inputs {_shapes_text(base_entry['inputs'])} → {_shapes_text(entry['inputs'])}")
+        phrases.append(f"inputs {shapes_text(_sorted(base_entry['inputs']))} → {shapes_text(_sorted(entry['inputs']))}")
     changed_layers = _changed_keys(base_entry["layers"], entry["layers"])
     if changed_layers:
         phrases.append(f"{changed_layers} layer {'entry' if changed_layers == 1 else 'entries'} changed")
@@ -273,11 +274,8 @@ def _changed_keys(old: Mapping[str, Any], new: Mapping[str, Any]) -> int:
     return sum(1 for key in set(old) | set(new) if old.get(key) != new.get(key))
 
 
-def _shapes_text(inputs: Optional[Mapping[str, Sequence[int]]]) -> str:
-    if inputs is None:
-        return "none"
-    shapes = (f"{name}: [{', '.join(str(d) for d in shape)}]" for name, shape in sorted(inputs.items()))
-    return "{" + ", ".join(shapes) + "}"
+def _sorted(inputs: Optional[Mapping[str, Sequence[int]]]) -> Optional[dict[str, Sequence[int]]]:
+    return None if inputs is None else dict(sorted(inputs.items()))
 
 
 # --- JSON in and out ----------------------------------------------------------------------
@@ -900,7 +898,7 @@ def _failures_shown(failures: Sequence[str], shape: _Shape) -> list[str]:
     cap = min(LAYER_FINDINGS, shape.layer_rows)
     shown, hidden = [], 0
     for line in failures:
-        if line.startswith(_LAYER_FINDING_STARTS):
+        if line.startswith(LAYER_FINDING_PREFIXES):
             if cap == 0:
                 hidden += 1
                 continue

@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Any, Iterable, Optional
 import pytest
 
 from .budget import (
-    GREW, MISSING, NEW, UNKNOWN, Budget, BudgetError, Comparison, Measurement, compare, dump_budget, load_budget,
-    render_layer_table, update_budget, write_budget,
+    GREW, LAYER_FINDING_PREFIXES, MISSING, NEW, UNKNOWN, Budget, BudgetError, Comparison, Measurement, compare,
+    dump_budget, load_budget, render_layer_table, update_budget, write_budget,
 )
 from .budget_report import NOT_ALL_SELECTED, budget_summary_lines
 from .units import format_count
@@ -166,7 +166,7 @@ def _headline(name: str, failures: list[str], comparison: "Comparison") -> str:
 
 def _report_section(failures: list[str], comparison: "Comparison") -> list[str]:
     table = render_layer_table(comparison)
-    listed = [line for line in failures if not (table and line.startswith(("layer ", "new layer ")))]
+    listed = [line for line in failures if not (table and line.startswith(LAYER_FINDING_PREFIXES))]
     lines = listed if len(failures) > 1 else []
     if table:
         lines += ([""] if lines else []) + ["layers that changed, largest change first:"] + table
