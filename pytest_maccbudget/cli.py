@@ -85,7 +85,7 @@ def _version_text() -> str:
 
 
 def _add_profile_parser(subparsers: argparse._SubParsersAction, name: str) -> None:
-    from .report import FORMATS
+    from .profile_report import FORMATS
 
     sub = subparsers.add_parser(
         name,
@@ -112,7 +112,7 @@ def _add_profile_parser(subparsers: argparse._SubParsersAction, name: str) -> No
 
 def _run_profile(args: argparse.Namespace) -> int:
     from .engine.profile import profile_model
-    from .report import coverage_line, render
+    from .profile_report import coverage_line, render
     from .units import plural
 
     profile = profile_model(args.model, dict(args.inputs) or None, batch=args.batch)

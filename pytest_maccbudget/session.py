@@ -15,7 +15,7 @@ from .budget import (
     GREW, LAYER_FINDING_PREFIXES, MISSING, NEW, UNKNOWN, Budget, BudgetError, Comparison, Measurement, compare,
     dump_budget, load_budget, render_layer_table, update_budget, write_budget,
 )
-from .budget_report import NOT_ALL_SELECTED, budget_summary_lines
+from .terminal_summary import NOT_ALL_SELECTED, budget_summary_lines
 from .units import format_count
 
 if TYPE_CHECKING:
@@ -386,7 +386,7 @@ def annotation_lines(state: BudgetSession) -> list[str]:
     """GitHub `::error` workflow commands for the regressions (GitHub Actions only)."""
     if state.report is None or not _in_github_actions() or state.settings.update:
         return []  # an update records growth: nothing for a reviewer to act on
-    from .pr_report import annotations
+    from .action.annotations import annotations
 
     import copy
     import os

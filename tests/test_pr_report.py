@@ -10,17 +10,16 @@ from typing import Any, Optional
 import pytest
 
 from pytest_maccbudget.budget import Measurement, parse_budget
+from pytest_maccbudget.action.annotations import annotations
+from pytest_maccbudget.action.comment import MAX_BODY_BYTES as COMMENT_LIMIT
+from pytest_maccbudget.action.commands import escape_data, escape_property
 from pytest_maccbudget.pr_report import (
-    COMMENT_LIMIT,
     MARKER,
     SCHEMA,
     SCHEMA_VERSION,
-    annotations,
     base_budget_from_reports,
     build_report,
     dump_report,
-    escape_data,
-    escape_property,
     load_report,
     merge_reports,
     render_markdown,

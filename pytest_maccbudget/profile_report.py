@@ -23,7 +23,16 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Callable, Optional, Sequence
 
-from .engine.results import CONSTANT, COSTED, FOLDED, FREE, UNRESOLVED, LayerCost, Profile
+from .engine.results import (
+    CONSTANT,
+    COSTED,
+    FOLDED,
+    FREE,
+    UNRESOLVED,
+    LayerCost,
+    Profile,
+)
+from .markdown_text import code, escape, row
 from .texttable import aligned_table
 from .units import format_bytes, format_count, format_percent, plural
 
@@ -286,15 +295,15 @@ def render_markdown(profile: Profile, top: Optional[int] = None, show_all: bool 
     """GitHub-flavoured Markdown: a heading, a table and a bullet list (for PR comments)."""
     selection = select_rows(profile, top, show_all)
     header, body, total = table_grid(profile, selection)
-    lines = [f"### maccbudget: `{_md_code(profile.model_name)}`", ""]
+    lines = [f"### maccbudget: {code(profile.model_name)}", ""]
     inputs = header_lines(profile)[1:]
     if inputs:
         lines.extend([f"- {_md_escape(line)}" for line in inputs] + [""])
-    lines.append(_md_row(header))
-    lines.append(_md_row(["--:" if i in _NUMERIC else "---" for i in range(len(header))]))
-    for row in body:
-        lines.append(_md_row([f"`{_md_code(row[0])}`"] + [_md_escape(c) for c in row[1:]]))
-    lines.append(_md_row([f"**{_md_escape(c)}**" if c else "" for c in total]))
+    lines.append(row(header))
+    lines.append(row(["--:" if i in _NUMERIC else "---" for i in range(len(header))]))
+    for cells in body:
+        lines.append(row([code(cells[0], in_table=True)] + [_md_escape(c) for c in cells[1:]]))
+    lines.append(row([f"**{_md_escape(c)}**" if c else "" for c in total]))
     lines.append("")
     if selection.top_note:
         lines.append(f"_{_md_escape(selection.top_note)}_  ")
@@ -307,17 +316,8 @@ def render_markdown(profile: Profile, top: Optional[int] = None, show_all: bool 
     return lines
 
 
-def _md_row(cells: Sequence[str]) -> str:
-    return "| " + " | ".join(cells) + " |"
-
-
 def _md_escape(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("|", "\\|").replace("*", "\\*").replace("_", "\\_")
-
-
-def _md_code(text: str) -> str:
-    """Inside backticks only | (table cells) needs escaping; a backtick becomes a quote."""
-    return text.replace("`", "'").replace("|", "\\|")
+    return escape(text, in_table=True)
 
 
 # --- csv / json ---------------------------------------------------------------------------

@@ -11,7 +11,7 @@ import pytest
 from pytest_maccbudget.engine.results import (
     CONSTANT, COSTED, FOLDED, FREE, UNKNOWN, UNRESOLVED, LayerCost, Profile, Totals, UnknownOp,
 )
-from pytest_maccbudget.report import (
+from pytest_maccbudget.profile_report import (
     TABLE_HEADER, coverage_line, render, render_csv, render_json, render_markdown, render_table,
     select_rows, shorten,
 )

@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from pytest_maccbudget.budget import Measurement, compare, parse_budget
-from pytest_maccbudget.budget_report import budget_summary_lines
+from pytest_maccbudget.terminal_summary import budget_summary_lines
 
 BUDGET = """\
 version: 1

@@ -1,0 +1,174 @@
+"""Measurements in, the report JSON out (docs/report-schema.md), and what a branch did to a
+budget entry. Pure: `budget` and the standard library only."""
+from __future__ import annotations
+
+from typing import Any, Iterator, Mapping, Optional, Sequence
+
+from ..budget import TOLERANCE_KEYS, TOTAL_METRICS, Budget, BudgetError, Measurement, Tolerance, compare
+from .schema import SCHEMA, SCHEMA_VERSION, is_count
+from .vocabulary import ADDED, CHANGED, LOWERED, RAISED, REMOVED, UNCHANGED
+
+
+def build_report(measurements: Sequence[tuple[Measurement, bool]], budget: Budget, *,
+                 base_budget: Optional[Budget], base: Optional[Mapping[str, str]], unused: Sequence[str],
+                 budget_file: str, sources: Mapping[str, Mapping[str, Mapping[str, Any]]] = {},
+                 strict: bool = False, missing_fails: bool = True,
+                 errors: Sequence[Mapping[str, str]] = ()) -> dict[str, Any]:
+    """The report JSON for (measurement, failed) pairs: each measurement is compared with
+    `budget` again; `base_budget` is the budget file at the merge base (None: no base given).
+    `sources` maps model -> layer key -> {"file", "line"}. `errors` lists the models whose check
+    failed before they could be measured ({"name", "test", "message"}); the key is present only
+    when there are some. Models sorted by name; JSON-able."""
+    _check_unique_names((measurement.name, measurement.nodeid) for measurement, _ in measurements)
+    ordered = sorted(measurements, key=lambda pair: pair[0].name)
+    models = [_model_report(measurement, failed, budget, base_budget, sources.get(measurement.name, {}),
+                            strict=strict, missing_fails=missing_fails)
+              for measurement, failed in ordered]
+    report = {
+        "schema": SCHEMA,
+        "version": SCHEMA_VERSION,
+        "budget_file": str(budget_file),
+        "base": _base_info(base),
+        "models": models,
+        "unused": sorted({str(name) for name in unused}),
+    }
+    if errors:
+        report["errors"] = sorted(({"name": str(e["name"]), "test": str(e["test"]), "message": str(e["message"])}
+                                   for e in errors), key=lambda e: (e["name"], e["test"]))
+    return report
+
+
+def _check_unique_names(pairs: Iterator[tuple[str, str]]) -> None:
+    owners: dict[str, str] = {}
+    for name, test in pairs:
+        if name in owners:
+            raise ValueError(f"model {name!r} was measured twice, by {owners[name]} and {test}: "
+                             "a model name must be measured by one test only")
+        owners[name] = test
+
+
+def _base_info(base: Optional[Mapping[str, str]]) -> Optional[dict[str, str]]:
+    if base is None:
+        return None
+    if not isinstance(base.get("ref"), str) or not isinstance(base.get("commit"), str):
+        raise ValueError(f"base must be {{'ref': str, 'commit': str}}, got {dict(base)!r}")
+    return {"ref": base["ref"], "commit": base["commit"]}
+
+
+def _model_report(measurement: Measurement, failed: bool, budget: Budget, base_budget: Optional[Budget],
+                  sources: Mapping[str, Mapping[str, Any]], *, strict: bool, missing_fails: bool) -> dict[str, Any]:
+    comparison = compare(budget, measurement, strict=strict, missing_fails=missing_fails)
+    budget_entry = entry_json(budget, measurement.name)
+    base_entry = entry_json(base_budget, measurement.name) if base_budget is not None else None
+    return {
+        "name": measurement.name,
+        "test": measurement.nodeid,
+        "status": comparison.status,
+        "failed": bool(failed),
+        "failures": list(comparison.failures),
+        "measurement": _measurement_json(measurement),
+        "budget": budget_entry,
+        "base": base_entry,
+        "budget_change": None if base_budget is None else budget_change(base_entry, budget_entry),
+        "sources": _sources_json(sources),
+    }
+
+
+def _measurement_json(measurement: Measurement) -> dict[str, Any]:
+    data = measurement.to_json()
+    data["total"] = {metric: data["total"][metric] for metric in sorted(data["total"])}
+    data["layers"] = {key: data["layers"][key] for key in sorted(data["layers"])}
+    return data
+
+
+def _sources_json(sources: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Only well-formed locations ({"file": text, "line": n >= 1}) are kept."""
+    kept = {}
+    for key in sorted(sources):
+        location = sources[key]
+        file, line = location.get("file"), location.get("line")
+        if isinstance(file, str) and file and is_count(line) and line >= 1:
+            kept[str(key)] = {"file": file, "line": int(line)}
+    return kept
+
+
+def entry_json(budget: Optional[Budget], name: str) -> Optional[dict[str, Any]]:
+    """A model's budget entry as report JSON (None when the budget has no such entry); the
+    tolerances are the ones in effect for the model (its own, else the defaults)."""
+    if budget is None or name not in budget.models:
+        return None
+    entry = budget.models[name]
+    return {
+        "inputs": None if entry.inputs is None else {key: [int(d) for d in shape]
+                                                     for key, shape in sorted(entry.inputs.items())},
+        "limit": {metric: entry.limit[metric] for metric in TOTAL_METRICS if metric in entry.limit},
+        "tolerance": {key: budget.tolerance_for(name, key).describe() for key in TOLERANCE_KEYS},
+        "total": {metric: entry.total[metric] for metric in TOTAL_METRICS if metric in entry.total},
+        "layers": {key: entry.layers[key] for key in sorted(entry.layers)},
+    }
+
+
+def budget_change(base_entry: Optional[Mapping[str, Any]], entry: Optional[Mapping[str, Any]]) -> str:
+    """What this branch did to a budget entry: added, removed, raised or lowered (the first total
+    that differs decides, MACs first), changed (limits, tolerances, inputs or layers only), unchanged."""
+    if base_entry is None:
+        return UNCHANGED if entry is None else ADDED
+    if entry is None:
+        return REMOVED
+    moves = _total_moves(base_entry, entry)
+    if not _entries_differ(base_entry, entry):
+        return UNCHANGED
+    if moves == {"up"}:
+        return RAISED
+    if moves == {"down"} and not _loosened(base_entry, entry):
+        return LOWERED
+    return RAISED if "up" in moves and "down" not in moves else CHANGED
+
+
+def _entries_differ(base_entry: Mapping[str, Any], entry: Mapping[str, Any]) -> bool:
+    """Whether two entries differ in a total, a limit, a tolerance, the inputs or a layer."""
+    old_tolerance, new_tolerance = base_entry.get("tolerance") or {}, entry.get("tolerance") or {}
+    return (base_entry["total"] != entry["total"] or base_entry["limit"] != entry["limit"]
+            or base_entry["inputs"] != entry["inputs"] or base_entry["layers"] != entry["layers"]
+            or not all(same_tolerance(old_tolerance.get(key), new_tolerance.get(key), key) for key in TOLERANCE_KEYS))
+
+
+def _total_moves(base_entry: Mapping[str, Any], entry: Mapping[str, Any]) -> set[str]:
+    """"up"/"down" for each recorded total that differs (a raised and a lowered total: both)."""
+    moves = set()
+    for metric in TOTAL_METRICS:
+        old, new = base_entry["total"].get(metric), entry["total"].get(metric)
+        if old is not None and new is not None and old != new:
+            moves.add("up" if new > old else "down")
+    return moves
+
+
+def first_moved_metric(base_entry: Mapping[str, Any], entry: Mapping[str, Any], change: str) -> Optional[str]:
+    """The first total (MACs first) that moved the way `change` says."""
+    for metric in TOTAL_METRICS:
+        old, new = base_entry["total"].get(metric), entry["total"].get(metric)
+        if old is not None and new is not None and old != new and (new > old) == (change == RAISED):
+            return metric
+    return None
+
+
+def _loosened(base_entry: Mapping[str, Any], entry: Mapping[str, Any]) -> bool:
+    """A hard limit raised or removed, or a tolerance changed: never just "lowered"."""
+    old_limits, new_limits = base_entry.get("limit") or {}, entry.get("limit") or {}
+    if any(metric not in new_limits or new_limits[metric] > value for metric, value in old_limits.items()):
+        return True
+    return (base_entry.get("tolerance") or {}) != (entry.get("tolerance") or {})
+
+
+def same_tolerance(old: Optional[str], new: Optional[str], key: str) -> bool:
+    if old == new:
+        return True
+    if old is None or new is None:
+        return False
+    try:
+        before, after = Tolerance.parse(old, key), Tolerance.parse(new, key)
+    except BudgetError:
+        return False
+    if before.is_zero and after.is_zero:
+        return True
+    return (before.relative, before.absolute) == (after.relative, after.absolute)
