@@ -41,7 +41,7 @@ import sys
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Mapping, Optional, Sequence
+from typing import Any, Iterator, Mapping, Optional, Sequence
 
 EXPORTERS = ("torchscript", "dynamo")
 DEFAULT_EXPORTER = "torchscript"
@@ -242,67 +242,6 @@ def export_model(
     if _is_torch_module(model):
         return _exported_torch_module(model, inputs, name, _output_path(workdir, name), exporter)
     return _exported_by_plugin(model, inputs, name, _output_path(workdir, name))
-
-
-def module_sources(model: object, keys: Iterable[str], root: Path) -> dict[str, dict[str, object]]:
-    """For layer keys that are module paths of a torch `model`: where the layer is defined in the
-    user's code, as {"file": path relative to `root` (POSIX), "line": 1-based}, so an annotation
-    about that layer lands on the pull request's diff. A module whose class is the user's points
-    at that class; a library module (`nn.Conv2d`) at the line of the nearest user-defined
-    ancestor that creates it (`self.conv = nn.Conv2d(...)`), else at that ancestor's class."""
-    if not _is_torch_module(model):
-        return {}
-    modules = dict(model.named_modules())  # type: ignore[attr-defined]
-    root = Path(root).resolve()
-    sources: dict[str, dict[str, object]] = {}
-    for key in keys:
-        location = _layer_location(key, modules, root) if key in modules else None
-        if location is not None:
-            sources[key] = location
-    return sources
-
-
-def _layer_location(key: str, modules: Mapping[str, object], root: Path) -> Optional[dict[str, object]]:
-    parts = key.split(".")
-    for depth in range(len(parts), -1, -1):
-        owner = ".".join(parts[:depth])
-        module = modules.get(owner)
-        if module is None:
-            continue
-        location = _class_location(type(module), root)
-        if location is None:
-            continue
-        if depth < len(parts):  # a library module: the line in the owner that creates it
-            line = _attribute_line(type(module), parts[depth])
-            if line is not None:
-                location = {"file": location["file"], "line": line}
-        return location
-    return None
-
-
-def _class_location(cls: type, root: Path) -> Optional[dict[str, object]]:
-    try:
-        file = Path(inspect.getsourcefile(cls) or "").resolve()
-        line = inspect.getsourcelines(cls)[1]
-    except (OSError, TypeError):  # a class defined in C, or in a REPL
-        return None
-    try:
-        relative = file.relative_to(root)
-    except ValueError:
-        return None
-    if {"site-packages", "dist-packages"} & set(relative.parts):  # an in-project virtualenv (.venv)
-        return None
-    return {"file": relative.as_posix(), "line": line}
-
-
-def _attribute_line(cls: type, attribute: str) -> Optional[int]:
-    """The line of `self.<attribute> = ...` in the class's source, if written that way."""
-    try:
-        lines, first = inspect.getsourcelines(cls)
-    except (OSError, TypeError):
-        return None
-    pattern = re.compile(rf"\bself\.{re.escape(attribute)}\s*(?::[^=]*)?=[^=]")
-    return next((first + offset for offset, text in enumerate(lines) if pattern.search(text)), None)
 
 
 def safe_file_stem(name: str) -> str:

@@ -7,6 +7,7 @@ models, the exporter) only when `--macc-budget` is on.
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 from dataclasses import dataclass
@@ -255,10 +256,20 @@ def _select_shard(config: pytest.Config, items: list[pytest.Item]) -> None:
         items[:] = [item for item, keep in zip(items, in_shard) if keep]
 
 
-def pytest_runtest_setup(item: pytest.Item) -> None:
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_setup(item: pytest.Item) -> Iterator[None]:
     message = item.config.stash.get(_DUPLICATES, {}).get(item.nodeid)
     if message is not None:
         pytest.fail(message, pytrace=False)
+    state = item.config.stash.get(_STATE, None)
+    if state is None or not _checks_a_model(item):
+        return (yield)
+    with state.recording():  # a fixture may build the model
+        return (yield)
+
+
+def _checks_a_model(item: pytest.Item) -> bool:
+    return item.get_closest_marker(MARKER) is not None or MARKER in getattr(item, "fixturenames", ())
 
 
 def _validate_marker(item: pytest.Item, marker: pytest.Mark) -> str:
@@ -305,17 +316,24 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> Iterator[None]:
     marker = pyfuncitem.get_closest_marker(MARKER)
     original = pyfuncitem.obj
     if marker is None or inspect.iscoroutinefunction(original):
-        return (yield)
+        state = pyfuncitem.config.stash.get(_STATE, None)
+        if state is None or MARKER not in pyfuncitem.fixturenames:
+            return (yield)
+        with state.recording():  # the test builds the model it gives the fixture
+            return (yield)
     pyfuncitem.obj = _capture_return_value(pyfuncitem, original)
+    state = pyfuncitem.config.stash.get(_STATE, None)
+    recording = state.recording() if state is not None else contextlib.nullcontext()
     try:
-        result = yield
+        with recording:  # where the model's layers are built, for annotations
+            result = yield
+            model = _marked_model(pyfuncitem, marker) if state is not None else None
     finally:
         pyfuncitem.obj = original
-    state = pyfuncitem.config.stash.get(_STATE, None)
     if state is not None:
         from .session import check_model
 
-        check_model(state, pyfuncitem, marker.args[0], _marked_model(pyfuncitem, marker), marker.kwargs.get("inputs"))
+        check_model(state, pyfuncitem, marker.args[0], model, marker.kwargs.get("inputs"))
     return result
 
 

@@ -3,6 +3,7 @@ end (the xdist merge, the update of the budget file, the summary). Imported by t
 when --macc-budget (or an update) is on."""
 from __future__ import annotations
 
+import contextlib
 import shutil
 import tempfile
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ from .units import format_count
 
 if TYPE_CHECKING:
     from .export import ExportedModel
+    from .layer_sources import ConstructionRecorder
     from .plugin import Settings
 
 
@@ -60,10 +62,28 @@ class BudgetSession:
     # the base branch (--macc-budget-base), where each model's layers are defined, the report
     base_budget: Optional[Budget] = None
     base_info: Optional[dict[str, str]] = None
-    sources: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+    sources: dict[str, dict[str, list[dict[str, Any]]]] = field(default_factory=dict)  # model -> layer -> chain
     report: Optional[dict[str, Any]] = None
     errors: list[dict[str, str]] = field(default_factory=list)  # checks that failed before measuring
     _workdir: Optional[Path] = None
+    _recorder: Optional["ConstructionRecorder"] = None
+
+    @property
+    def wants_sources(self) -> bool:
+        """Where layers are built is looked up only for a report, JSON or annotations."""
+        return wants_report(self.settings)
+
+    @property
+    def recorder(self) -> "ConstructionRecorder":
+        if self._recorder is None:
+            from .layer_sources import ConstructionRecorder, UserCode
+
+            self._recorder = ConstructionRecorder(UserCode(self.settings.rootdir))
+        return self._recorder
+
+    def recording(self) -> contextlib.AbstractContextManager[Any]:
+        """Record where torch modules are built, while a marked test (or its model factory) runs."""
+        return self.recorder if self.wants_sources else contextlib.nullcontext()
 
     @property
     def workdir(self) -> Path:
@@ -176,7 +196,7 @@ def _report_section(failures: list[str], comparison: "Comparison") -> list[str]:
 def _measure(state: BudgetSession, item: pytest.Item, name: str, model: Any, inputs: Any) -> "Measurement":
     from .engine.errors import ModelError
     from .engine.profile import profile_model
-    from .export import ExportError, InputSpecError, export_model
+    from .export import ONNX_FILE_EXPORTER, ExportError, InputSpecError, export_model
     from .layers import layer_macs
 
     try:
@@ -195,10 +215,10 @@ def _measure(state: BudgetSession, item: pytest.Item, name: str, model: Any, inp
     partial = profile.partial
     totals = profile.totals
     layers = layer_macs((layer.name, layer.macs) for layer in profile.layers)
-    if exported.exporter not in ("onnx",):
-        from .export import module_sources
+    if state.wants_sources and exported.exporter != ONNX_FILE_EXPORTER:
+        from .layer_sources import layer_chains
 
-        state.sources[name] = module_sources(model, layers, state.settings.rootdir)
+        state.sources[name] = layer_chains(model, layers, state.recorder, state.recorder.user_code)
     return Measurement(
         name=name,
         nodeid=item.nodeid,
@@ -338,11 +358,11 @@ def finish_session(session: pytest.Session, state: BudgetSession, exitstatus: in
     state.removal_withheld = why_entries_are_kept(session, state)
     if state.settings.update and not state.interrupted:
         write_update(session, state)
-    if _wants_report(state.settings):
+    if wants_report(state.settings):
         write_reports(session, state)
 
 
-def _wants_report(settings: "Settings") -> bool:
+def wants_report(settings: "Settings") -> bool:
     return bool(settings.report_path or settings.json_path or settings.base_ref or _in_github_actions())
 
 
@@ -363,7 +383,7 @@ def write_reports(session: pytest.Session, state: BudgetSession) -> None:
     state.report = build_report(
         [(r.measurement, r.failed) for r in records], state.budget,
         base_budget=state.base_budget, base=state.base_info, unused=_unused_entries(state),
-        budget_file=_relative(settings.budget_path, settings.rootdir), sources=state.sources,
+        budget_file=_relative(settings.budget_path, settings.rootdir), sources=_annotation_sources(state),
         strict=settings.strict, missing_fails=settings.missing_fails, errors=state.errors,
     )
     outputs = [(settings.json_path, lambda: dump_report(state.report)),
@@ -380,6 +400,21 @@ def write_reports(session: pytest.Session, state: BudgetSession) -> None:
     except OSError as error:
         state.update_messages.append(f"could not write the report: {error}")
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def _annotation_sources(state: BudgetSession) -> dict[str, dict[str, dict[str, Any]]]:
+    """Per model and layer, the one line an annotation goes on: a line this branch changed in the
+    code that builds the layer when a base is known, else the innermost line that builds it."""
+    from .layer_sources import choose_location
+
+    changed: dict[str, set[int]] = {}
+    if state.base_info is not None:
+        from .gitdiff import changed_lines
+
+        files = {location["file"] for chains in state.sources.values() for chain in chains.values() for location in chain}
+        changed = changed_lines(state.settings.rootdir, state.base_info["commit"], files)
+    return {name: {key: choose_location(chain, changed) for key, chain in chains.items() if chain}
+            for name, chains in state.sources.items()}
 
 
 def annotation_lines(state: BudgetSession) -> list[str]:

@@ -732,21 +732,3 @@ def test_a_module_called_twice_keeps_its_key_under_torchscript(tmp_path: Path) -
         "head": 4 * 2,
         "shared": 2 * (3 * 3 * 4 * 8 * 8 * 4),
     }
-
-
-def test_module_sources_point_at_the_users_code_for_each_layer(tmp_path: Path) -> None:
-    from pytest_maccbudget.export import module_sources
-
-    here = Path(__file__).resolve()
-    lines = here.read_text().splitlines()
-    class_line = next(n for n, text in enumerate(lines, 1) if text.startswith("class _SharedTwice"))
-    conv_line = next(n for n, text in enumerate(lines, 1) if "self.shared = nn.Conv2d" in text)
-    head_line = next(n for n, text in enumerate(lines, 1) if "self.head = nn.Linear" in text and n > class_line)
-    sources = module_sources(nn.Sequential(_SharedTwice()), ["0", "0.shared", "0.head", "missing"], here.parent.parent)
-    assert sources == {
-        "0": {"file": "tests/test_export.py", "line": class_line},        # the user's class itself
-        "0.shared": {"file": "tests/test_export.py", "line": conv_line},  # nn.Conv2d: where the user creates it
-        "0.head": {"file": "tests/test_export.py", "line": head_line},
-    }
-    # a model whose every class is torch's own has no source in the user's code
-    assert module_sources(nn.Sequential(nn.Linear(2, 2)), ["0"], here.parent.parent) == {}

@@ -16,8 +16,9 @@ MAX_ERROR_ANNOTATIONS = 10            # GitHub shows at most 10 error annotation
 def annotations(report: Mapping[str, Any], *, budget_path: str, budget_lines: Mapping[str, int],
                 max_errors: int = MAX_ERROR_ANNOTATIONS) -> list[str]:
     """One `::error` line per regression, largest first, at most max_errors, then one `::notice`
-    for the rest. Each points at the source line of the module class of the layer that grew most
-    when known, else at the model's line in the budget file."""
+    for the rest. Each points at the line of the user's code that builds the layer that grew most
+    (a line this branch changed, when the report knows one), else at the model's line in the
+    budget file."""
     ordered = regressions(report)
     shown = ordered[:max(0, max_errors)]
     lines = [_error_command(model, budget_path, budget_lines) for model in shown]
@@ -33,7 +34,7 @@ def annotations(report: Mapping[str, Any], *, budget_path: str, budget_lines: Ma
 def _error_command(model: Mapping[str, Any], budget_path: str, budget_lines: Mapping[str, int]) -> str:
     location = _source_location(model)
     if location is not None:
-        file, line = location
+        file, line = location["file"], location["line"]
     else:
         file, line = budget_path, budget_lines.get(model["name"])
     properties = [("file", file)]
@@ -41,21 +42,18 @@ def _error_command(model: Mapping[str, Any], budget_path: str, budget_lines: Map
         properties.append(("line", str(line)))
     properties.append(("title", _annotation_title(model)))
     rendered = ",".join(f"{key}={escape_property(value)}" for key, value in properties)
-    return f"::error {rendered}::{escape_data(_annotation_message(model, location is not None))}"
+    return f"::error {rendered}::{escape_data(_annotation_message(model, location))}"
 
 
-def _source_location(model: Mapping[str, Any]) -> Optional[tuple[str, int]]:
-    """Where the module class of the layer that grew most is defined, if the report knows.
-    A changed input shape is the test's doing, not a layer's: that points at the budget file."""
+def _source_location(model: Mapping[str, Any]) -> Optional[Mapping[str, Any]]:
+    """Where the user's code builds the layer that grew most, if the report knows. A changed
+    input shape is the test's doing, not a layer's: that points at the budget file."""
     if model["status"] == INPUTS_CHANGED:
         return None
     grown = top_grown_layer(model)
     if grown is None:
         return None
-    location = (model.get("sources") or {}).get(grown[0])
-    if location is None:
-        return None
-    return location["file"], int(location["line"])
+    return (model.get("sources") or {}).get(grown[0])
 
 
 def _annotation_title(model: Mapping[str, Any]) -> str:
@@ -66,11 +64,11 @@ def _annotation_title(model: Mapping[str, Any]) -> str:
     return title
 
 
-def _annotation_message(model: Mapping[str, Any], at_source: bool) -> str:
+def _annotation_message(model: Mapping[str, Any], location: Optional[Mapping[str, Any]]) -> str:
     lines = [f"model {model['name']!r} ({model['test']}): {STATUS_TEXT[model['status']]}"]
     lines += failures_shown(model["failures"])
     grown = top_grown_layer(model)
-    if at_source and grown is not None:
-        lines.append(f"largest growth: layer {grown[0]} (+{format_count(grown[1])} MACs), "
-                     "whose module class is defined here")
+    if location is not None and grown is not None:
+        where = "this line, changed in this branch, builds it" if location.get("changed") else "it is built here"
+        lines.append(f"largest growth: layer {grown[0]} (+{format_count(grown[1])} MACs); {where}")
     return "\n".join(lines)

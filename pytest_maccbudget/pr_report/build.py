@@ -82,13 +82,16 @@ def _measurement_json(measurement: Measurement) -> dict[str, Any]:
 
 
 def _sources_json(sources: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
-    """Only well-formed locations ({"file": text, "line": n >= 1}) are kept."""
+    """Only well-formed locations ({"file": text, "line": n >= 1}) are kept, with "changed" (the
+    line is one this branch changed) when known."""
     kept = {}
     for key in sorted(sources):
         location = sources[key]
         file, line = location.get("file"), location.get("line")
         if isinstance(file, str) and file and is_count(line) and line >= 1:
             kept[str(key)] = {"file": file, "line": int(line)}
+            if isinstance(location.get("changed"), bool):
+                kept[str(key)]["changed"] = location["changed"]
     return kept
 
 

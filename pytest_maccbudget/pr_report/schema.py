@@ -124,6 +124,8 @@ def _validate_model(model: Any, where: str) -> None:
         _expect(location, dict, f"{where}.sources.{key}", "an object")
         _expect(location.get("file"), str, f"{where}.sources.{key}.file", "a string")
         _expect(location.get("line"), int, f"{where}.sources.{key}.line", "an integer")
+        if "changed" in location:
+            _expect(location["changed"], bool, f"{where}.sources.{key}.changed", "true or false")
 
 
 def _validate_measurement(measurement: Any, where: str, name: str) -> None:
