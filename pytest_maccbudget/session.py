@@ -479,4 +479,6 @@ def summary_lines(state: BudgetSession) -> list[str]:
         removed=state.removed,
         kept_because=state.removal_withheld,
         messages=state.update_messages + state.duplicate_errors,
+        base=(state.base_info["ref"], state.base_budget, state.budget)
+        if state.base_info is not None and state.base_budget is not None else None,
     )

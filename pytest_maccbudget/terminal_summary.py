@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Mapping, Optional, Sequence
 
-from .budget import Comparison, LayerChange, MetricChange, change_percent
+from .budget import Budget, Comparison, LayerChange, MetricChange, change_percent, signed_metric
 from .texttable import aligned_table
 from .units import format_bytes, format_count
 
@@ -20,6 +20,7 @@ STATUS_TEXT = {
 }
 TOP_LAYERS = 10
 SUMMARY_HEADER = ("model", "MACs", "vs budget", "params", "peak act. memory", "status")
+BASE_HEADER = ("model", "MACs", "vs budget", "vs base", "params", "peak act. memory", "status")
 
 
 def budget_summary_lines(
@@ -34,13 +35,17 @@ def budget_summary_lines(
     removed: Sequence[str] = (),
     kept_because: str = "",
     messages: Sequence[str] = (),
+    base: Optional[tuple[str, Budget, Budget]] = None,
 ) -> list[str]:
     """`update` is "" (a check), "all" (--macc-budget-update) or "new-only"; `update_outcomes`
-    says per model what the update did ("recorded", "updated", "unchanged", ...)."""
+    says per model what the update did ("recorded", "updated", "unchanged", ...). `base` is
+    (the base ref, the budget file there, the budget file here): a "vs base" column and what
+    this branch did to the budget entries."""
     if not comparisons and not unused:
-        return [f"no model was checked (budget file: {budget_path})"]
+        return [f"no model was checked (budget file: {budget_path})"] + _branch_lines(base)
     outcomes = update_outcomes if update else None
-    lines = model_table(comparisons, outcomes) if comparisons else []
+    lines = model_table(comparisons, outcomes, base[1] if base else None) if comparisons else []
+    lines += _branch_lines(base)
     changed = top_layer_changes(comparisons)
     if changed:
         lines += ["", "layers that changed most:"] + changed
@@ -59,13 +64,18 @@ def _file_outcome(written: bool, interrupted: bool, path: Path) -> str:
     return "unchanged" if path.exists() else "not written (nothing recorded)"
 
 
-def model_table(comparisons: Sequence[Comparison], update_outcomes: Optional[Mapping[str, str]] = None) -> list[str]:
-    """One row per model; under an update the status is what the update did."""
-    rows = [_model_row(c, update_outcomes) for c in comparisons]
-    return aligned_table(SUMMARY_HEADER, rows, right_aligned={1, 2, 3, 4})
+def model_table(comparisons: Sequence[Comparison], update_outcomes: Optional[Mapping[str, str]] = None,
+                base_budget: Optional[Budget] = None) -> list[str]:
+    """One row per model; under an update the status is what the update did. With the budget
+    file of the base branch, a "vs base" column compares this run's MACs with it."""
+    rows = [_model_row(c, update_outcomes, base_budget) for c in comparisons]
+    if base_budget is None:
+        return aligned_table(SUMMARY_HEADER, rows, right_aligned={1, 2, 3, 4})
+    return aligned_table(BASE_HEADER, rows, right_aligned={1, 2, 3, 4, 5})
 
 
-def _model_row(comparison: Comparison, update_outcomes: Optional[Mapping[str, str]]) -> tuple[str, ...]:
+def _model_row(comparison: Comparison, update_outcomes: Optional[Mapping[str, str]],
+               base_budget: Optional[Budget]) -> tuple[str, ...]:
     macs = _metric(comparison, "macs")
     params = _metric(comparison, "params")
     peak = _metric(comparison, "peak_activation_bytes")
@@ -73,14 +83,37 @@ def _model_row(comparison: Comparison, update_outcomes: Optional[Mapping[str, st
         status = STATUS_TEXT.get(comparison.status, comparison.status)
     else:
         status = update_outcomes.get(comparison.name, "NOT RECORDED")
-    return (
-        comparison.name,
-        format_count(macs.new if macs else None),
-        _change(macs),
-        format_count(params.new if params else None),
-        format_bytes(peak.new if peak else None),
-        status,
-    )
+    now = macs.new if macs else None
+    cells = [comparison.name, format_count(now), _change(macs)]
+    if base_budget is not None:
+        cells.append(_vs_base(base_budget, comparison.name, now))
+    return (*cells, format_count(params.new if params else None), format_bytes(peak.new if peak else None), status)
+
+
+def _vs_base(base_budget: Budget, name: str, now: Optional[int]) -> str:
+    entry = base_budget.models.get(name)
+    old = entry.total.get("macs") if entry is not None else None
+    if entry is None:
+        return "new"
+    if old is None or now is None:
+        return "-"
+    if old == now:
+        return "="
+    return change_percent(old, now) or signed_metric("macs", now - old)
+
+
+def _branch_lines(base: Optional[tuple[str, Budget, Budget]]) -> list[str]:
+    """What this branch did to the budget file: "budget raised in this branch (vs origin/main):
+    net +8.2% MACs, ..." and the like, one line per kind of change a reviewer must look at."""
+    if base is None:
+        return []
+    from .pr_report.build import branch_budget_changes
+
+    ref, base_budget, budget = base
+    changes = branch_budget_changes(base_budget, budget)
+    lines = [f"budget {kind} in this branch (vs {ref}): {', '.join(entries)}"
+             for kind, entries in changes.items() if entries]
+    return ([""] + lines) if lines else []
 
 
 def _metric(comparison: Comparison, name: str) -> Optional[MetricChange]:

@@ -98,3 +98,49 @@ def test_a_model_the_update_did_not_record_says_so() -> None:
 def test_interrupted_update_says_the_file_was_not_written() -> None:
     lines = budget_summary_lines([], unused=["stale"], budget_path=Path("b.yaml"), update="all", interrupted=True)
     assert lines[-1] == "budget file b.yaml: not written (the run was interrupted)"
+
+
+def test_with_a_base_the_summary_compares_with_it_and_flags_the_branchs_budget_edits() -> None:
+    base = parse_budget(BUDGET, Path("origin/main@abc:macc_budget.yaml"))
+    # this branch raised net's budget by 10% and added "fresh"; "small" is unchanged; "stale" removed
+    branch_text = BUDGET.replace("macs: 1000000, flops: 2000000", "macs: 1100000, flops: 2200000")
+    branch_text = branch_text.replace("conv1: {macs: 900000}", "conv1: {macs: 1000000}")
+    branch_text = branch_text.replace("  stale:\n    total: {macs: 1, flops: 1, params: 1, param_bytes: 4, peak_activation_bytes: 4}\n",
+                                      "  fresh:\n    total: {macs: 10, flops: 20, params: 1, param_bytes: 4, peak_activation_bytes: 4}\n")
+    budget = parse_budget(branch_text, Path("macc_budget.yaml"))
+    net = _measure("net", {"conv1": 1_000_000, "fc": 100_000}, {"x": [1, 3, 16, 16]}, 5000)
+    fresh = _measure("fresh", {"fc": 10}, {"x": [1, 2]}, 1, peak=4)
+    small = Measurement(name="small", nodeid="test_m.py::test_small", inputs={"x": [1, 8]},
+                        total={"macs": 80, "flops": 150, "params": 90, "param_bytes": 360, "peak_activation_bytes": 64},
+                        layers={"fc": 80})
+    comparisons = [compare(budget, m) for m in (fresh, net, small)]
+    lines = budget_summary_lines(comparisons, unused=[], budget_path=Path("macc_budget.yaml"),
+                                 base=("origin/main", base, budget))
+    assert lines[:6] == [
+        "model    MACs  vs budget  vs base  params  peak act. memory  status",
+        "-----  ------  ---------  -------  ------  ----------------  ------",
+        "fresh      10          =      new       1               4 B  ok",
+        "net    1.10 M          =   +10.0%  5.00 k           40.0 KB  ok",
+        "small      80          =        =      90              64 B  ok",
+        "",
+    ]
+    assert lines[6:9] == [
+        "budget raised in this branch (vs origin/main): net (MACs +10.0%)",
+        "budget added in this branch (vs origin/main): fresh",
+        "budget removed in this branch (vs origin/main): stale",
+    ]
+
+
+def test_without_budget_edits_the_base_adds_only_the_column() -> None:
+    budget = parse_budget(BUDGET, Path("macc_budget.yaml"))
+    net = _measure("net", {"conv1": 950_000, "fc": 100_000}, {"x": [1, 3, 16, 16]}, 5000)
+    lines = budget_summary_lines([compare(budget, net)], unused=[], budget_path=Path("macc_budget.yaml"),
+                                 base=("origin/main", budget, budget))
+    assert lines == [
+        "model    MACs  vs budget  vs base  params  peak act. memory  status",
+        "-----  ------  ---------  -------  ------  ----------------  ---------",
+        "net    1.05 M      +5.0%    +5.0%  5.00 k           40.0 KB  REGRESSED",
+        "",
+        "layers that changed most:",
+        "  net  conv1: 900 k -> 950 k MACs (+5.6%)",
+    ]

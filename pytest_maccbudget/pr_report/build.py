@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Any, Iterator, Mapping, Optional, Sequence
 
-from ..budget import TOLERANCE_KEYS, TOTAL_METRICS, Budget, BudgetError, Measurement, Tolerance, compare
+from ..budget import (
+    TOLERANCE_KEYS, TOTAL_METRICS, Budget, BudgetError, Measurement, Tolerance, change_percent, compare, signed_metric,
+)
 from .schema import SCHEMA, SCHEMA_VERSION, is_count
-from .vocabulary import ADDED, CHANGED, LOWERED, RAISED, REMOVED, UNCHANGED
+from .vocabulary import ADDED, CHANGED, LOWERED, METRIC_LABELS, RAISED, REMOVED, UNCHANGED
 
 
 def build_report(measurements: Sequence[tuple[Measurement, bool]], budget: Budget, *,
@@ -126,6 +128,26 @@ def budget_change(base_entry: Optional[Mapping[str, Any]], entry: Optional[Mappi
     if moves == {"down"} and not _loosened(base_entry, entry):
         return LOWERED
     return RAISED if "up" in moves and "down" not in moves else CHANGED
+
+
+def branch_budget_changes(base_budget: Budget, budget: Budget) -> dict[str, list[str]]:
+    """The budget edits a reviewer must look at, by kind ("raised", "added", "changed",
+    "removed"), each as "name" or "name (MACs +8.2%)", names sorted."""
+    changes: dict[str, list[str]] = {RAISED: [], ADDED: [], CHANGED: [], REMOVED: []}
+    for name in sorted(set(base_budget.models) | set(budget.models)):
+        base_entry, entry = entry_json(base_budget, name), entry_json(budget, name)
+        change = budget_change(base_entry, entry)
+        if change in changes:
+            changes[change].append(name + _raised_by(base_entry, entry, change))
+    return changes
+
+
+def _raised_by(base_entry: Optional[Mapping[str, Any]], entry: Optional[Mapping[str, Any]], change: str) -> str:
+    metric = first_moved_metric(base_entry, entry, change) if change == RAISED and base_entry and entry else None
+    if metric is None:
+        return ""
+    old, new = base_entry["total"][metric], entry["total"][metric]  # type: ignore[index]
+    return f" ({METRIC_LABELS[metric]} {change_percent(old, new) or signed_metric(metric, new - old)})"
 
 
 def _entries_differ(base_entry: Mapping[str, Any], entry: Mapping[str, Any]) -> bool:

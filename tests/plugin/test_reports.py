@@ -82,6 +82,13 @@ def test_pull_request_against_the_base_branch_in_github_actions(project: Project
     text = summary.read_text()
     assert text.startswith("<!-- pytest-maccbudget report -->")
     assert re.search(r"budget raised \+\d+(\.\d+)?% in this PR", text), text
+    # the terminal says it too: a "vs base" column, and the budget this branch raised
+    result.stdout.fnmatch_lines([
+        "model * MACs * vs budget * vs base * params * peak act. memory * status",
+        "alpha * +5.4% * +5.4% *REGRESSED",
+        "beta * = * +4.3% *ok",
+        "budget raised in this branch (vs main): beta (MACs +*%)",
+    ])
 
 
 def test_junit_xml_carries_per_test_figures(project: Project) -> None:
