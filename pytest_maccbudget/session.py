@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Optional
 
 import pytest
 
+from .action.commands import neutralise
 from .budget import (
     GREW, LAYER_FINDING_PREFIXES, MISSING, NEW, UNKNOWN, Budget, BudgetError, Comparison, Measurement, compare,
     dump_budget, load_budget, render_layer_table, update_budget, write_budget,
@@ -142,7 +143,7 @@ class BudgetSession:
         first = self.checked_by.get(name)
         if first is not None:
             where = f"twice by {nodeid}" if first == nodeid else f"by two tests: {first} and {nodeid}"
-            pytest.fail(f"model name {name!r} is checked {where}", pytrace=False)
+            pytest.fail(neutralise(f"model name {name!r} is checked {where}"), pytrace=False)
         self.checked_by[name] = nodeid
 
 
@@ -156,9 +157,9 @@ def check_model(state: BudgetSession, item: pytest.Item, name: str, model: Any, 
     _add_junit_properties(item, measurement, comparison)
     details = _report_section(failures, comparison)
     if details:
-        item.add_report_section("call", "macc budget", "\n".join(details))
+        item.add_report_section("call", "macc budget", neutralise("\n".join(details)))
     if failures:
-        pytest.fail(_headline(name, failures, comparison), pytrace=False)
+        pytest.fail(neutralise(_headline(name, failures, comparison)), pytrace=False)
     _warn_if_needed(item, comparison, measurement, settings)
 
 
@@ -211,7 +212,7 @@ def _measure(state: BudgetSession, item: pytest.Item, name: str, model: Any, inp
         problem = str(error) if repr(name) in str(error) else f"model {name!r}: {error}"
     if problem:  # failed outside the except block, so pytest shows one message, not a chain
         state.errors.append({"name": name, "test": item.nodeid, "message": problem})
-        pytest.fail(problem, pytrace=False)
+        pytest.fail(neutralise(problem), pytrace=False)
     partial = profile.partial
     totals = profile.totals
     layers = layer_macs((layer.name, layer.macs) for layer in profile.layers)
@@ -275,7 +276,7 @@ def _warn_if_needed(item: pytest.Item, comparison: "Comparison", measurement: "M
     if not settings.update and comparison.status == MISSING:
         lines += comparison.failures
     for line in lines:
-        item.warn(pytest.PytestWarning(f"macc budget: {line}"))
+        item.warn(pytest.PytestWarning(neutralise(f"macc budget: {line}")))
 
 
 def _unused_entries(state: BudgetSession) -> list[str]:
@@ -468,7 +469,7 @@ def summary_lines(state: BudgetSession) -> list[str]:
     settings = state.settings
     comparisons = [compare(state.budget, r.measurement, strict=settings.strict, missing_fails=settings.missing_fails)
                    for r in sorted(state.records, key=lambda r: r.measurement.name)]
-    return budget_summary_lines(
+    lines = budget_summary_lines(
         comparisons,
         unused=_unused_entries(state),
         budget_path=settings.budget_path,
@@ -482,3 +483,4 @@ def summary_lines(state: BudgetSession) -> list[str]:
         base=(state.base_info["ref"], state.base_budget, state.budget)
         if state.base_info is not None and state.base_budget is not None else None,
     )
+    return [neutralise(line) for line in lines]  # names and messages may hold "::error::"

@@ -376,7 +376,7 @@ def _error_lines(report: Mapping[str, Any]) -> list[str]:
     if not errors:
         return []
     lines = ["Could not be checked (the test failed before the model was measured):", ""]
-    lines += [f"- {code(e['name'])} ({code(e['test'])}): {' '.join(e['message'].split())}" for e in errors]
+    lines += [f"- {code(e['name'])} ({code(e['test'])}): {escape(e['message'])}" for e in errors]
     return lines + [""]
 
 

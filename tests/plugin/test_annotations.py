@@ -101,7 +101,7 @@ def _line(path: Path, text: str) -> int:
 def _in_github_actions(project: Project, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GITHUB_ACTIONS", "true")
     monkeypatch.setenv("GITHUB_WORKSPACE", str(project.path))
-    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(project.path.parent / "summary.md"))
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(project.path / "step-summary.md"))
 
 
 def _errors(result: pytest.RunResult) -> list[str]:
