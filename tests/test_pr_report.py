@@ -424,16 +424,18 @@ Layers that changed most (MACs, largest change first):
 | `conv1` | 900 k | 982 k | 1.10 M | +118 k (+12.0%) | +200 k (+22.2%) |
 
 ```mermaid
-xychart-beta
-    title "net: top layers by MACs"
+%%{init: {"xyChart": {"width": 800, "height": 260}, "themeVariables": {"xyChart": {"plotColorPalette": "#0969da, #cf222e, #afb8c1"}}}}%%
+xychart-beta horizontal
+    title "net: MACs per layer"
     x-axis ["conv1", "fc"]
-    y-axis "MACs (M)"
-    bar [0.9, 0.1]
-    bar [1.1, 0.1]
-    line [0.9, 0.1]
+    y-axis "MACs (M)" 0 --> 1.2
+    bar "removed" [1.1, 0.1]
+    bar "added" [1.1, 0.1]
+    bar "in both" [0.9, 0.1]
 ```
 
-_Bars: base (drawn first, and marked by the line) and this commit; 2 layers with the most MACs._
+_MACs per layer from 0, this commit against the base: grey in both, red added, blue removed. All 2 layers, \
+largest change first, then the biggest unchanged._
 """
 
 
@@ -483,8 +485,8 @@ def test_markdown_without_a_base_compares_with_the_budget() -> None:
     assert ("| model | budget | this commit | vs budget | status |\n| :-- | --: | --: | --: | :-- |\n"
             "| `dropped` | - | 50 | - | ❌ no budget entry |\n") in text
     assert "Budget changes" not in text and "merge base" not in text
-    assert ("    bar [0.982, 0.1]\n    bar [1.1, 0.1]\n    line [0.982, 0.1]\n```\n\n"
-            "_Bars: budget (drawn first, and marked by the line) and this commit;") in text
+    assert ('    bar "removed" [1.1, 0.1]\n    bar "added" [1.1, 0.1]\n    bar "in both" [0.982, 0.1]\n```\n\n'
+            "_MACs per layer from 0, this commit against the budget: ") in text
 
 
 def test_markdown_all_within_budget() -> None:
@@ -505,7 +507,7 @@ def test_markdown_unknown_values_print_as_question_marks() -> None:
     assert "| `net` | 1.08 M | ? | ? | ❓ not counted |" in text
     assert "| MACs | 1.08 M | ? | ? |" in text
     assert "| `conv1` | 982 k | ? | ? |" in text
-    assert "x-axis [\"fc\"]" in text   # an uncounted layer has no bar
+    assert "```mermaid" not in text   # no counted layer changed: no chart
 
 
 def test_markdown_renders_tables_and_a_mermaid_fence() -> None:
@@ -519,10 +521,10 @@ def test_markdown_renders_tables_and_a_mermaid_fence() -> None:
     (fence,) = fences(tokens)
     assert fence.info == "mermaid"
     chart = fence.content.splitlines()
-    assert chart[0] == "xychart-beta"
-    assert chart[1] == '    title "net: top layers by MACs"'
+    assert chart[0].startswith("%%{init: ") and chart[1] == "xychart-beta horizontal"
+    assert chart[2] == '    title "net: MACs per layer"'
     assert any(line.strip().startswith("x-axis [") for line in chart)
-    assert sum(1 for line in chart if line.strip().startswith("bar [")) == 2
+    assert sum(1 for line in chart if line.strip().startswith("bar ")) == 3
     assert balanced_fences(text)
 
 
@@ -549,7 +551,7 @@ def test_mermaid_labels_are_short() -> None:
                           BUDGET_PATH)
     pairs = [(Measurement("m", "t.py::test_m", {}, {"macs": 20}, {key: 20}), True)]
     text = render_markdown(build_report(pairs, budget, base_budget=None, base=None, unused=[], budget_file="b.yaml"))
-    assert '    x-axis ["…block12.attention.proj"]\n    y-axis "MACs"\n    bar [10]\n    bar [20]\n' in text
+    assert '    x-axis ["…stage3.block12.attention.proj"]\n    y-axis "MACs" 0 --> 20\n' in text
 
 
 # --- size caps ------------------------------------------------------------------------------
@@ -584,7 +586,7 @@ def assert_well_formed(text: str) -> None:
     for fence in fences(tokens):
         assert fence.info == "mermaid"
         lines = fence.content.splitlines()
-        assert lines[0] == "xychart-beta" and sum(line.strip().startswith("bar [") for line in lines) == 2
+        assert lines[1] == "xychart-beta horizontal" and sum(line.strip().startswith("bar ") for line in lines) == 3
 
 
 def test_full_report_when_it_fits() -> None:
@@ -613,8 +615,8 @@ def test_truncation_then_drops_charts_then_sections_then_rows() -> None:
     report = big_report()
     comment = render_markdown(report, limit=COMMENT_LIMIT)
     assert size(comment) <= COMMENT_LIMIT
-    assert comment.count("```mermaid") == 40
-    assert "_… 27 more layers not shown (report truncated to fit GitHub's limit)_" in comment
+    assert comment.count("```mermaid") == 40                  # each chart has 12 of the 30 layers
+    assert "_… 30 layers not shown (report truncated to fit GitHub's limit)_" in comment
     assert_well_formed(comment)
 
     no_charts = render_markdown(report, limit=30000)
@@ -719,7 +721,7 @@ HUGE = ("::error file=macc_budget.yaml,line=8,title=pytest-maccbudget%3A huge%3A
 BIG = ("::error file=models/big.py,line=7,title=pytest-maccbudget%3A big%3A regressed (MACs +10.0%25)::"
        "model 'big' (tests/test_a.py::test_big): regressed%0Amacs 1.10 k > budget 1.00 k (+10.0%25, tolerance 0%25)%0A"
        "layer a: macs 700 > budget 600 (+16.7%25, tolerance 0%25)%0A"
-       "largest growth: layer a (+100 MACs), whose module class is defined here")
+       "largest growth: layer a (+100 MACs); it is built here")
 ODD = ("::error file=macc_budget.yaml,line=14,title=pytest-maccbudget%3A odd%3Aname%2C 100%25%3A regressed "
        "(MACs +100.0%25)::model 'odd:name, 100%25' (tests/test_a.py::test_odd): regressed%0A"
        "macs 20 > budget 10 (+100.0%25, tolerance 0%25)")
