@@ -106,6 +106,7 @@ class Settings:
     report_path: Optional[Path] = None
     json_path: Optional[Path] = None
     base_ref: str = ""
+    shard: Optional[tuple[int, int]] = None  # (I, N) of --macc-budget-shard I/N
 
     @classmethod
     def from_config(cls, config: pytest.Config) -> "Settings":
@@ -126,6 +127,7 @@ class Settings:
             report_path=_output_path(config, "macc_budget_report"),
             json_path=_output_path(config, "macc_budget_json"),
             base_ref=str(config.getoption("macc_budget_base") or config.getini("macc_budget_base") or "").strip(),
+            shard=config.getoption("macc_budget_shard", None),
         )
 
 

@@ -359,8 +359,22 @@ def finish_session(session: pytest.Session, state: BudgetSession, exitstatus: in
     state.removal_withheld = why_entries_are_kept(session, state)
     if state.settings.update and not state.interrupted:
         write_update(session, state)
-    if wants_report(state.settings):
-        write_reports(session, state)
+    if not wants_report(state.settings):
+        return
+    incomplete = _INCOMPLETE.get(exitstatus)
+    if exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED and state.settings.shard is None:
+        incomplete = "no tests were collected"  # (an empty shard of a sharded run still reports, for the merge)
+    if incomplete:  # a partial report would read as "within budget" for what did not run
+        state.update_messages.append(f"no report written: pytest did not complete the checks ({incomplete})")
+        return
+    write_reports(session, state)
+
+
+_INCOMPLETE = {
+    pytest.ExitCode.INTERRUPTED: "interrupted, or a collection error",
+    pytest.ExitCode.INTERNAL_ERROR: "an internal error",
+    pytest.ExitCode.USAGE_ERROR: "a usage error",
+}
 
 
 def wants_report(settings: "Settings") -> bool:
@@ -385,7 +399,7 @@ def write_reports(session: pytest.Session, state: BudgetSession) -> None:
         [(r.measurement, r.failed) for r in records], state.budget,
         base_budget=state.base_budget, base=state.base_info, unused=_unused_entries(state),
         budget_file=_relative(settings.budget_path, settings.rootdir), sources=_annotation_sources(state),
-        strict=settings.strict, missing_fails=settings.missing_fails, errors=state.errors,
+        strict=settings.strict, missing_fails=settings.missing_fails, errors=state.errors, shard=settings.shard,
     )
     outputs = [(settings.json_path, lambda: dump_report(state.report)),
                (settings.report_path, lambda: render_markdown(state.report))]

@@ -42,7 +42,8 @@ def budget_summary_lines(
     (the base ref, the budget file there, the budget file here): a "vs base" column and what
     this branch did to the budget entries."""
     if not comparisons and not unused:
-        return [f"no model was checked (budget file: {budget_path})"] + _branch_lines(base)
+        return ([f"no model was checked (budget file: {budget_path})"] + _branch_lines(base)
+                + [f"note: {message}" for message in messages])
     outcomes = update_outcomes if update else None
     lines = model_table(comparisons, outcomes, base[1] if base else None) if comparisons else []
     lines += _branch_lines(base)

@@ -285,13 +285,14 @@ def test_load_accepts_unknown_fields_and_entries_without_tolerance() -> None:
 # --- merging shards -------------------------------------------------------------------------
 
 
-def shard_reports() -> list[dict[str, Any]]:
-    """Two shards of the run, dumped and loaded back as `maccbudget merge` reads them."""
+def shard_reports(count: int = 2) -> list[dict[str, Any]]:
+    """The shards of the run, dumped and loaded back as `maccbudget merge` reads them."""
     pairs = measurements()
-    shards = [pairs[0::2], pairs[1::2]]
+    shards = [pairs[index::count] for index in range(count)]
     budget, base_budget = budgets()
     texts = [dump_report(build_report(shard, budget, base_budget=base_budget, base=BASE, unused=["ghost"],
-                                      budget_file="macc_budget.yaml", sources=SOURCES)) for shard in shards]
+                                      budget_file="macc_budget.yaml", sources=SOURCES, shard=(index, count)))
+             for index, shard in enumerate(shards, start=1)]
     return [load_report(text, f"shard-{index}.json") for index, text in enumerate(texts, start=1)]
 
 
@@ -349,6 +350,38 @@ def test_merge_accepts_the_same_commit_under_another_ref_name() -> None:
     reports = shard_reports()
     reports[1]["base"] = {"ref": "main", "commit": BASE["commit"]}
     assert merge_reports(reports)[1] == BASE
+
+
+def test_each_shard_report_records_which_shard_it_is() -> None:
+    assert [report["shard"] for report in shard_reports(3)] == [
+        {"index": 1, "count": 3}, {"index": 2, "count": 3}, {"index": 3, "count": 3}]
+
+
+@pytest.mark.parametrize(("pick", "message"), [
+    ([0, 2], r"^shard 2/3 missing: give the reports of all 3 shards"),
+    ([0], r"^shards 2/3, 3/3 missing: give the reports of all 3 shards"),
+    ([0, 1, 1, 2], r"^shard 2/3 \(b.json and c.json\) given more than once: give each shard's report once"),
+])
+def test_merge_names_a_missing_or_repeated_shard(pick: list[int], message: str) -> None:
+    reports = shard_reports(3)
+    with pytest.raises(ValueError, match=message):
+        merge_reports([reports[index] for index in pick], names=["a.json", "b.json", "c.json", "d.json"][:len(pick)])
+
+
+def test_merge_refuses_shards_of_different_runs() -> None:
+    two, three = shard_reports(2), shard_reports(3)
+    with pytest.raises(ValueError, match=r"^the reports come from runs with different shard counts \(2, 3\)"):
+        merge_reports([two[0], three[1], three[2]])
+    unsharded = full_report()
+    with pytest.raises(ValueError, match=r"^report 2: not the report of a --macc-budget-shard run"):
+        merge_reports([two[0], unsharded])
+
+
+def test_a_bad_shard_field_is_a_schema_error() -> None:
+    report = shard_reports(2)[0]
+    report["shard"] = {"index": 3, "count": 2}
+    with pytest.raises(ValueError, match=r"^x.json: shard: index 3 is not between 1 and count 2"):
+        load_report(dump_report(report), "x.json")
 
 
 def test_merge_of_nothing_is_an_error() -> None:

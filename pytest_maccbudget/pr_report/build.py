@@ -15,12 +15,13 @@ def build_report(measurements: Sequence[tuple[Measurement, bool]], budget: Budge
                  base_budget: Optional[Budget], base: Optional[Mapping[str, str]], unused: Sequence[str],
                  budget_file: str, sources: Mapping[str, Mapping[str, Mapping[str, Any]]] = {},
                  strict: bool = False, missing_fails: bool = True,
-                 errors: Sequence[Mapping[str, str]] = ()) -> dict[str, Any]:
+                 errors: Sequence[Mapping[str, str]] = (), shard: Optional[tuple[int, int]] = None) -> dict[str, Any]:
     """The report JSON for (measurement, failed) pairs: each measurement is compared with
     `budget` again; `base_budget` is the budget file at the merge base (None: no base given).
     `sources` maps model -> layer key -> {"file", "line"}. `errors` lists the models whose check
     failed before they could be measured ({"name", "test", "message"}); the key is present only
-    when there are some. Models sorted by name; JSON-able."""
+    when there are some. `shard` is (I, N) for the I-th of N shards of a sharded run, recorded so
+    that a merge can tell a missing or repeated shard. Models sorted by name; JSON-able."""
     _check_unique_names((measurement.name, measurement.nodeid) for measurement, _ in measurements)
     ordered = sorted(measurements, key=lambda pair: pair[0].name)
     models = [_model_report(measurement, failed, budget, base_budget, sources.get(measurement.name, {}),
@@ -34,6 +35,8 @@ def build_report(measurements: Sequence[tuple[Measurement, bool]], budget: Budge
         "models": models,
         "unused": sorted({str(name) for name in unused}),
     }
+    if shard is not None:
+        report["shard"] = {"index": int(shard[0]), "count": int(shard[1])}
     if errors:
         report["errors"] = sorted(({"name": str(e["name"]), "test": str(e["test"]), "message": str(e["message"])}
                                    for e in errors), key=lambda e: (e["name"], e["test"]))

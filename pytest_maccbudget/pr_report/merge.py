@@ -10,12 +10,14 @@ from ..budget import Budget, Measurement, ModelEntry, Tolerance
 Pairs = list[tuple[Measurement, bool]]
 
 
-def merge_reports(reports: Sequence[Mapping[str, Any]]
+def merge_reports(reports: Sequence[Mapping[str, Any]], names: Optional[Sequence[str]] = None
                   ) -> tuple[Pairs, Optional[dict[str, str]], dict[str, dict[str, Any]]]:
     """The (measurement, failed) pairs, base and sources of several shard reports, to rebuild one
-    report with build_report. A model in two shards, or shards with different bases: ValueError."""
+    report with build_report. `names` label the reports in errors (their files). A missing or
+    repeated shard, a model in two shards, or shards with different bases: ValueError."""
     if not reports:
         raise ValueError("no reports to merge")
+    check_shards(reports, names or [f"report {index}" for index in range(1, len(reports) + 1)])
     base = _common_base(reports)
     pairs: Pairs = []
     owners: dict[str, str] = {}
@@ -30,6 +32,35 @@ def merge_reports(reports: Sequence[Mapping[str, Any]]
             pairs.append((Measurement.from_json(model["measurement"]), bool(model["failed"])))
             sources[name] = {key: dict(location) for key, location in (model.get("sources") or {}).items()}
     return pairs, base, sources
+
+
+def check_shards(reports: Sequence[Mapping[str, Any]], names: Sequence[str]) -> None:
+    """Reports of a sharded run (each records its "shard" I/N) must be every shard 1..N of the
+    same N, once each: a merge of fewer would call the missing shard's models unused."""
+    shards = [report.get("shard") for report in reports]
+    if all(shard is None for shard in shards):
+        return  # reports of unsharded runs: nothing to check
+    unsharded = [name for name, shard in zip(names, shards) if shard is None]
+    if unsharded:
+        raise ValueError(f"{', '.join(unsharded)}: not the report of a --macc-budget-shard run, "
+                         "while the others are: merge the reports of one sharded run")
+    counts = sorted({shard["count"] for shard in shards})
+    if len(counts) > 1:
+        raise ValueError(f"the reports come from runs with different shard counts ({', '.join(map(str, counts))}): "
+                         "merge the reports of one sharded run")
+    count = counts[0]
+    by_index: dict[int, list[str]] = {}
+    for name, shard in zip(names, shards):
+        by_index.setdefault(shard["index"], []).append(name)
+    repeated = [f"shard {index}/{count} ({' and '.join(given)})" for index, given in sorted(by_index.items())
+                if len(given) > 1]
+    if repeated:
+        raise ValueError(f"{'; '.join(repeated)} given more than once: give each shard's report once")
+    missing = [f"{index}/{count}" for index in range(1, count + 1) if index not in by_index]
+    if missing:
+        noun = "shard" if len(missing) == 1 else "shards"
+        raise ValueError(f"{noun} {', '.join(missing)} missing: give the reports of all {count} shards "
+                         "(a shard whose job failed before writing its report must be rerun)")
 
 
 def _common_base(reports: Sequence[Mapping[str, Any]]) -> Optional[dict[str, str]]:

@@ -96,9 +96,20 @@ def _validate_report(data: Mapping[str, Any]) -> None:
             raise _Invalid(where, f"model {model['name']!r} is listed twice "
                                   f"({names[model['name']]} and {model['test']})")
         names[model["name"]] = model["test"]
+    _validate_shard(data.get("shard"))
     _expect(data.get("unused"), list, "unused", "a list")
     for index, name in enumerate(data["unused"]):
         _expect(name, str, f"unused[{index}]", "a string")
+
+
+def _validate_shard(shard: Any) -> None:
+    if shard is None:
+        return
+    _expect(shard, dict, "shard", "null or an object")
+    for key in ("index", "count"):
+        _expect(shard.get(key), int, f"shard.{key}", "an integer")
+    if not 1 <= shard["index"] <= shard["count"]:
+        raise _Invalid("shard", f"index {shard['index']} is not between 1 and count {shard['count']}")
 
 
 def _validate_model(model: Any, where: str) -> None:

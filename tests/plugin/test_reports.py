@@ -37,6 +37,12 @@ def test_sharded_runs_merge_to_the_single_run_report_byte_for_byte(project: Proj
     assert "failed: alpha" in merged.stdout
     assert (project.path / "merged.json").read_bytes() == (project.path / "single.json").read_bytes()
     assert (project.path / "merged.md").read_bytes() == (project.path / "single.md").read_bytes()
+    assert [shard["shard"] for shard in shards] == [{"index": 1, "count": 2}, {"index": 2, "count": 2}]
+
+    alone = subprocess.run([sys.executable, "-m", "pytest_maccbudget", "merge", "shard1.json", "--budget", BUDGET_FILE],
+                           cwd=project.path, capture_output=True, text=True)
+    assert alone.returncode == 2  # one of two shards: never "all within budget"
+    assert "shard 2/2 missing: give the reports of all 2 shards" in alone.stderr
 
 
 def test_shard_option_is_validated(project: Project) -> None:
@@ -183,3 +189,22 @@ def test_a_model_that_could_not_be_checked_is_in_the_report_and_fails_the_merge(
          "--json", "merged.json"], cwd=project.path, capture_output=True, text=True)
     assert merged.returncode == 1, merged.stdout + merged.stderr
     assert (project.path / "merged.json").read_bytes() == (project.path / "single.json").read_bytes()
+
+
+@pytest.mark.parametrize("xdist_args", [(), ("-n", "2")], ids=["no-xdist-args", "n2"])
+def test_no_report_when_pytest_did_not_complete_the_checks(project: Project) -> None:
+    project.add_net_test("alpha")
+    project.write_recorded(alpha=10)
+    missing = project.run("--macc-budget", "--macc-budget-json=r.json", "--macc-budget-report=r.md", "no_such_test.py")
+    # pytest: a usage error; under xdist the workers fail to collect it and the run collects nothing
+    assert missing.ret in (pytest.ExitCode.USAGE_ERROR, pytest.ExitCode.NO_TESTS_COLLECTED)
+    missing.stdout.fnmatch_lines(["note: no report written: pytest did not complete the checks (*)"])
+    assert not (project.path / "r.json").exists() and not (project.path / "r.md").exists()
+    if project.xdist_args:
+        return  # under xdist a collection error does not stop the other tests: their report is complete
+    project.add_test("test_broken", "import no_such_module\n")
+    collection = project.run("--macc-budget", "--macc-budget-json=r.json", "--macc-budget-report=r.md")
+    assert collection.ret == pytest.ExitCode.INTERRUPTED  # "1 error during collection": nothing was checked
+    collection.stdout.fnmatch_lines(["note: no report written: pytest did not complete the checks "
+                                     "(interrupted, or a collection error)"])
+    assert not (project.path / "r.json").exists() and not (project.path / "r.md").exists()
