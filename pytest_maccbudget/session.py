@@ -8,16 +8,16 @@ import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import pytest
 
 from .action.commands import neutralise
 from .budget import (
     GREW, LAYER_FINDING_PREFIXES, MISSING, NEW, UNKNOWN, Budget, BudgetError, Comparison, Measurement, compare,
-    dump_budget, load_budget, render_layer_table, update_budget, write_budget,
+    dump_budget, load_budget, update_budget, write_budget,
 )
-from .terminal_summary import NOT_ALL_SELECTED, budget_summary_lines
+from .terminal_summary import NOT_ALL_SELECTED, budget_summary_lines, render_layer_table
 from .units import format_count
 
 if TYPE_CHECKING:
@@ -437,6 +437,7 @@ def annotation_lines(state: BudgetSession) -> list[str]:
     if state.report is None or not _in_github_actions() or state.settings.update:
         return []  # an update records growth: nothing for a reviewer to act on
     from .action.annotations import annotations
+    from .budget import model_lines
 
     import copy
     import os
@@ -455,21 +456,7 @@ def annotation_lines(state: BudgetSession) -> list[str]:
             location["file"] = in_workspace(root / location["file"])
     path = state.settings.budget_path
     text = path.read_text(encoding="utf-8") if path.exists() else ""
-    return annotations(report, budget_path=in_workspace(path), budget_lines=_model_lines(text, state.budget.models))
-
-
-def _model_lines(text: str, names: Iterable[str]) -> dict[str, int]:
-    """1-based line of each model's entry in the budget file text."""
-    import re
-
-    lines: dict[str, int] = {}
-    wanted = set(names)
-    for number, line in enumerate(text.splitlines(), 1):
-        match = re.match(r"^  (?:'([^']*)'|\"([^\"]*)\"|([^\s'\"][^:]*)):\s*$", line)
-        name = next((group for group in match.groups() if group is not None), None) if match else None
-        if name in wanted and name not in lines:
-            lines[name] = number
-    return lines
+    return annotations(report, budget_path=in_workspace(path), budget_lines=model_lines(text))
 
 
 def _relative(path: Path, root: Path) -> str:

@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Mapping, Optional, Sequence
 
-from .budget import Budget, Comparison, LayerChange, MetricChange, change_percent, signed_metric
+from .budget import NEW, REMOVED, UNKNOWN, Budget, Comparison, LayerChange, MetricChange, signed_metric
+from .units import change_percent
 from .texttable import aligned_table
 from .units import format_bytes, format_count
 
@@ -165,3 +166,28 @@ def _unused_lines(unused: Sequence[str], removed: Sequence[str], update: str, ke
     else:
         hint = "run `pytest --macc-budget-update` on the whole suite to remove them"
     return ["", f"{len(unused)} budget {noun} not used by any test: {names} ({hint})"]
+
+
+# --- the layer table of a failing test --------------------------------------------------
+
+LAYER_TABLE_HEADER = ("layer", "budget", "measured", "change", "%")
+
+
+def _layer_row(change: LayerChange) -> tuple[str, ...]:
+    old = "-" if change.old is None else format_count(change.old)
+    if change.status == UNKNOWN:
+        return (change.key, old, "?", "?", "?")
+    new = "-" if change.status == REMOVED else format_count(change.new)
+    delta = change.delta or 0
+    if change.status in (NEW, REMOVED):
+        percent = change.status
+    else:
+        percent = change_percent(change.old or 0, change.new or 0) or "?"
+    return (change.key, old, new, signed_metric("macs", delta), percent)
+
+
+def render_layer_table(comparison: Comparison) -> list[str]:
+    """The changed layers as an aligned text table (MACs), largest change first."""
+    if not comparison.layers:
+        return []
+    return aligned_table(LAYER_TABLE_HEADER, [_layer_row(change) for change in comparison.layers], right_aligned={1, 2, 3, 4})

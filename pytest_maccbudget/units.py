@@ -29,6 +29,7 @@ from __future__ import annotations
 import math
 import re
 from decimal import ROUND_HALF_UP, Context, Decimal, InvalidOperation
+from fractions import Fraction
 from typing import Optional, Union
 
 UNKNOWN = "?"
@@ -181,6 +182,43 @@ def _parse_plain_number(value: Number, kind: str) -> Number:
     if kind == PERCENT_KIND:
         raise ValueError(f"cannot read {value!r} as a percentage: write it with a % sign, e.g. '{value}%'")
     return value if isinstance(value, int) else _round(Decimal(repr(value)))
+
+
+_NUMBER_AND_UNIT = re.compile(
+    r"^\s*(?P<number>[+-]?[0-9_,]*\.?[0-9]*(?:[eE][+-]?[0-9]+)?)\s*(?P<unit>[A-Za-z]*)\s*$")
+
+
+def _exact_value(value: Union[str, int, float], kind: str) -> Optional[Fraction]:
+    """The quantity before parse_quantity rounds it, when it can be worked out exactly."""
+    if isinstance(value, (int, float)):
+        return Fraction(value)
+    match = _NUMBER_AND_UNIT.match(value)
+    if match is None:
+        return None
+    try:
+        number = Decimal(match.group("number").replace("_", "").replace(",", ""))
+        multiplier = parse_quantity("1" + match.group("unit"), kind)
+    except (InvalidOperation, ValueError):
+        return None
+    return Fraction(number) * int(multiplier)
+
+
+def parse_whole_quantity(value: Union[str, int, float], kind: str) -> int:
+    """A count or byte amount that must be a whole number: "1.2G" yes, "1.5" no (ValueError)."""
+    number = parse_quantity(value, kind)
+    exact = _exact_value(value, kind)
+    if exact is not None and exact != number:
+        raise ValueError(f"expected a whole number, got {str(value)!r}")
+    return int(number)
+
+
+
+def change_percent(old: int, new: int) -> Optional[str]:
+    """Signed relative change ("+1.1%", "-5.6%"); None when the old value is 0."""
+    if old == 0:
+        return None
+    text = format_percent((new - old) / old)
+    return f"+{text}" if new > old else text
 
 
 def plural(count: int, singular: str, plural_form: str = "") -> str:

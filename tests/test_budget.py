@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pytest_maccbudget import budget as budget_module
+from pytest_maccbudget.budget import writer as budget_module
 from pytest_maccbudget.budget import (
     TOTAL_METRICS,
     ZERO_TOLERANCE,
@@ -25,10 +25,10 @@ from pytest_maccbudget.budget import (
     dump_budget,
     load_budget,
     parse_budget,
-    render_layer_table,
     update_budget,
     write_budget,
 )
+from pytest_maccbudget.terminal_summary import render_layer_table
 
 HEADER = """\
 # Model cost budget for pytest-maccbudget, checked by `pytest --macc-budget`.
@@ -847,3 +847,14 @@ def test_budget_module_imports_no_pytest_torch_onnx_or_git():
             "print(sorted(m for m in ('pytest', 'torch', 'onnx', 'git') if m in sys.modules))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
+
+
+def test_model_lines_find_each_entry_in_any_layout() -> None:
+    from pytest_maccbudget.budget import model_lines
+
+    block = "version: 1\nmodels:\n  alpha:\n    total: {macs: 1}\n  'we:ird':\n    total: {macs: 2}\n"
+    assert model_lines(block) == {"alpha": 3, "we:ird": 5}
+    flow = "version: 1\nmodels: {alpha: {total: {macs: 1}},\n  beta: {total: {macs: 2}}}\n"
+    assert model_lines(flow) == {"alpha": 2, "beta": 3}
+    assert model_lines("models: [unclosed") == {}
+    assert model_lines("just text") == {}

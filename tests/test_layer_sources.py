@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib.util
 import sys
-import textwrap
 from pathlib import Path
 from types import ModuleType
 from typing import Any

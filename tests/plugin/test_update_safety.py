@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from .conftest import BUDGET_FILE, Project, net_totals
+from .conftest import Project, net_totals
 
 SKIPPED_MODULE = """
     import pytest

@@ -1,0 +1,188 @@
+"""The budget in memory: metric names and statuses, tolerances, a model's entry and the whole
+file's content, and how a metric's numbers are shown."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from decimal import Decimal
+from fractions import Fraction
+from pathlib import Path
+from typing import Optional
+
+from ..units import (
+    BYTES_KIND,
+    COUNT_KIND,
+    PERCENT_KIND,
+    format_bytes,
+    format_count,
+    parse_quantity,
+    parse_whole_quantity,
+)
+from .errors import BudgetError
+
+SCHEMA_VERSION = 1
+TOTAL_METRICS = ("macs", "flops", "params", "param_bytes", "peak_activation_bytes")
+BYTE_METRICS = {"param_bytes", "peak_activation_bytes"}
+TOLERANCE_KEYS = TOTAL_METRICS + ("layer_macs",)
+LAYER_METRIC = "layer_macs"
+
+TOP_KEYS = ("version", "defaults", "models")
+DEFAULTS_KEYS = ("tolerance",)
+MODEL_KEYS = ("inputs", "limit", "tolerance", "total", "layers")
+LAYER_KEYS = ("macs",)
+
+UPDATE_COMMAND = "pytest --macc-budget-update"
+
+# Comparison.status values
+OK = "ok"
+REGRESSED = "regressed"
+OVER_LIMIT = "over_limit"
+MISSING = "missing"
+TIGHTENABLE = "tightenable"
+INPUTS_CHANGED = "inputs_changed"
+UNKNOWN = "unknown"
+
+# MetricChange.status values (besides OK, REGRESSED, OVER_LIMIT, UNKNOWN)
+GREW = "grew"          # grew within its tolerance
+SHRANK = "shrank"
+NEW = "new"            # no budget value to compare with
+REMOVED = "removed"    # LayerChange only: in the budget, not measured
+
+
+def metric_kind(metric: str) -> str:
+    """"bytes" for the byte metrics, "count" for the others (MACs, FLOPs, parameters)."""
+    return BYTES_KIND if metric in BYTE_METRICS else COUNT_KIND
+
+
+
+def format_metric(metric: str, value: Optional[int]) -> str:
+    """1_820_000_000 MACs -> "1.82 G"; 24_000_000 param bytes -> "24.0 MB"; None -> "?"."""
+    return format_bytes(value) if metric in BYTE_METRICS else format_count(value)
+
+
+def signed_metric(metric: str, delta: int) -> str:
+    """A change in a metric's unit with its sign: "+1.20 M", "-4.00 KB"."""
+    text = format_metric(metric, delta)
+    return f"+{text}" if delta > 0 else text
+
+
+
+_AND = re.compile(r"\s+and\s+", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    """Growth allowed before a metric fails: relative ("2%"), absolute ("1M"), or both
+    ("2% and 1M": fail only when the growth is more than 2% *and* more than 1 M)."""
+
+    relative: Optional[Fraction]
+    absolute: Optional[int]
+    text: str
+
+    def allows_growth(self, old: int, new: int) -> bool:
+        growth = new - old
+        if growth <= 0:
+            return True
+        within_relative = self.relative is not None and growth <= self.relative * old
+        within_absolute = self.absolute is not None and growth <= self.absolute
+        return within_relative or within_absolute
+
+    @property
+    def is_zero(self) -> bool:
+        """True when no growth at all is allowed."""
+        return not self.relative and not self.absolute
+
+    def describe(self) -> str:
+        """For messages: the text as written; no tolerance at all reads "0%"."""
+        return "0%" if self.is_zero else self.text
+
+    @classmethod
+    def parse(cls, value: object, metric: str = "macs") -> Tolerance:
+        """"2%", "0", 0, "1M", "1.5 MB" (byte metrics), "2% and 1M"; BudgetError otherwise."""
+        return parse_tolerance(value, metric, None)
+
+
+ZERO_TOLERANCE = Tolerance(relative=None, absolute=0, text="0")
+
+
+def _tolerance_examples(metric: str) -> str:
+    amount = "1MB" if metric in BYTE_METRICS else "1M"
+    return f"write e.g. '2%', '0', '{amount}' or '2% and {amount}'"
+
+
+def parse_tolerance(value: object, metric: str, text: Optional[str]) -> Tolerance:
+    if text is None:
+        text = value.strip() if isinstance(value, str) else str(value)
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise BudgetError(f"cannot read tolerance {text!r}: {_tolerance_examples(metric)}")
+    parts = _AND.split(value.strip()) if isinstance(value, str) else [value]
+    relative: Optional[Fraction] = None
+    absolute: Optional[int] = None
+    for part in parts:
+        try:
+            if isinstance(part, str) and part.endswith("%"):
+                if relative is not None:
+                    raise ValueError("more than one percentage")
+                relative = Fraction(repr(parse_quantity(part, PERCENT_KIND)))
+                negative = relative < 0
+            else:
+                if absolute is not None:
+                    raise ValueError("more than one absolute amount")
+                absolute = parse_whole_quantity(part, metric_kind(metric))
+                negative = absolute < 0
+        except ValueError as exc:
+            raise BudgetError(f"cannot read tolerance {text!r}: {exc}; {_tolerance_examples(metric)}") from None
+        if negative:
+            raise BudgetError(f"expected a non-negative tolerance, got {text!r}")
+    return Tolerance(relative=relative, absolute=absolute, text=text)
+
+
+def tolerance_text(tolerance: Tolerance, metric: str) -> str:
+    """The text to write: as written when it still says the same thing, else rebuilt."""
+    try:
+        reparsed = parse_tolerance(tolerance.text, metric, None)
+    except BudgetError:
+        reparsed = None
+    if reparsed is not None and (reparsed.relative, reparsed.absolute) == (tolerance.relative, tolerance.absolute):
+        return tolerance.text
+    parts = []
+    if tolerance.relative is not None:
+        parts.append(f"{Decimal(tolerance.relative.numerator * 100) / tolerance.relative.denominator:f}%")
+    if tolerance.absolute is not None:
+        parts.append(str(tolerance.absolute))
+    return " and ".join(parts) or "0"
+
+
+
+# --- the budget ---------------------------------------------------------------------------
+
+
+@dataclass
+class ModelEntry:
+    name: str
+    inputs: Optional[dict[str, list[int]]] = None              # recorded by update
+    limit: dict[str, int] = field(default_factory=dict)         # hand-written hard ceilings
+    limit_text: dict[str, str] = field(default_factory=dict)    # the limits as written
+    tolerance: dict[str, Tolerance] = field(default_factory=dict)  # hand-written, per model
+    total: dict[str, int] = field(default_factory=dict)         # recorded totals
+    layers: dict[str, int] = field(default_factory=dict)        # recorded per-layer MACs
+
+
+@dataclass
+class Budget:
+    path: Path
+    exists: bool = True
+    default_tolerance: dict[str, Tolerance] = field(default_factory=dict)
+    models: dict[str, ModelEntry] = field(default_factory=dict)
+
+    def tolerance_for(self, model: str, metric: str) -> Tolerance:
+        """The model's own tolerance, else the default one. Layers (layer_macs) fall back to
+        the macs tolerance, the model's and then the default's."""
+        entry = self.models.get(model)
+        own = entry.tolerance if entry is not None else {}
+        lookup = [metric] if metric != LAYER_METRIC else [LAYER_METRIC, "macs"]
+        for key in lookup:
+            for tolerances in (own, self.default_tolerance):
+                if key in tolerances:
+                    return tolerances[key]
+        return ZERO_TOLERANCE

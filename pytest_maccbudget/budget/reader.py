@@ -1,0 +1,289 @@
+"""Load a budget file: YAML parsed safely, every problem a BudgetError naming file, line and key."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Iterator, Optional
+
+import yaml
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from ..units import (
+    BYTES_KIND,
+    parse_whole_quantity,
+)
+from .errors import BudgetError
+from .model import (
+    DEFAULTS_KEYS,
+    LAYER_KEYS,
+    MODEL_KEYS,
+    SCHEMA_VERSION,
+    TOLERANCE_KEYS,
+    TOP_KEYS,
+    TOTAL_METRICS,
+    Budget,
+    ModelEntry,
+    Tolerance,
+    metric_kind,
+    parse_tolerance,
+)
+
+_TAG_PREFIX = "tag:yaml.org,2002:"
+_NULL_TAG = _TAG_PREFIX + "null"
+_STR_TAG = _TAG_PREFIX + "str"
+_VALUE_TAGS = frozenset({_STR_TAG, _TAG_PREFIX + "int", _TAG_PREFIX + "float"})
+_WIDE = 10**9  # line width for yaml's own quoting: never fold a key over two lines
+
+
+def load_budget(path: Path) -> Budget:
+    """Read a budget file; a missing file is an empty budget with exists=False."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return Budget(path=path, exists=False)
+    except OSError as exc:
+        raise BudgetError(f"cannot read the budget file: {exc.strerror or exc}", path=path) from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise BudgetError(f"not UTF-8 text ({exc.reason} at byte {exc.start})", path=path, line=line) from None
+    return parse_budget(text, path)
+
+
+def parse_budget(text: str, path: Path) -> Budget:
+    """Parse budget YAML (safe loader only); every error names the file, line and key."""
+    reader = _Reader(text, Path(path))
+    return reader.budget()
+
+
+def model_lines(text: str) -> dict[str, int]:
+    """The 1-based line of each model's entry (its key under `models:`) in a budget file's text,
+    in any YAML layout; {} for a text that does not parse."""
+    try:
+        root = _Reader(text, Path("budget")).compose()
+    except BudgetError:
+        return {}
+    models = _value_of(root, "models")
+    if not isinstance(models, MappingNode):
+        return {}
+    lines: dict[str, int] = {}
+    for key, _ in models.value:
+        if isinstance(key, ScalarNode):
+            lines.setdefault(str(key.value), _line(key))
+    return lines
+
+
+def _value_of(node: Optional[Node], key: str) -> Optional[Node]:
+    if not isinstance(node, MappingNode):
+        return None
+    return next((value for name, value in node.value if isinstance(name, ScalarNode) and name.value == key), None)
+
+
+def _join(parent: str, key: str) -> str:
+    return f"{parent}.{key}" if parent else key
+
+
+def _describe(node: Node) -> str:
+    """How a node reads in "got ..." messages."""
+    if isinstance(node, MappingNode):
+        return "a mapping"
+    if isinstance(node, SequenceNode):
+        return "a list"
+    if node.tag == _NULL_TAG:
+        return "nothing"
+    return repr(node.value)
+
+
+def _is_null(node: Node) -> bool:
+    return isinstance(node, ScalarNode) and node.tag == _NULL_TAG
+
+
+def _line(node: Node) -> int:
+    return node.start_mark.line + 1
+
+
+class _Reader:
+    """Walks the composed YAML node tree, which keeps the line of every key and value."""
+
+    def __init__(self, text: str, path: Path) -> None:
+        self.text = text
+        self.path = path
+        self.loader = yaml.SafeLoader(text)
+
+    def error(self, node: Node, key: str, message: str) -> BudgetError:
+        return BudgetError(message, path=self.path, line=_line(node), key=key or None)
+
+    def compose(self) -> Optional[Node]:
+        try:
+            return self.loader.get_single_node()
+        except yaml.MarkedYAMLError as exc:
+            mark = exc.problem_mark or exc.context_mark
+            problem = exc.problem or exc.context or "cannot be parsed"
+            if exc.context and exc.problem:
+                problem = f"{problem} ({exc.context})"
+            raise BudgetError(f"invalid YAML: {problem}", path=self.path,
+                              line=mark.line + 1 if mark is not None else None) from None
+        except yaml.reader.ReaderError as exc:
+            line = self.text.count("\n", 0, exc.position) + 1
+            raise BudgetError(f"invalid YAML: unacceptable character #x{exc.character:04x}"
+                              if isinstance(exc.character, int) else f"invalid YAML: {exc.reason}",
+                              path=self.path, line=line) from None
+        except yaml.YAMLError as exc:
+            raise BudgetError(f"invalid YAML: {exc}", path=self.path) from None
+        finally:
+            self.loader.dispose()
+
+    def scalar(self, node: Node, key: str, expected: str) -> Any:
+        """The Python value of a scalar node (int, float, str, bool or None)."""
+        if not isinstance(node, ScalarNode):
+            raise self.error(node, key, f"expected {expected}, got {_describe(node)}")
+        try:
+            return self.loader.construct_object(node, deep=True)
+        except yaml.YAMLError as exc:
+            problem = getattr(exc, "problem", None) or str(exc)
+            raise self.error(node, key, f"expected {expected}, got {node.value!r} ({problem})") from None
+
+    def mapping(self, node: Node, key: str, allowed: Optional[tuple[str, ...]],
+                expected: str) -> Iterator[tuple[str, Node]]:
+        """(key, value node) pairs of a mapping; unknown and duplicate keys are errors."""
+        if not isinstance(node, MappingNode):
+            raise self.error(node, key, f"expected {expected}, got {_describe(node)}")
+        first_seen: dict[str, int] = {}
+        for key_node, value_node in node.value:
+            if not isinstance(key_node, ScalarNode):
+                raise self.error(key_node, key, f"keys must be text, got {_describe(key_node)} as a key")
+            name = key_node.value
+            child = _join(key, name)
+            if allowed is not None and name not in allowed:
+                raise self.error(key_node, child, f"unknown key {name!r}; allowed: {', '.join(allowed)}")
+            if name in first_seen:
+                raise self.error(key_node, child, f"duplicate key {name!r} (first at line {first_seen[name]})")
+            first_seen[name] = _line(key_node)
+            yield name, value_node
+
+    def section(self, node: Node, key: str, allowed: Optional[tuple[str, ...]],
+                expected: str) -> Iterator[tuple[str, Node]]:
+        """Like mapping(), but an empty value (`limit:` with nothing after it) is an empty section."""
+        if _is_null(node):
+            return iter(())
+        return self.mapping(node, key, allowed, expected)
+
+    # -- the schema --
+
+    def budget(self) -> Budget:
+        root = self.compose()
+        budget = Budget(path=self.path, exists=True)
+        if root is None or _is_null(root):
+            return budget
+        expected = f"the budget file to be a mapping with keys {', '.join(TOP_KEYS)}"
+        for name, node in self.mapping(root, "", TOP_KEYS, expected):
+            if name == "version":
+                self.check_version(node)
+            elif name == "defaults":
+                budget.default_tolerance = self.defaults(node)
+            else:
+                budget.models = self.models(node)
+        return budget
+
+    def check_version(self, node: Node) -> None:
+        value = self.scalar(node, "version", f"the schema version {SCHEMA_VERSION}")
+        if isinstance(value, bool) or value != SCHEMA_VERSION:
+            raise self.error(node, "version", f"unsupported budget file version {node.value!r}: this version "
+                             f"of pytest-maccbudget reads version {SCHEMA_VERSION} only")
+
+    def defaults(self, node: Node) -> dict[str, Tolerance]:
+        tolerance: dict[str, Tolerance] = {}
+        for name, value in self.section(node, "defaults", DEFAULTS_KEYS, "a mapping with key tolerance"):
+            tolerance = self.tolerances(value, _join("defaults", name))
+        return tolerance
+
+    def tolerances(self, node: Node, key: str) -> dict[str, Tolerance]:
+        expected = f"a mapping of metric to tolerance ({', '.join(TOLERANCE_KEYS)})"
+        tolerances: dict[str, Tolerance] = {}
+        for metric, value_node in self.section(node, key, TOLERANCE_KEYS, expected):
+            metric_key = _join(key, metric)
+            value = self.scalar(value_node, metric_key, "a tolerance such as 2%, 0 or '2% and 1M'")
+            try:
+                tolerances[metric] = parse_tolerance(value, metric, value_node.value)
+            except BudgetError as exc:
+                raise self.error(value_node, metric_key, exc.message) from None
+        return tolerances
+
+    def models(self, node: Node) -> dict[str, ModelEntry]:
+        models: dict[str, ModelEntry] = {}
+        for name, value in self.section(node, "models", None, "a mapping of model name to entry"):
+            models[name] = self.model(name, value, _join("models", name))
+        return models
+
+    def model(self, name: str, node: Node, key: str) -> ModelEntry:
+        entry = ModelEntry(name=name)
+        expected = f"a mapping with keys {', '.join(MODEL_KEYS)}"
+        for field_name, value in self.mapping(node, key, MODEL_KEYS, expected):
+            field_key = _join(key, field_name)
+            if field_name == "inputs":
+                entry.inputs = None if _is_null(value) else self.inputs(value, field_key)
+            elif field_name == "limit":
+                entry.limit, entry.limit_text = self.limits(value, field_key)
+            elif field_name == "tolerance":
+                entry.tolerance = self.tolerances(value, field_key)
+            elif field_name == "total":
+                entry.total = self.totals(value, field_key)
+            else:
+                entry.layers = self.layers(value, field_key)
+        return entry
+
+    def inputs(self, node: Node, key: str) -> dict[str, list[int]]:
+        shapes: dict[str, list[int]] = {}
+        for input_name, shape_node in self.mapping(node, key, None, "a mapping of input name to shape"):
+            input_key = _join(key, input_name)
+            if not isinstance(shape_node, SequenceNode):
+                raise self.error(shape_node, input_key,
+                                 f"expected a shape such as [1, 3, 224, 224], got {_describe(shape_node)}")
+            shape = []
+            for index, dim_node in enumerate(shape_node.value):
+                dim_key = f"{input_key}[{index}]"
+                dim = self.scalar(dim_node, dim_key, "a positive integer")
+                if isinstance(dim, bool) or not isinstance(dim, int) or dim <= 0:
+                    raise self.error(dim_node, dim_key, f"expected a positive integer, got {_describe(dim_node)}")
+                shape.append(dim)
+            shapes[input_name] = shape
+        return shapes
+
+    def amount(self, node: Node, key: str, metric: str) -> int:
+        kind = metric_kind(metric)
+        example = "24MB" if kind == BYTES_KIND else "1.2G"
+        value = self.scalar(node, key, f"a number such as {example}")
+        if value is None or isinstance(value, bool) or not isinstance(value, (int, float, str)):
+            raise self.error(node, key, f"expected a number such as {example}, got {_describe(node)}")
+        try:
+            number = parse_whole_quantity(value, kind)
+        except ValueError as exc:
+            raise self.error(node, key, str(exc)) from None
+        if number < 0:
+            raise self.error(node, key, f"expected a non-negative number, got {node.value!r}")
+        return number
+
+    def limits(self, node: Node, key: str) -> tuple[dict[str, int], dict[str, str]]:
+        limits: dict[str, int] = {}
+        texts: dict[str, str] = {}
+        expected = f"a mapping of metric to limit ({', '.join(TOTAL_METRICS)})"
+        for metric, value in self.section(node, key, TOTAL_METRICS, expected):
+            limits[metric] = self.amount(value, _join(key, metric), metric)
+            texts[metric] = value.value
+        return limits, texts
+
+    def totals(self, node: Node, key: str) -> dict[str, int]:
+        expected = f"a mapping of metric to number ({', '.join(TOTAL_METRICS)})"
+        return {metric: self.amount(value, _join(key, metric), metric)
+                for metric, value in self.section(node, key, TOTAL_METRICS, expected)}
+
+    def layers(self, node: Node, key: str) -> dict[str, int]:
+        layers: dict[str, int] = {}
+        for layer, value in self.section(node, key, None, "a mapping of layer to {macs: N}"):
+            layer_key = _join(key, layer)
+            fields = dict(self.mapping(value, layer_key, LAYER_KEYS, "a mapping such as {macs: 1234}"))
+            if "macs" not in fields:
+                raise self.error(value, layer_key, "missing key 'macs'")
+            layers[layer] = self.amount(fields["macs"], _join(layer_key, "macs"), "macs")
+        return layers

@@ -1,0 +1,59 @@
+"""Update a budget with measurements: add and refresh entries, never touch limits or tolerances."""
+from __future__ import annotations
+
+import copy
+from typing import Iterable, Optional
+
+from .compare import Measurement, inputs_as_lists, ops_phrase
+from .model import TOTAL_METRICS, Budget, ModelEntry, format_metric
+
+
+def _refusal(measured: Measurement, entry: Optional[ModelEntry]) -> Optional[str]:
+    """Why this measurement must not be recorded, or None."""
+    kept = "its budget entry is kept as it was" if entry is not None else "no entry was written"
+    unknown_metrics = [m for m in TOTAL_METRICS if measured.total.get(m) is None]
+    unknown_layers = sorted(key for key, value in measured.layers.items() if value is None)
+    if unknown_metrics or unknown_layers:
+        what = unknown_metrics + [f"layer {key}" for key in unknown_layers]
+        return (f"not recording model {measured.name!r}: {', '.join(what)} could not be counted"
+                f"{ops_phrase(measured.unknown_ops)}; {kept}")
+    if entry is None:
+        return None
+    over = [m for m in TOTAL_METRICS if m in entry.limit and (measured.total.get(m) or 0) > entry.limit[m]]
+    if not over:
+        return None
+    details = "; ".join(
+        f"{m} {format_metric(m, measured.total[m])} ({measured.total[m]}) is over its limit "
+        f"{entry.limit_text.get(m, str(entry.limit[m]))} ({format_metric(m, entry.limit[m])})" for m in over)
+    return f"refused to record model {measured.name!r}: {details}; {kept}"
+
+
+def update_budget(budget: Budget, measurements: Iterable[Measurement], *, new_only: bool = False,
+                  remove_unused: Iterable[str] = ()) -> tuple[Budget, list[str]]:
+    """A new budget with the measured models recorded (limits and tolerances untouched), and
+    the messages for measurements that were refused. The input budget is not changed."""
+    updated = copy.deepcopy(budget)
+    messages: list[str] = []
+    recorded_by: dict[str, str] = {}
+    for measured in measurements:
+        if measured.name in recorded_by and recorded_by[measured.name] != measured.nodeid:
+            messages.append(f"model {measured.name!r} was measured by two tests ({recorded_by[measured.name]} "
+                            f"and {measured.nodeid}); the last one was recorded")
+        entry = updated.models.get(measured.name)
+        if new_only and measured.name in budget.models:
+            continue
+        refusal = _refusal(measured, budget.models.get(measured.name))
+        if refusal is not None:
+            messages.append(refusal)
+            continue
+        if entry is None:
+            entry = ModelEntry(name=measured.name)
+        entry.inputs = inputs_as_lists(measured.inputs)
+        entry.total = {m: int(measured.total[m]) for m in TOTAL_METRICS if measured.total.get(m) is not None}
+        entry.layers = {key: int(value) for key, value in sorted(measured.layers.items()) if value is not None}
+        updated.models[measured.name] = entry
+        recorded_by[measured.name] = measured.nodeid
+    for name in remove_unused:
+        if name not in recorded_by:
+            updated.models.pop(name, None)
+    return updated, messages
