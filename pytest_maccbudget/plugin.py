@@ -8,162 +8,34 @@ models, the exporter) only when `--macc-budget` is on.
 from __future__ import annotations
 
 import contextlib
-import functools
 import inspect
-from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterator, Optional
+from typing import TYPE_CHECKING, Any, Iterator, Optional
 
 import pytest
+
+from .marker import MARKER, capture_return_value, checks_a_model, marked_model, marker_help, validate_marker
+from .options import Settings, add_options
 
 if TYPE_CHECKING:
     from .session import BudgetSession
 
-MARKER = "macc_budget"
-MARKER_KWARGS = ("inputs", "model")
 WORKER_OUTPUT_KEY = "maccbudget"
-FAIL_OR_WARN = ("fail", "warn")
-DEFAULT_BUDGET_FILE = "macc_budget.yaml"
 
 _STATE = pytest.StashKey["BudgetSession"]()
-_CAPTURED = pytest.StashKey[Any]()  # a marked test's return value
 
 
 # --- options ------------------------------------------------------------------------------
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    group = parser.getgroup("maccbudget", "model cost budgets (pytest-maccbudget)")
-    group.addoption(
-        "--macc-budget", action="store_true", default=None, dest="macc_budget",
-        help="check every model marked with @pytest.mark.macc_budget (or passed to the macc_budget fixture) "
-             "against the budget file; a regression fails its test. Default: off.",
-    )
-    group.addoption(
-        "--macc-budget-update", action="store_true", default=None, dest="macc_budget_update",
-        help="record the costs of the models that ran in the budget file: adds and refreshes their entries, "
-             "keeps every other entry, never changes a limit or a tolerance. Default: off.",
-    )
-    group.addoption(
-        "--macc-budget-update-new-only", action="store_true", default=None, dest="macc_budget_update_new_only",
-        help="like --macc-budget-update, but only add entries for models that have none. Default: off.",
-    )
-    group.addoption(
-        "--macc-budget-file", metavar="PATH", default=None, dest="macc_budget_file",
-        help=f"the budget file, relative to the rootdir. Default: ini macc_budget_file, else {DEFAULT_BUDGET_FILE}.",
-    )
-    group.addoption(
-        "--macc-budget-strict", action="store_true", default=None, dest="macc_budget_strict",
-        help="also fail models that got cheaper than their budget, so budgets don't go stale. "
-             "Default: ini macc_budget_strict, else off.",
-    )
-    group.addoption(
-        "--macc-budget-report", metavar="PATH", default=None, dest="macc_budget_report",
-        help="write a markdown report (per model: base branch, budget, this commit, change; the layers that "
-             "changed most, with a chart) to PATH. Default: none.",
-    )
-    group.addoption(
-        "--macc-budget-json", metavar="PATH", default=None, dest="macc_budget_json",
-        help="write the same report as JSON (schema: docs/report-schema.md) to PATH; also the input of "
-             "`maccbudget merge` for sharded runs. Default: none.",
-    )
-    group.addoption(
-        "--macc-budget-base", metavar="REF", default=None, dest="macc_budget_base",
-        help="also show the budget file as it was at the merge-base of HEAD and REF (e.g. origin/main), and flag "
-             "every entry this branch raised or added. Default: ini macc_budget_base, else none.",
-    )
-    group.addoption(
-        "--macc-budget-shard", metavar="I/N", default=None, dest="macc_budget_shard", type=_shard,
-        help="run only the I-th of N shards of the tests (1-based), e.g. 2/4, for a CI matrix; merge the shards' "
-             "--macc-budget-json files with `maccbudget merge`. Default: all tests.",
-    )
-    parser.addini("macc_budget_base", "git ref whose merge-base with HEAD holds the base budget (default: none)",
-                  default="")
-    parser.addini("macc_budget_file", f"budget file, relative to the rootdir (default: {DEFAULT_BUDGET_FILE})",
-                  default=DEFAULT_BUDGET_FILE)
-    parser.addini("macc_budget_exporter", "torch exporter: torchscript (fast) or dynamo (needs onnxscript, ~2.5 s a model) "
-                  "(default: torchscript)", default="torchscript")
-    parser.addini("macc_budget_missing", "a model with no budget entry: fail or warn (default: fail)", default="fail")
-    parser.addini("macc_budget_unknown_ops", "a model with ops the engine cannot count: fail or warn (default: fail)",
-                  default="fail")
-    parser.addini("macc_budget_strict", "fail models that got cheaper than their budget (default: false)",
-                  type="bool", default=False)
-
-
-@dataclass(frozen=True)
-class Settings:
-    """Every option, read once from flags and ini keys (a flag wins over the ini)."""
-
-    enabled: bool
-    update: bool
-    update_new_only: bool
-    budget_path: Path
-    exporter: str
-    missing_fails: bool
-    unknown_fails: bool
-    strict: bool
-    rootdir: Path
-    report_path: Optional[Path] = None
-    json_path: Optional[Path] = None
-    base_ref: str = ""
-    shard: Optional[tuple[int, int]] = None  # (I, N) of --macc-budget-shard I/N
-
-    @classmethod
-    def from_config(cls, config: pytest.Config) -> "Settings":
-        update = bool(config.getoption("macc_budget_update"))
-        new_only = bool(config.getoption("macc_budget_update_new_only"))
-        budget_file = config.getoption("macc_budget_file") or config.getini("macc_budget_file") or DEFAULT_BUDGET_FILE
-        strict_flag = config.getoption("macc_budget_strict")
-        return cls(
-            enabled=bool(config.getoption("macc_budget")) or update or new_only,
-            update=update or new_only,
-            update_new_only=new_only,
-            budget_path=(config.rootpath / budget_file).resolve(),
-            exporter=str(config.getini("macc_budget_exporter")).strip() or "torchscript",
-            missing_fails=_choice(config, "macc_budget_missing", FAIL_OR_WARN) == "fail",
-            unknown_fails=_choice(config, "macc_budget_unknown_ops", FAIL_OR_WARN) == "fail",
-            strict=bool(strict_flag) if strict_flag is not None else bool(config.getini("macc_budget_strict")),
-            rootdir=config.rootpath,
-            report_path=_output_path(config, "macc_budget_report"),
-            json_path=_output_path(config, "macc_budget_json"),
-            base_ref=str(config.getoption("macc_budget_base") or config.getini("macc_budget_base") or "").strip(),
-            shard=config.getoption("macc_budget_shard", None),
-        )
-
-
-def _output_path(config: pytest.Config, option: str) -> Optional[Path]:
-    value = config.getoption(option)
-    return Path(config.invocation_params.dir, value).resolve() if value else None
-
-
-def _shard(text: str) -> tuple[int, int]:
-    """`I/N` -> (I, N), 1 <= I <= N."""
-    import argparse
-
-    index, _, count = text.partition("/")
-    if not (index.isdigit() and count.isdigit()) or not 1 <= int(index) <= int(count):
-        raise argparse.ArgumentTypeError(f"expected I/N with 1 <= I <= N, e.g. 2/4; got {text!r}")
-    return int(index), int(count)
-
-
-def _choice(config: pytest.Config, key: str, choices: tuple[str, ...]) -> str:
-    value = str(config.getini(key)).strip().lower()
-    if value not in choices:
-        raise pytest.UsageError(f"ini {key} = {value!r}: expected one of {', '.join(choices)}")
-    return value
+    add_options(parser)
 
 
 # --- configuration and session state ---------------------------------------------------------
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line(
-        "markers",
-        f"{MARKER}(name, inputs=None, model=None): check this model's MACs, FLOPs, parameters and peak "
-        "activation memory against the budget file under --macc-budget. The model is the test's return value, "
-        "or model= (a path to an .onnx file or a zero-argument factory). inputs: shapes like [(1, 3, 224, 224)], "
-        "(shape, dtype) pairs, example tensors, or a dict of them by input name.",
-    )
+    config.addinivalue_line("markers", marker_help())
     settings = Settings.from_config(config)
     if not settings.enabled:
         return
@@ -218,7 +90,7 @@ def pytest_pycollect_makeitem(collector: pytest.Collector, name: str, obj: objec
         if isinstance(item, pytest.Function):
             marker = item.get_closest_marker(MARKER)
             if marker is not None:
-                _validate_marker(item, marker)
+                validate_marker(item, marker)
     return result
 
 
@@ -264,43 +136,10 @@ def pytest_runtest_setup(item: pytest.Item) -> Iterator[None]:
     if message is not None:
         pytest.fail(message, pytrace=False)
     state = item.config.stash.get(_STATE, None)
-    if state is None or not _checks_a_model(item):
+    if state is None or not checks_a_model(item):
         return (yield)
     with state.recording():  # a fixture may build the model
         return (yield)
-
-
-def _checks_a_model(item: pytest.Item) -> bool:
-    return item.get_closest_marker(MARKER) is not None or MARKER in getattr(item, "fixturenames", ())
-
-
-def _validate_marker(item: pytest.Item, marker: pytest.Mark) -> str:
-    where = f"{item.nodeid}: @pytest.mark.{MARKER}"
-    if len(marker.args) != 1 or not isinstance(marker.args[0], str) or not marker.args[0].strip():
-        raise _MarkerError(f"{where} needs exactly one positional argument, the model's name, e.g. "
-                                f"@pytest.mark.{MARKER}(\"resnet18\", inputs=[(1, 3, 224, 224)])")
-    unknown = sorted(set(marker.kwargs) - set(MARKER_KWARGS))
-    if unknown:
-        raise _MarkerError(f"{where}: unknown keyword argument(s) {', '.join(unknown)}; allowed: {', '.join(MARKER_KWARGS)}")
-    model = marker.kwargs.get("model")
-    if model is not None and not (callable(model) or _looks_like_onnx_path(model)):
-        raise _MarkerError(f"{where}: model= must be a path to an .onnx file or a zero-argument factory, got {model!r}")
-    if marker.kwargs.get("inputs") is not None:
-        from .export import InputSpecError, parse_inputs
-
-        try:
-            parse_inputs(marker.kwargs["inputs"])
-        except InputSpecError as error:
-            raise _MarkerError(f"{where}: {error}") from None
-    return marker.args[0]
-
-
-class _MarkerError(pytest.Collector.CollectError):
-    """A misused marker: reported as a collection error with just this message."""
-
-
-def _looks_like_onnx_path(value: object) -> bool:
-    return isinstance(value, (str, Path)) and str(value).endswith(".onnx")
 
 
 def pytest_deselected(items: list[pytest.Item]) -> None:
@@ -323,13 +162,13 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> Iterator[None]:
             return (yield)
         with state.recording():  # the test builds the model it gives the fixture
             return (yield)
-    pyfuncitem.obj = _capture_return_value(pyfuncitem, original)
+    pyfuncitem.obj = capture_return_value(pyfuncitem, original)
     state = pyfuncitem.config.stash.get(_STATE, None)
     recording = state.recording() if state is not None else contextlib.nullcontext()
     try:
         with recording:  # where the model's layers are built, for annotations
             result = yield
-            model = _marked_model(pyfuncitem, marker) if state is not None else None
+            model = marked_model(pyfuncitem, marker) if state is not None else None
     finally:
         pyfuncitem.obj = original
     if state is not None:
@@ -337,30 +176,6 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> Iterator[None]:
 
         check_model(state, pyfuncitem, marker.args[0], model, marker.kwargs.get("inputs"))
     return result
-
-
-def _capture_return_value(item: pytest.Function, test_function: Callable[..., Any]) -> Callable[..., None]:
-    """The marked test's return value is the model: keep it, and return None to pytest."""
-    @functools.wraps(test_function)
-    def capture(*args: Any, **kwargs: Any) -> None:
-        item.stash[_CAPTURED] = test_function(*args, **kwargs)
-    return capture
-
-
-def _marked_model(item: pytest.Function, marker: pytest.Mark) -> Any:
-    returned = item.stash.get(_CAPTURED, None)
-    given = marker.kwargs.get("model")
-    where = f"@pytest.mark.{MARKER}({marker.args[0]!r})"
-    if given is not None and returned is not None:
-        pytest.fail(f"{where}: the test returned a model and model= is given too; use one", pytrace=False)
-    if given is None:
-        if returned is None:
-            pytest.fail(f"{where}: the test returned nothing; return the model, or give model=", pytrace=False)
-        return returned
-    if _looks_like_onnx_path(given):
-        path = Path(given)
-        return path if path.is_absolute() else Path(item.path).parent / path
-    return given()
 
 
 class MaccBudgetFixture:

@@ -23,7 +23,7 @@ from .units import format_count
 if TYPE_CHECKING:
     from .export import ExportedModel
     from .layer_sources import ConstructionRecorder
-    from .plugin import Settings
+    from .options import Settings
 
 
 def read_budget(path: Path) -> Budget:
