@@ -177,9 +177,58 @@ def _run_merge(args: argparse.Namespace) -> int:
     return 1 if failed else EXIT_OK
 
 
+def _add_history_parser(subparsers: argparse._SubParsersAction, name: str) -> None:
+    from .history_report import FORMATS
+
+    sub = subparsers.add_parser(
+        name,
+        help="how each model's recorded MACs, params and peak memory moved over the budget file's git history",
+        description="Walk the budget file's first-parent git history (each merged pull request is one step) and "
+                    "show, per model, the commits that changed its recorded totals, oldest first.",
+        epilog="Exit codes: 0 ok, 2 not a git repository, unknown revision, a budget file never committed there, "
+               "or a --model that was never recorded.",
+    )
+    sub.add_argument("--budget", metavar="PATH", default="macc_budget.yaml",
+                     help="the budget file (default: macc_budget.yaml)")
+    sub.add_argument("--rev", metavar="REV", default="HEAD", help="walk the history of this commit (default: HEAD)")
+    sub.add_argument("--model", dest="models", metavar="NAME", action="append",
+                     help="only this model (its exact name); repeatable")
+    sub.add_argument("--last", type=positive_int, default=10, metavar="N",
+                     help="the N most recent changes of each model (default: 10)")
+    sub.add_argument("--format", choices=FORMATS, default="table", help="output format (default: table)")
+    sub.add_argument("--indent", type=positive_int, metavar="N",
+                     help="with --format json: indent by N spaces (default: one compact line)")
+
+
+def _run_history(args: argparse.Namespace) -> int:
+    from .history import HistoryError, budget_history
+    from .history_report import render
+
+    if args.indent is not None and args.format != "json":
+        _error("--indent applies to --format json only")
+        return EXIT_ERROR
+    try:
+        history = budget_history(os.getcwd(), args.budget, rev=args.rev, models=args.models, last=args.last)
+    except HistoryError as error:
+        _error(str(error))
+        return EXIT_ERROR
+    unknown = sorted(set(args.models or ()) - set(history.models))
+    if unknown:
+        shallow = "; this clone is shallow" if history.shallow_boundary else ""
+        _error(f"no model {', '.join(map(repr, unknown))} in the first-parent history of {history.budget_path} "
+               f"at {args.rev}{shallow}")
+        return EXIT_ERROR
+    _write(sys.stdout, render(history, args.format, indent=args.indent))
+    if args.format == "csv":  # CSV has no room for these: say them on stderr
+        for note in history.notes:
+            print(f"{PROG}: note: {note}", file=sys.stderr)
+    return EXIT_OK
+
+
 _COMMANDS: dict[str, tuple[Callable[[argparse._SubParsersAction, str], None], Handler]] = {
     "profile": (_add_profile_parser, _run_profile),
     "merge": (_add_merge_parser, _run_merge),
+    "history": (_add_history_parser, _run_history),
 }
 
 
