@@ -244,6 +244,14 @@ def export_model(
     return _exported_by_plugin(model, inputs, name, _output_path(workdir, name))
 
 
+def parameter_count(model: object) -> Optional[int]:
+    """The elements of a torch module's parameters, each tensor once: `parameters()` yields a
+    parameter shared by two modules (tied embeddings) once. None for anything else."""
+    if not _is_torch_module(model):
+        return None
+    return sum(int(parameter.numel()) for parameter in model.parameters())  # type: ignore[attr-defined]
+
+
 def safe_file_stem(name: str) -> str:
     """A file name for a model name: unsafe characters become `_`, and a short hash of the name
     keeps two names that differ only there ("a/b", "a_b") from sharing a file."""

@@ -2,13 +2,21 @@
 every option read once (a flag wins over the ini). pytest and the standard library only."""
 from __future__ import annotations
 
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Sequence
 
 import pytest
 
 FAIL_OR_WARN = ("fail", "warn")
+UPDATE_COMMAND = "pytest --macc-budget-update"
+# flags of a check that an update does not take (with the value that follows when written apart)
+_CHECK_FLAGS = frozenset({"--macc-budget", "--macc-budget-strict", "--macc-budget-update", "--macc-budget-update-new-only"})
+_CHECK_OPTIONS = frozenset({"--macc-budget-report", "--macc-budget-json", "--macc-budget-base", "--macc-budget-shard"})
+# what narrows a run to part of the suite
+_SELECTION_FLAGS = frozenset({"--lf", "--last-failed", "--ff", "--failed-first", "--sw", "--stepwise", "-x", "--exitfirst"})
+_SELECTION_OPTIONS = frozenset({"-k", "-m", "--deselect", "--ignore", "--ignore-glob", "--maxfail"})
 DEFAULT_BUDGET_FILE = "macc_budget.yaml"
 
 
@@ -88,6 +96,9 @@ class Settings:
     json_path: Optional[Path] = None
     base_ref: str = ""
     shard: Optional[tuple[int, int]] = None  # (I, N) of --macc-budget-shard I/N
+    budget_file_named: bool = False  # given by --macc-budget-file or the ini key, not the default name
+    update_command: str = UPDATE_COMMAND          # re-records what this run selected, the user's flags kept
+    suite_update_command: str = UPDATE_COMMAND    # the same over the whole suite (no -k, -m, paths)
 
     @classmethod
     def from_config(cls, config: pytest.Config) -> "Settings":
@@ -109,6 +120,10 @@ class Settings:
             json_path=_output_path(config, "macc_budget_json"),
             base_ref=str(config.getoption("macc_budget_base") or config.getini("macc_budget_base") or "").strip(),
             shard=config.getoption("macc_budget_shard", None),
+            budget_file_named=budget_file != DEFAULT_BUDGET_FILE,
+            update_command=update_command(config.invocation_params.args),
+            suite_update_command=update_command(config.invocation_params.args, whole_suite=True,
+                                                positional=_positional_args(config)),
         )
 
 
@@ -132,3 +147,37 @@ def _choice(config: pytest.Config, key: str, choices: tuple[str, ...]) -> str:
     if value not in choices:
         raise pytest.UsageError(f"ini {key} = {value!r}: expected one of {', '.join(choices)}")
     return value
+
+
+def update_command(args: Sequence[str], whole_suite: bool = False, positional: Sequence[str] = ()) -> str:
+    """The `pytest --macc-budget-update ...` command that re-records what a run with `args`
+    checked: the user's own flags (budget file, ini overrides, plugins, -n) kept, the check's
+    report flags dropped; `whole_suite` also drops what selects part of the suite: -k, -m,
+    --lf and such, and the `positional` test paths."""
+    drop_with_value = _CHECK_OPTIONS | (_SELECTION_OPTIONS if whole_suite else frozenset())
+    paths = set(positional) if whole_suite else set()
+    kept: list[str] = []
+    words = iter(args)
+    for arg in words:
+        if arg in _CHECK_FLAGS or arg in paths or (whole_suite and arg in _SELECTION_FLAGS):
+            continue
+        option = _option_of(arg, drop_with_value)
+        if option is not None:
+            if arg == option:
+                next(words, None)  # its value is the next word
+            continue
+        kept.append(arg)
+    return shlex.join(["pytest", "--macc-budget-update", *kept])
+
+
+def _option_of(arg: str, options: frozenset[str]) -> Optional[str]:
+    """The option of `options` that `arg` is (`--opt`, `--opt=value`, `-kvalue`), else None."""
+    for option in options:
+        if arg == option or arg.startswith(option + "=") or (len(option) == 2 and arg.startswith(option)):
+            return option
+    return None
+
+
+def _positional_args(config: pytest.Config) -> list[str]:
+    """The test paths the user gave on the command line (none when pytest used testpaths)."""
+    return list(config.args) if config.args_source == pytest.Config.ArgsSource.ARGS else []

@@ -45,7 +45,7 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(f"ini macc_budget_exporter = {settings.exporter!r}: expected one of {', '.join(EXPORTERS)}")
     from .session import BudgetSession, read_budget
 
-    state = BudgetSession(settings, read_budget(settings.budget_path), is_worker=hasattr(config, "workerinput"))
+    state = BudgetSession(settings, read_budget(settings), is_worker=hasattr(config, "workerinput"))
     if settings.base_ref and not state.is_worker:
         state.read_base()
     config.stash[_STATE] = state

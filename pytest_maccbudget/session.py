@@ -26,12 +26,18 @@ if TYPE_CHECKING:
     from .options import Settings
 
 
-def read_budget(path: Path) -> Budget:
-    """The budget file; an invalid one stops the run as a usage error naming file, line and key."""
+def read_budget(settings: "Settings") -> Budget:
+    """The budget file; an invalid one stops the run as a usage error naming file, line and key,
+    and so does a budget file named by the user that does not exist (a typo would otherwise
+    check every model against nothing), except in an update, which creates it."""
     try:
-        return load_budget(path)
+        budget = load_budget(settings.budget_path)
     except BudgetError as error:
         raise pytest.UsageError(f"pytest-maccbudget: {error}") from None
+    if not budget.exists and settings.budget_file_named and not settings.update:
+        raise pytest.UsageError(f"pytest-maccbudget: the budget file {settings.budget_path} does not exist: check the "
+                                f"name, or run `{settings.update_command}` to create it")
+    return budget
 
 
 @dataclass
@@ -151,7 +157,8 @@ def check_model(state: BudgetSession, item: pytest.Item, name: str, model: Any, 
     state.claim_name(name, item.nodeid)
     measurement = _measure(state, item, name, model, inputs)
     settings = state.settings
-    comparison = compare(state.budget, measurement, strict=settings.strict, missing_fails=settings.missing_fails)
+    comparison = compare(state.budget, measurement, strict=settings.strict, missing_fails=settings.missing_fails,
+                         update_command=settings.update_command)
     failures = _failures_for_run(comparison, measurement, settings)
     state.records.append(CheckRecord(measurement, bool(failures)))
     _add_junit_properties(item, measurement, comparison)
@@ -227,13 +234,23 @@ def _measure(state: BudgetSession, item: pytest.Item, name: str, model: Any, inp
         total={
             "macs": None if partial else totals.macs,
             "flops": None if partial else totals.flops,
-            "params": totals.params,
+            "params": _own_parameter_count(model, totals.params),
             "param_bytes": totals.param_bytes,
             "peak_activation_bytes": totals.peak_activation_bytes,
         },
         layers=layers,
         unknown_ops=tuple(f"{u.domain + '::' if u.domain else ''}{u.op_type} ({u.name}): {u.reason}" for u in profile.unknown),
     )
+
+
+def _own_parameter_count(model: Any, stored: Optional[int]) -> Optional[int]:
+    """A torch model's parameters as its author counts them (each tensor once, tied weights
+    once, the same whichever exporter ran); for any other model, what the ONNX graph stores
+    (param_bytes is what the export stores in either case)."""
+    from .export import parameter_count
+
+    count = parameter_count(model)
+    return count if count is not None else stored
 
 
 def _onnx_input_shapes(inputs: Any) -> Any:
@@ -400,6 +417,7 @@ def write_reports(session: pytest.Session, state: BudgetSession) -> None:
         base_budget=state.base_budget, base=state.base_info, unused=_unused_entries(state),
         budget_file=_relative(settings.budget_path, settings.rootdir), sources=_annotation_sources(state),
         strict=settings.strict, missing_fails=settings.missing_fails, errors=state.errors, shard=settings.shard,
+        update_command=settings.update_command,
     )
     outputs = [(settings.json_path, lambda: dump_report(state.report)),
                (settings.report_path, lambda: render_markdown(state.report))]
@@ -468,7 +486,8 @@ def _relative(path: Path, root: Path) -> str:
 
 def summary_lines(state: BudgetSession) -> list[str]:
     settings = state.settings
-    comparisons = [compare(state.budget, r.measurement, strict=settings.strict, missing_fails=settings.missing_fails)
+    comparisons = [compare(state.budget, r.measurement, strict=settings.strict, missing_fails=settings.missing_fails,
+                           update_command=settings.update_command)
                    for r in sorted(state.records, key=lambda r: r.measurement.name)]
     lines = budget_summary_lines(
         comparisons,
@@ -481,6 +500,7 @@ def summary_lines(state: BudgetSession) -> list[str]:
         removed=state.removed,
         kept_because=state.removal_withheld,
         messages=state.update_messages + state.duplicate_errors,
+        suite_update_command=settings.suite_update_command,
         base=(state.base_info["ref"], state.base_budget, state.budget)
         if state.base_info is not None and state.base_budget is not None else None,
     )

@@ -18,6 +18,7 @@ STATUS_TEXT = {
     "tightenable": "can be tightened",
     "inputs_changed": "INPUTS CHANGED",
     "unknown": "NOT COUNTED",
+    "rules_changed": "RULES CHANGED",
 }
 TOP_LAYERS = 10
 SUMMARY_HEADER = ("model", "MACs", "vs budget", "params", "peak act. memory", "status")
@@ -37,6 +38,7 @@ def budget_summary_lines(
     kept_because: str = "",
     messages: Sequence[str] = (),
     base: Optional[tuple[str, Budget, Budget]] = None,
+    suite_update_command: str = "pytest --macc-budget-update",
 ) -> list[str]:
     """`update` is "" (a check), "all" (--macc-budget-update) or "new-only"; `update_outcomes`
     says per model what the update did ("recorded", "updated", "unchanged", ...). `base` is
@@ -51,7 +53,7 @@ def budget_summary_lines(
     changed = top_layer_changes(comparisons)
     if changed:
         lines += ["", "layers that changed most:"] + changed
-    lines += _unused_lines(unused, removed, update, kept_because)
+    lines += _unused_lines(unused, removed, update, kept_because, suite_update_command)
     lines += [f"note: {message}" for message in messages]
     if update:
         lines.append(f"budget file {budget_path}: {_file_outcome(written, interrupted, budget_path)}")
@@ -152,7 +154,8 @@ def _layer_change_text(layer: LayerChange) -> str:
 NOT_ALL_SELECTED = "this run did not select every test"
 
 
-def _unused_lines(unused: Sequence[str], removed: Sequence[str], update: str, kept_because: str) -> list[str]:
+def _unused_lines(unused: Sequence[str], removed: Sequence[str], update: str, kept_because: str,
+                  suite_update_command: str) -> list[str]:
     if removed:
         return ["", f"removed {len(removed)} unused budget entr{'y' if len(removed) == 1 else 'ies'}: {', '.join(removed)}"]
     if not unused:
@@ -164,7 +167,7 @@ def _unused_lines(unused: Sequence[str], removed: Sequence[str], update: str, ke
     if update:
         hint = f"kept: {kept_because}" if kept_because else "kept"
     else:
-        hint = "run `pytest --macc-budget-update` on the whole suite to remove them"
+        hint = f"run `{suite_update_command}` on the whole suite to remove them"
     return ["", f"{len(unused)} budget {noun} not used by any test: {names} ({hint})"]
 
 

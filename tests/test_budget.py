@@ -218,15 +218,15 @@ def test_empty_sections_are_empty():
          "macc_budget.yaml:3: invalid YAML: expected ',' or '}', but got '<stream end>' "
          "(while parsing a flow mapping)"),
         ("- a\n- b\n",
-         "macc_budget.yaml:1: expected the budget file to be a mapping with keys version, defaults, models, "
+         "macc_budget.yaml:1: expected the budget file to be a mapping with keys version, rules, defaults, models, "
          "got a list"),
         ("version: 1\nmodel: {}\n",
-         "macc_budget.yaml:2: model: unknown key 'model'; allowed: version, defaults, models"),
+         "macc_budget.yaml:2: model: unknown key 'model'; allowed: version, rules, defaults, models"),
         ("defaults:\n  tolerances: {macs: 2%}\n",
          "macc_budget.yaml:2: defaults.tolerances: unknown key 'tolerances'; allowed: tolerance"),
         ("models:\n  resnet:\n    totals: {macs: 1}\n",
          "macc_budget.yaml:3: models.resnet.totals: unknown key 'totals'; "
-         "allowed: inputs, limit, tolerance, total, layers"),
+         "allowed: inputs, rules, limit, tolerance, total, layers"),
         ("models:\n  resnet:\n    total: {mac: 1}\n",
          "macc_budget.yaml:3: models.resnet.total.mac: unknown key 'mac'; "
          "allowed: macs, flops, params, param_bytes, peak_activation_bytes"),
@@ -245,10 +245,10 @@ def test_empty_sections_are_empty():
         ("models: [resnet]\n",
          "macc_budget.yaml:1: models: expected a mapping of model name to entry, got a list"),
         ("models:\n  resnet:\n",
-         "macc_budget.yaml:2: models.resnet: expected a mapping with keys inputs, limit, tolerance, total, "
+         "macc_budget.yaml:2: models.resnet: expected a mapping with keys inputs, rules, limit, tolerance, total, "
          "layers, got nothing"),
         ("models:\n  resnet: 42\n",
-         "macc_budget.yaml:2: models.resnet: expected a mapping with keys inputs, limit, tolerance, total, "
+         "macc_budget.yaml:2: models.resnet: expected a mapping with keys inputs, rules, limit, tolerance, total, "
          "layers, got '42'"),
         ("version: 1\nmodels:\n  resnet:\n    total: {macs: 1}\n\n\n    layers: {}\n    total: {macs: 2}\n",
          "macc_budget.yaml:8: models.resnet.total: duplicate key 'total' (first at line 4)"),
@@ -454,6 +454,7 @@ models:
 # --- compare ------------------------------------------------------------------------------
 
 COMPARE_BUDGET = """\
+rules: 2
 models:
   resnet:
     inputs: {x: [1, 3, 224, 224]}
@@ -667,8 +668,11 @@ def test_update_keeps_hand_written_limit_and_tolerance_verbatim():
                            layers={"backbone.stem.conv": 50_000_000, "head": 7})
     updated, messages = update_budget(budget, [measured])
     assert messages == []
+    # the file recorded no counting rules (v1): the refreshed entry is under the current ones,
+    # the untouched entry keeps v1, written on it
     assert dump_budget(updated) == HEADER + """\
 version: 1
+rules: 2
 defaults:
   tolerance: {macs: 0%, params: 0, peak_activation_bytes: 5%}
 models:
@@ -682,6 +686,7 @@ models:
       backbone.stem.conv: {macs: 50000000}
       head: {macs: 7}
   segmenter:
+    rules: 1
     total: {macs: 350000000, params: 1234}
 """
     # the input budget is not changed
@@ -698,7 +703,10 @@ def test_update_adds_a_new_entry_and_keeps_untouched_ones():
         name="tiny", inputs={"x": [1, 4]}, total={"macs": 5, "flops": 9, "params": 3, "param_bytes": 12,
                                                   "peak_activation_bytes": 40}, layers={"fc": 5})
     text = dump_budget(updated)
-    assert text == DUMPED + """\
+    # the entries recorded before (under the file's v1 counting rules) say so; the new one is current
+    assert text == DUMPED.replace("version: 1\n", "version: 1\nrules: 2\n").replace(
+        "    inputs: {images: [1, 3, 320, 320]}\n", "    inputs: {images: [1, 3, 320, 320]}\n    rules: 1\n").replace(
+        "  segmenter:\n", "  segmenter:\n    rules: 1\n") + """\
   tiny:
     inputs: {x: [1, 4]}
     total: {macs: 5, flops: 9, params: 3,
@@ -858,3 +866,54 @@ def test_model_lines_find_each_entry_in_any_layout() -> None:
     assert model_lines(flow) == {"alpha": 2, "beta": 3}
     assert model_lines("models: [unclosed") == {}
     assert model_lines("just text") == {}
+
+
+# --- counting rules versions --------------------------------------------------------------------
+
+
+V1_BUDGET = COMPARE_BUDGET.replace("rules: 2\n", "")  # recorded before the file said which rules
+
+
+def test_a_budget_without_rules_was_recorded_under_the_first_ones() -> None:
+    budget = parse(V1_BUDGET)
+    assert (budget.rules, budget.rules_of("resnet"), budget.rules_of("unknown")) == (None, 1, 1)
+    assert parse(COMPARE_BUDGET).rules_of("resnet") == 2
+    entry_override = parse("rules: 2\nmodels:\n  a:\n    rules: 1\n    total: {macs: 1}\n  b: {}\n")
+    assert (entry_override.rules_of("a"), entry_override.rules_of("b")) == (1, 2)
+
+
+def test_a_difference_under_other_rules_is_not_the_models_regression() -> None:
+    budget = parse(V1_BUDGET)
+    result = compare(budget, resnet(total={"params": 10_000_000}), update_command="pytest --macc-budget-update -k res")
+    assert (result.status, result.failed) == ("rules_changed", True)
+    assert result.failures == [
+        "model 'resnet': counting rules changed (v1 -> v2: params is the model's own parameter count (each tensor "
+        "once, tied weights once), no longer what the export stores); its budget was recorded under v1 and is not "
+        "comparable: run `pytest --macc-budget-update -k res` to re-record it"]
+    # the same numbers under other rules: nothing to say
+    assert compare(budget, resnet()).status == "ok"
+    # a hand-written limit is a limit under any rules
+    assert compare(budget, resnet(name="capped", total={"macs": 1_300_000_000}, layers={})).status == "over_limit"
+
+
+def test_rules_newer_than_this_version_are_refused() -> None:
+    with pytest.raises(BudgetError, match=r"^macc_budget.yaml:1: rules: recorded under counting rules v9, newer than "
+                                          r"this pytest-maccbudget's v2: upgrade pytest-maccbudget$"):
+        parse("rules: 9\nmodels: {}\n")
+    with pytest.raises(BudgetError, match=r"^macc_budget.yaml:3: models.a.rules: expected a counting rules version"):
+        parse("rules: 2\nmodels:\n  a: {rules: zero}\n")
+
+
+def test_an_update_records_the_current_rules_and_a_dump_keeps_them() -> None:
+    budget = parse(V1_BUDGET)
+    updated, _ = update_budget(budget, [resnet(total={"params": 10_000_000})])
+    assert (updated.rules, updated.rules_of("resnet"), updated.rules_of("capped")) == (2, 2, 1)
+    again = parse(dump_budget(updated))
+    assert (again.rules, again.rules_of("resnet"), again.rules_of("capped")) == (2, 2, 1)
+    assert compare(again, resnet(total={"params": 10_000_000})).status == "ok"
+    # refreshing the last old entry leaves no per-entry rules behind
+    final, _ = update_budget(again, [resnet(name="capped", total={"macs": 1_100_000_000}, layers={})])
+    assert "    rules:" not in dump_budget(final)
+    # an update that records nothing changes nothing
+    unchanged, _ = update_budget(budget, [])
+    assert dump_budget(unchanged) == dump_budget(budget)

@@ -18,8 +18,8 @@ from .compare import (
 )
 from .errors import BudgetError, display_path
 from .model import (
-    BYTE_METRICS, GREW, INPUTS_CHANGED, LAYER_METRIC, MISSING, NEW, OK, OVER_LIMIT, REGRESSED, REMOVED, SCHEMA_VERSION,
-    SHRANK, TIGHTENABLE, TOLERANCE_KEYS, TOTAL_METRICS, UNKNOWN, UPDATE_COMMAND, ZERO_TOLERANCE, Budget, ModelEntry,
+    BYTE_METRICS, GREW, INPUTS_CHANGED, LAYER_METRIC, MISSING, NEW, OK, OVER_LIMIT, REGRESSED, REMOVED, RULES_CHANGED,
+    SCHEMA_VERSION, SHRANK, TIGHTENABLE, TOLERANCE_KEYS, TOTAL_METRICS, UNKNOWN, UPDATE_COMMAND, ZERO_TOLERANCE, Budget, ModelEntry,
     Tolerance, format_metric, metric_kind, signed_metric,
 )
 from .reader import load_budget, model_lines, parse_budget
@@ -28,7 +28,7 @@ from .writer import dump_budget, write_budget
 
 __all__ = [
     "BYTE_METRICS", "GREW", "INPUTS_CHANGED", "LAYER_FINDING_PREFIXES", "LAYER_METRIC", "MISSING", "NEW", "OK",
-    "OVER_LIMIT", "REGRESSED", "REMOVED", "SCHEMA_VERSION", "SHRANK", "TIGHTENABLE", "TOLERANCE_KEYS", "TOTAL_METRICS",
+    "OVER_LIMIT", "REGRESSED", "REMOVED", "RULES_CHANGED", "SCHEMA_VERSION", "SHRANK", "TIGHTENABLE", "TOLERANCE_KEYS", "TOTAL_METRICS",
     "UNKNOWN", "UPDATE_COMMAND", "ZERO_TOLERANCE", "Budget", "BudgetError", "Comparison", "LayerChange", "Measurement",
     "MetricChange", "ModelEntry", "Tolerance", "change_percent", "compare", "display_path", "dump_budget",
     "format_metric", "load_budget", "metric_kind", "model_lines", "parse_budget", "parse_whole_quantity",

@@ -8,6 +8,7 @@ from ..units import (
     change_percent,
     format_count,
 )
+from ..rules import RULES_VERSION, change_text
 from .errors import display_path
 from .model import (
     GREW,
@@ -19,6 +20,7 @@ from .model import (
     OVER_LIMIT,
     REGRESSED,
     REMOVED,
+    RULES_CHANGED,
     SHRANK,
     TIGHTENABLE,
     TOTAL_METRICS,
@@ -31,7 +33,7 @@ from .model import (
     signed_metric,
 )
 
-_ALWAYS_FAILING = frozenset({REGRESSED, OVER_LIMIT, INPUTS_CHANGED, UNKNOWN})
+_ALWAYS_FAILING = frozenset({REGRESSED, OVER_LIMIT, INPUTS_CHANGED, UNKNOWN, RULES_CHANGED})
 
 
 def inputs_as_lists(inputs: Any) -> dict[str, list[int]]:
@@ -231,25 +233,31 @@ def _layer_finding(change: LayerChange, tolerance: Tolerance, findings: _Finding
                                   f"{format_count(change.old)} ({percent}, tolerance {tolerance.describe()})")
 
 
-def _tightenable_line(name: str, findings: _Findings) -> str:
+def _tightenable_line(name: str, findings: _Findings, update_command: str) -> str:
     parts = list(findings.lower)
     if findings.lower_layers:
         noun = "layer" if findings.lower_layers == 1 else "layers"
         parts.append(f"{findings.lower_layers} {noun} lower or removed")
     return (f"model {name!r} is cheaper than its budget ({'; '.join(parts)}); "
-            f"run `{UPDATE_COMMAND}` to tighten the budget")
+            f"run `{update_command}` to tighten the budget")
+
+
+def _rules_changed_line(name: str, recorded: int, update_command: str) -> str:
+    return (f"model {name!r}: counting rules changed ({change_text(recorded)}); its budget was recorded under "
+            f"v{recorded} and is not comparable: run `{update_command}` to re-record it")
 
 
 def compare(budget: Budget, measured: Measurement, *, strict: bool = False,
-            missing_fails: bool = True) -> Comparison:
-    """Compare one measurement with its budget entry (see Comparison.status for the outcomes)."""
+            missing_fails: bool = True, update_command: str = UPDATE_COMMAND) -> Comparison:
+    """Compare one measurement with its budget entry (see Comparison.status for the outcomes).
+    `update_command` is the command the failure lines tell to run (the user's own flags kept)."""
     entry = budget.models.get(measured.name)
     settings = dict(strict=strict, missing_fails=missing_fails)
     if entry is None:
         metrics = [MetricChange(m, None, measured.total.get(m), None, None,
                                 UNKNOWN if measured.total.get(m) is None else NEW) for m in TOTAL_METRICS]
         text = (f"no budget entry for model {measured.name!r} in {display_path(budget.path)}; "
-                f"run `{UPDATE_COMMAND}` to record it")
+                f"run `{update_command}` to record it")
         return Comparison(measured.name, measured.nodeid, MISSING, metrics, [], [text], **settings)
 
     measured_inputs = inputs_as_lists(measured.inputs)
@@ -260,21 +268,25 @@ def compare(budget: Budget, measured: Measurement, *, strict: bool = False,
     if inputs_changed:
         recorded = shapes_text(inputs_as_lists(entry.inputs))
         text = (f"inputs of model {measured.name!r} changed: the budget was recorded for {recorded}, "
-                f"the test measured {shapes_text(measured_inputs)}; run `{UPDATE_COMMAND}` to record the new inputs")
+                f"the test measured {shapes_text(measured_inputs)}; run `{update_command}` to record the new inputs")
         return Comparison(measured.name, measured.nodeid, INPUTS_CHANGED, metrics, [],
                           [text] + findings.limit + findings.unknown, **settings)
 
     layers = _compare_layers(budget, entry, measured, findings)
     failures = findings.limit + findings.regressed + findings.unknown
+    recorded_rules = budget.rules_of(measured.name)
     if findings.limit:
         status = OVER_LIMIT
+    elif recorded_rules != RULES_VERSION and (findings.regressed or findings.lower or findings.lower_layers):
+        status = RULES_CHANGED  # the numbers moved with the rules: not the model's regression
+        failures = [_rules_changed_line(measured.name, recorded_rules, update_command)] + findings.unknown
     elif findings.regressed:
         status = REGRESSED
     elif findings.unknown:
         status = UNKNOWN
     elif findings.lower or findings.lower_layers:
         status = TIGHTENABLE
-        failures = [_tightenable_line(measured.name, findings)]
+        failures = [_tightenable_line(measured.name, findings, update_command)]
     else:
         status = OK
     return Comparison(measured.name, measured.nodeid, status, metrics, layers, failures, **settings)

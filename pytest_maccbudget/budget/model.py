@@ -18,6 +18,7 @@ from ..units import (
     parse_quantity,
     parse_whole_quantity,
 )
+from ..rules import FIRST_VERSION
 from .errors import BudgetError
 
 SCHEMA_VERSION = 1
@@ -26,9 +27,9 @@ BYTE_METRICS = {"param_bytes", "peak_activation_bytes"}
 TOLERANCE_KEYS = TOTAL_METRICS + ("layer_macs",)
 LAYER_METRIC = "layer_macs"
 
-TOP_KEYS = ("version", "defaults", "models")
+TOP_KEYS = ("version", "rules", "defaults", "models")
 DEFAULTS_KEYS = ("tolerance",)
-MODEL_KEYS = ("inputs", "limit", "tolerance", "total", "layers")
+MODEL_KEYS = ("inputs", "rules", "limit", "tolerance", "total", "layers")
 LAYER_KEYS = ("macs",)
 
 UPDATE_COMMAND = "pytest --macc-budget-update"
@@ -40,6 +41,7 @@ OVER_LIMIT = "over_limit"
 MISSING = "missing"
 TIGHTENABLE = "tightenable"
 INPUTS_CHANGED = "inputs_changed"
+RULES_CHANGED = "rules_changed"  # recorded under other counting rules, and the numbers differ
 UNKNOWN = "unknown"
 
 # MetricChange.status values (besides OK, REGRESSED, OVER_LIMIT, UNKNOWN)
@@ -166,6 +168,7 @@ class ModelEntry:
     tolerance: dict[str, Tolerance] = field(default_factory=dict)  # hand-written, per model
     total: dict[str, int] = field(default_factory=dict)         # recorded totals
     layers: dict[str, int] = field(default_factory=dict)        # recorded per-layer MACs
+    rules: Optional[int] = None  # counting rules it was recorded under, when not the file's
 
 
 @dataclass
@@ -174,6 +177,14 @@ class Budget:
     exists: bool = True
     default_tolerance: dict[str, Tolerance] = field(default_factory=dict)
     models: dict[str, ModelEntry] = field(default_factory=dict)
+    rules: Optional[int] = None  # the file's counting rules; None: not recorded (the first version)
+
+    def rules_of(self, model: str) -> int:
+        """The counting rules the model's entry was recorded under."""
+        entry = self.models.get(model)
+        if entry is not None and entry.rules is not None:
+            return entry.rules
+        return self.rules if self.rules is not None else FIRST_VERSION
 
     def tolerance_for(self, model: str, metric: str) -> Tolerance:
         """The model's own tolerance, else the default one. Layers (layer_macs) fall back to

@@ -7,6 +7,7 @@ from typing import Any, Iterator, Optional
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+from ..rules import FIRST_VERSION, RULES_VERSION
 from ..units import (
     BYTES_KIND,
     parse_whole_quantity,
@@ -180,6 +181,8 @@ class _Reader:
         for name, node in self.mapping(root, "", TOP_KEYS, expected):
             if name == "version":
                 self.check_version(node)
+            elif name == "rules":
+                budget.rules = self.rules(node, "rules")
             elif name == "defaults":
                 budget.default_tolerance = self.defaults(node)
             else:
@@ -191,6 +194,15 @@ class _Reader:
         if isinstance(value, bool) or value != SCHEMA_VERSION:
             raise self.error(node, "version", f"unsupported budget file version {node.value!r}: this version "
                              f"of pytest-maccbudget reads version {SCHEMA_VERSION} only")
+
+    def rules(self, node: Node, key: str) -> int:
+        value = self.scalar(node, key, f"a counting rules version such as {RULES_VERSION}")
+        if isinstance(value, bool) or not isinstance(value, int) or value < FIRST_VERSION:
+            raise self.error(node, key, f"expected a counting rules version such as {RULES_VERSION}, got {node.value!r}")
+        if value > RULES_VERSION:
+            raise self.error(node, key, f"recorded under counting rules v{value}, newer than this pytest-maccbudget's "
+                                        f"v{RULES_VERSION}: upgrade pytest-maccbudget")
+        return value
 
     def defaults(self, node: Node) -> dict[str, Tolerance]:
         tolerance: dict[str, Tolerance] = {}
@@ -223,6 +235,8 @@ class _Reader:
             field_key = _join(key, field_name)
             if field_name == "inputs":
                 entry.inputs = None if _is_null(value) else self.inputs(value, field_key)
+            elif field_name == "rules":
+                entry.rules = self.rules(value, field_key)
             elif field_name == "limit":
                 entry.limit, entry.limit_text = self.limits(value, field_key)
             elif field_name == "tolerance":

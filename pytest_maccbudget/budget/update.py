@@ -4,6 +4,7 @@ from __future__ import annotations
 import copy
 from typing import Iterable, Optional
 
+from ..rules import RULES_VERSION
 from .compare import Measurement, inputs_as_lists, ops_phrase
 from .model import TOTAL_METRICS, Budget, ModelEntry, format_metric
 
@@ -56,4 +57,15 @@ def update_budget(budget: Budget, measurements: Iterable[Measurement], *, new_on
     for name in remove_unused:
         if name not in recorded_by:
             updated.models.pop(name, None)
+    if recorded_by:
+        _record_rules(budget, updated, set(recorded_by))
     return updated, messages
+
+
+def _record_rules(before: Budget, updated: Budget, recorded: set[str]) -> None:
+    """The file now says the current counting rules; an entry left as it was keeps the rules it
+    was recorded under, written on the entry when they differ."""
+    for name, entry in updated.models.items():
+        rules = RULES_VERSION if name in recorded else before.rules_of(name)
+        entry.rules = None if rules == RULES_VERSION else rules
+    updated.rules = RULES_VERSION

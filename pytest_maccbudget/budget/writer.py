@@ -143,6 +143,8 @@ def _model_lines(name: str, entry: ModelEntry) -> list[str]:
         shapes = ((input_name, "[" + ", ".join(str(d) for d in shape) + "]")
                   for input_name, shape in entry.inputs.items())
         body.append(f"{inner}inputs: {_flow(shapes)}")
+    if entry.rules is not None:
+        body.append(f"{inner}rules: {entry.rules}")
     if entry.limit:
         limits = ((m, _limit_text(entry, m)) for m in TOTAL_METRICS if m in entry.limit)
         body.append(f"{inner}limit: {_flow(limits)}")
@@ -164,6 +166,8 @@ def dump_budget(budget: Budget) -> str:
     tolerances as their owners wrote them."""
     lines = list(_HEADER)
     lines.append(f"version: {SCHEMA_VERSION}")
+    if budget.rules is not None:
+        lines.append(f"rules: {budget.rules}")
     if budget.default_tolerance:
         lines.append("defaults:")
         lines.append(f"  tolerance: {_tolerance_flow(budget.default_tolerance)}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, Iterator, Mapping, Optional, Sequence
 
 from ..budget import (
-    TOLERANCE_KEYS, TOTAL_METRICS, Budget, BudgetError, Measurement, Tolerance, change_percent, compare, signed_metric,
+    TOLERANCE_KEYS, TOTAL_METRICS, UPDATE_COMMAND, Budget, BudgetError, Measurement, Tolerance, change_percent, compare, signed_metric,
 )
 from .schema import SCHEMA, SCHEMA_VERSION, is_count
 from .vocabulary import ADDED, CHANGED, LOWERED, METRIC_LABELS, RAISED, REMOVED, UNCHANGED
@@ -15,7 +15,8 @@ def build_report(measurements: Sequence[tuple[Measurement, bool]], budget: Budge
                  base_budget: Optional[Budget], base: Optional[Mapping[str, str]], unused: Sequence[str],
                  budget_file: str, sources: Mapping[str, Mapping[str, Mapping[str, Any]]] = {},
                  strict: bool = False, missing_fails: bool = True,
-                 errors: Sequence[Mapping[str, str]] = (), shard: Optional[tuple[int, int]] = None) -> dict[str, Any]:
+                 errors: Sequence[Mapping[str, str]] = (), shard: Optional[tuple[int, int]] = None,
+                 update_command: str = UPDATE_COMMAND) -> dict[str, Any]:
     """The report JSON for (measurement, failed) pairs: each measurement is compared with
     `budget` again; `base_budget` is the budget file at the merge base (None: no base given).
     `sources` maps model -> layer key -> {"file", "line"}. `errors` lists the models whose check
@@ -25,7 +26,7 @@ def build_report(measurements: Sequence[tuple[Measurement, bool]], budget: Budge
     _check_unique_names((measurement.name, measurement.nodeid) for measurement, _ in measurements)
     ordered = sorted(measurements, key=lambda pair: pair[0].name)
     models = [_model_report(measurement, failed, budget, base_budget, sources.get(measurement.name, {}),
-                            strict=strict, missing_fails=missing_fails)
+                            strict=strict, missing_fails=missing_fails, update_command=update_command)
               for measurement, failed in ordered]
     report = {
         "schema": SCHEMA,
@@ -61,8 +62,9 @@ def _base_info(base: Optional[Mapping[str, str]]) -> Optional[dict[str, str]]:
 
 
 def _model_report(measurement: Measurement, failed: bool, budget: Budget, base_budget: Optional[Budget],
-                  sources: Mapping[str, Mapping[str, Any]], *, strict: bool, missing_fails: bool) -> dict[str, Any]:
-    comparison = compare(budget, measurement, strict=strict, missing_fails=missing_fails)
+                  sources: Mapping[str, Mapping[str, Any]], *, strict: bool, missing_fails: bool,
+                  update_command: str) -> dict[str, Any]:
+    comparison = compare(budget, measurement, strict=strict, missing_fails=missing_fails, update_command=update_command)
     budget_entry = entry_json(budget, measurement.name)
     base_entry = entry_json(base_budget, measurement.name) if base_budget is not None else None
     return {

@@ -7,7 +7,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Iterator, Mapping, Optional, Sequence
 
 from ..action.commands import MARKER
-from ..budget import MISSING, OK, OVER_LIMIT, REGRESSED, INPUTS_CHANGED, UNKNOWN, TOLERANCE_KEYS, TOTAL_METRICS, UPDATE_COMMAND
+from ..budget import MISSING, OK, OVER_LIMIT, REGRESSED, RULES_CHANGED, INPUTS_CHANGED, UNKNOWN, TOLERANCE_KEYS, TOTAL_METRICS, UPDATE_COMMAND
 from ..budget import change_percent, format_metric, shapes_text, signed_metric
 from ..markdown_text import code, escape, table
 from ..units import format_count, plural
@@ -20,7 +20,7 @@ from .vocabulary import (
     ADDED, CHANGED, METRIC_LABELS, REMOVED, STATUS_TEXT, STEP_SUMMARY_LIMIT, TOP_LAYERS, TRUNCATED, UNCHANGED,
 )
 
-_STATUS_EMOJI = {OK: "✅", REGRESSED: "❌", OVER_LIMIT: "🛑", INPUTS_CHANGED: "❌", UNKNOWN: "❓"}
+_STATUS_EMOJI = {OK: "✅", REGRESSED: "❌", OVER_LIMIT: "🛑", INPUTS_CHANGED: "❌", UNKNOWN: "❓", RULES_CHANGED: "🔁"}
 
 
 # --- markdown: numbers --------------------------------------------------------------------

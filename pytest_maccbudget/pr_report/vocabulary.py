@@ -2,14 +2,14 @@
 labels, and the report's size limits. Shared by every module of the package."""
 from __future__ import annotations
 
-from ..budget import INPUTS_CHANGED, MISSING, OK, OVER_LIMIT, REGRESSED, TIGHTENABLE, UNKNOWN
+from ..budget import INPUTS_CHANGED, MISSING, OK, OVER_LIMIT, REGRESSED, RULES_CHANGED, TIGHTENABLE, UNKNOWN
 
 STEP_SUMMARY_LIMIT = 1024 * 1024      # GitHub's $GITHUB_STEP_SUMMARY cap (bytes)
 TOP_LAYERS = 10                       # rows of a "layers that changed most" table
 LAYER_FINDINGS = 3                    # failure lines about single layers listed per model
 TRUNCATED = "report truncated to fit GitHub's limit"
 
-STATUSES = (OK, REGRESSED, OVER_LIMIT, MISSING, TIGHTENABLE, INPUTS_CHANGED, UNKNOWN)
+STATUSES = (OK, REGRESSED, OVER_LIMIT, MISSING, TIGHTENABLE, INPUTS_CHANGED, UNKNOWN, RULES_CHANGED)
 ADDED, RAISED, LOWERED, UNCHANGED, CHANGED, REMOVED = "added", "raised", "lowered", "unchanged", "changed", "removed"
 BUDGET_CHANGES = (ADDED, RAISED, LOWERED, UNCHANGED, CHANGED, REMOVED)
 FLAGGED_CHANGES = (ADDED, RAISED, CHANGED, REMOVED)   # budget edits a reviewer must look at
@@ -32,4 +32,5 @@ STATUS_TEXT = {
     TIGHTENABLE: "can be tightened",
     INPUTS_CHANGED: "inputs changed",
     UNKNOWN: "not counted",
+    RULES_CHANGED: "counting rules changed",
 }

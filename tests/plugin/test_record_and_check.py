@@ -14,7 +14,7 @@ def test_update_records_exact_costs(project: Project) -> None:
     result = project.record()
 
     result.assert_outcomes(passed=1)
-    assert project.budget() == {"version": 1, "models": {"net": net_entry(width=10)}}
+    assert project.budget() == {"version": 1, "rules": 2, "models": {"net": net_entry(width=10)}}
     assert project.file().read_text(encoding="utf-8") == recorded_budget(net=10)
     result.stdout.fnmatch_lines([
         "*-- macc budget --*",
@@ -86,7 +86,7 @@ def test_cheaper_model_passes_as_tightenable_unless_strict(project: Project, str
         result.assert_outcomes(failed=1)
         result.stdout.fnmatch_lines([
             "*model 'net'* is cheaper than its budget (macs 9.22 k < budget 9.47 k (-2.7%)*"
-            f"run `{UPDATE_COMMAND}` to tighten the budget*",
+            f"run `{UPDATE_COMMAND}*` to tighten the budget*",
         ])
 
 
@@ -122,7 +122,7 @@ def test_missing_entry(project: Project, missing: str) -> None:
 
     result = project.run("--macc-budget")
 
-    message = f"*no budget entry for model 'net' in {BUDGET_FILE}; run `{UPDATE_COMMAND}` to record it*"
+    message = f"*no budget entry for model 'net' in {BUDGET_FILE}; run `{UPDATE_COMMAND}*` to record it*"
     if missing == "warn":
         assert result.ret == pytest.ExitCode.OK
         result.assert_outcomes(passed=1)
@@ -254,9 +254,12 @@ def test_budget_file_flag_and_ini(project: Project) -> None:
     assert from_ini.ret == pytest.ExitCode.TESTS_FAILED
     from_ini.stdout.fnmatch_lines(["*model 'net': macs 9.73 k > budget 9.47 k*"])
 
-    from_flag = project.run("--macc-budget", "--macc-budget-file", "nothing.yaml")
-    assert from_flag.ret == pytest.ExitCode.TESTS_FAILED
-    from_flag.stdout.fnmatch_lines(["*no budget entry for model 'net' in nothing.yaml*"])
+    # a budget file the user named that does not exist is a typo until an update creates it
+    from_flag = project.run("--macc-budget", "--macc-budget-file", "nothing.yaml", "-k", "net")
+    assert from_flag.ret == pytest.ExitCode.USAGE_ERROR
+    from_flag.stderr.fnmatch_lines([f"*pytest-maccbudget: the budget file {project.file('nothing.yaml')} does not exist: "
+                                    "check the name, or run `pytest --macc-budget-update * --macc-budget-file nothing.yaml "
+                                    "-k net` to create it*"])
     assert not project.file("nothing.yaml").exists()
 
 

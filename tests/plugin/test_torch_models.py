@@ -95,3 +95,49 @@ def test_export_failure_fails_the_test_with_the_exporters_message(project: Proje
     result.stdout.no_fnmatch_line("*During handling of the above exception*")  # one message, not a chain
     assert not project.file().exists()  # nothing recorded: no empty budget file is created
     result.stdout.fnmatch_lines([f"no model was checked (budget file: *{BUDGET_FILE})"])
+
+
+TIED_MODEL = """
+import copy
+
+import pytest
+from torch import nn
+
+
+class Tagger(nn.Module):
+    \"\"\"A tied embedding (the output layer reuses it) and two deep-copied, untrained blocks:
+    exporters store the first transposed twice and merge the byte-identical copies of the second.\"\"\"
+
+    def __init__(self):
+        super().__init__()
+        self.embed = nn.Embedding(100, 16)
+        block = nn.Sequential(nn.Linear(16, 16), nn.ReLU())
+        self.blocks = nn.Sequential(block, copy.deepcopy(block))
+        self.out = nn.Linear(16, 100, bias=False)
+        self.out.weight = self.embed.weight
+
+    def forward(self, tokens):
+        return self.out(self.blocks(self.embed(tokens)))
+
+
+@pytest.mark.macc_budget("tagger", inputs={"tokens": ((1, 8), "int64")})
+def test_tagger():
+    return Tagger()
+"""
+
+# the model's own count, as sum(p.numel() for p in model.parameters()) gives it: the embedding
+# once (100 x 16), two Linear 16 -> 16 with bias
+TIED_MODEL_PARAMS = 100 * 16 + 2 * (16 * 16 + 16)
+
+
+@pytest.mark.parametrize("xdist_args", [()], ids=["no-xdist-args"])
+@pytest.mark.parametrize("exporter", ["torchscript", "dynamo"])
+def test_params_are_the_models_own_count_whichever_exporter(project: Project, exporter: str) -> None:
+    project.add_test("test_tagger", TIED_MODEL)
+    project.ini(f"macc_budget_exporter = {exporter}")
+
+    project.record()
+
+    total = project.budget()["models"]["tagger"]["total"]
+    assert total["params"] == TIED_MODEL_PARAMS
+    assert total["param_bytes"] != 4 * TIED_MODEL_PARAMS  # what the export stores is another number

@@ -1,0 +1,22 @@
+"""The version of the counting rules a budget was recorded under.
+
+A budget file records the rules' version (`rules: 2`). When the installed rules differ from
+the ones an entry was recorded under, a difference in its numbers is the rules' doing, not the
+model's: the check says "counting rules changed (v1 -> v2)" with the command that re-records it,
+and an update records the current version. docs/counting.md keeps the same changelog.
+"""
+from __future__ import annotations
+
+RULES_VERSION = 2
+FIRST_VERSION = 1  # a budget file that records no version was written under these
+
+CHANGES = {
+    2: "params is the model's own parameter count (each tensor once, tied weights once), "
+       "no longer what the export stores",
+}
+
+
+def change_text(old: int, new: int = RULES_VERSION) -> str:
+    """ "v1 -> v2: params is ..." for the changes between two versions."""
+    what = "; ".join(CHANGES[version] for version in range(old + 1, new + 1) if version in CHANGES)
+    return f"v{old} -> v{new}" + (f": {what}" if what else "")
