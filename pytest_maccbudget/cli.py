@@ -149,13 +149,13 @@ def _run_merge(args: argparse.Namespace) -> int:
 
     from .budget import BudgetError, load_budget
     from .pr_report import (
-        base_budget_from_reports, build_report, dump_report, load_report, merge_reports, merged_errors, regressions,
-        render_markdown,
+        base_budget_from_reports, build_report, dump_report, load_report, merge_reports, merged_errors, merged_trends,
+        regressions, render_markdown,
     )
 
     try:
         reports = [load_report(Path(path).read_text(encoding="utf-8"), path) for path in args.shards]
-        measurements, base, sources = merge_reports(reports)
+        measurements, base, sources = merge_reports(reports, names=args.shards)
         if not Path(args.budget).is_file():
             raise ValueError(f"{args.budget}: no such budget file (give the one the shards were checked against)")
         budget = load_budget(Path(args.budget))
@@ -166,7 +166,8 @@ def _run_merge(args: argparse.Namespace) -> int:
     unused = set(reports[0]["unused"]).intersection(*(report["unused"] for report in reports[1:]))
     errors = merged_errors(reports)
     report = build_report(measurements, budget, base_budget=base_budget, base=base, unused=sorted(unused),
-                          budget_file=reports[0]["budget_file"], sources=sources, strict=args.strict, errors=errors)
+                          budget_file=reports[0]["budget_file"], sources=sources, strict=args.strict, errors=errors,
+                          trends=merged_trends(reports))
     if args.json_path:
         Path(args.json_path).write_text(dump_report(report), encoding="utf-8")
     if args.report:

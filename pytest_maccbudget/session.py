@@ -417,7 +417,7 @@ def write_reports(session: pytest.Session, state: BudgetSession) -> None:
         base_budget=state.base_budget, base=state.base_info, unused=_unused_entries(state),
         budget_file=_relative(settings.budget_path, settings.rootdir), sources=_annotation_sources(state),
         strict=settings.strict, missing_fails=settings.missing_fails, errors=state.errors, shard=settings.shard,
-        update_command=settings.update_command,
+        update_command=settings.update_command, trends=_trends(state),
     )
     outputs = [(settings.json_path, lambda: dump_report(state.report)),
                (settings.report_path, lambda: render_markdown(state.report))]
@@ -433,6 +433,26 @@ def write_reports(session: pytest.Session, state: BudgetSession) -> None:
     except OSError as error:
         state.update_messages.append(f"could not write the report: {error}")
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+TREND_CHANGES = 5  # recorded changes of a model's budget shown in the report's trend line
+
+
+def _trends(state: BudgetSession) -> dict[str, str]:
+    """Per model the report details, how its recorded MACs moved on the base branch lately:
+    "MACs 31.3 M → 32.1 M → 33.0 M over the last 3 changes (since a1b2c3d, 2026-11-02)". Only
+    what the clone's history holds (a shallow clone may hold one change: then nothing)."""
+    if state.base_info is None:
+        return {}
+    from .history import HistoryError, budget_history, trend_phrase
+
+    names = sorted({record.measurement.name for record in state.records})
+    try:
+        history = budget_history(state.settings.rootdir, state.settings.budget_path, rev=state.base_info["commit"],
+                                 models=names, last=TREND_CHANGES)
+    except HistoryError:  # no history to tell: the report still has base, budget and this commit
+        return {}
+    return {name: trend_phrase(model.points) for name, model in history.models.items() if len(model.points) >= 2}
 
 
 def _annotation_sources(state: BudgetSession) -> dict[str, dict[str, dict[str, Any]]]:

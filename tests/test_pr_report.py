@@ -864,3 +864,19 @@ def test_budget_change_is_never_lowered_when_something_was_loosened() -> None:
     assert budget_change(entry(1000, 10), entry(999, 100)) == "changed"  # one down, one up: flagged
     assert budget_change(entry(1000, 10, {"macs": 2000}), entry(999, 10)) == "changed"  # limit removed
     assert budget_change(entry(1000, 10), entry(1000, 10)) == "unchanged"
+
+
+def test_a_models_trend_on_the_base_is_in_the_json_the_markdown_and_survives_a_merge() -> None:
+    trend = "MACs 900 k → 1.00 M over the last 2 changes (since abc1234, 2026-11-02) <b>"
+    report = full_report(trends={"net": trend})
+    assert by_name(report)["net"]["trend"] == trend and "trend" not in by_name(report)["small"]
+    markdown = render_markdown(load_report(dump_report(report), "r.json"))
+    assert "- trend on `origin/main`: MACs 900 k → 1.00 M over the last 2 changes (since abc1234, 2026-11-02) \\<b>" in markdown
+    from pytest_maccbudget.pr_report import merged_trends
+    shards = [build_report(shard, budgets()[0], base_budget=budgets()[1], base=BASE, unused=[], budget_file="b.yaml",
+                           trends={"net": trend}, shard=(index, 2))
+              for index, shard in enumerate([measurements()[0::2], measurements()[1::2]], start=1)]
+    assert merged_trends(shards) == {"net": trend}
+    broken = dump_report(report).replace('"trend": "MACs', '"trend": 5, "x": "MACs')
+    with pytest.raises(ValueError, match=r"trend: expected a string, got a number"):
+        load_report(broken, "r.json")

@@ -11,7 +11,7 @@ from __future__ import annotations
 from ..action.commands import MARKER
 from .build import budget_change, build_report, entry_json
 from .markdown import render_markdown
-from .merge import base_budget_from_reports, entry_from_json, merge_reports, merged_errors
+from .merge import base_budget_from_reports, entry_from_json, merge_reports, merged_errors, merged_trends
 from .query import has_changes, is_regression, regressions
 from .schema import SCHEMA, SCHEMA_VERSION, dump_report, load_report
 from .vocabulary import STEP_SUMMARY_LIMIT
@@ -19,5 +19,5 @@ from .vocabulary import STEP_SUMMARY_LIMIT
 __all__ = [
     "MARKER", "SCHEMA", "SCHEMA_VERSION", "STEP_SUMMARY_LIMIT", "base_budget_from_reports", "budget_change",
     "build_report", "dump_report", "entry_from_json", "entry_json", "has_changes", "is_regression", "load_report",
-    "merge_reports", "merged_errors", "regressions", "render_markdown",
+    "merge_reports", "merged_errors", "merged_trends", "regressions", "render_markdown",
 ]

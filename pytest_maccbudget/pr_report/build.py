@@ -16,18 +16,22 @@ def build_report(measurements: Sequence[tuple[Measurement, bool]], budget: Budge
                  budget_file: str, sources: Mapping[str, Mapping[str, Mapping[str, Any]]] = {},
                  strict: bool = False, missing_fails: bool = True,
                  errors: Sequence[Mapping[str, str]] = (), shard: Optional[tuple[int, int]] = None,
-                 update_command: str = UPDATE_COMMAND) -> dict[str, Any]:
+                 update_command: str = UPDATE_COMMAND, trends: Mapping[str, str] = {}) -> dict[str, Any]:
     """The report JSON for (measurement, failed) pairs: each measurement is compared with
     `budget` again; `base_budget` is the budget file at the merge base (None: no base given).
     `sources` maps model -> layer key -> {"file", "line"}. `errors` lists the models whose check
     failed before they could be measured ({"name", "test", "message"}); the key is present only
     when there are some. `shard` is (I, N) for the I-th of N shards of a sharded run, recorded so
-    that a merge can tell a missing or repeated shard. Models sorted by name; JSON-able."""
+    that a merge can tell a missing or repeated shard. `trends` maps a model to one line on how its
+    recorded cost moved on the base branch. Models sorted by name; JSON-able."""
     _check_unique_names((measurement.name, measurement.nodeid) for measurement, _ in measurements)
     ordered = sorted(measurements, key=lambda pair: pair[0].name)
     models = [_model_report(measurement, failed, budget, base_budget, sources.get(measurement.name, {}),
                             strict=strict, missing_fails=missing_fails, update_command=update_command)
               for measurement, failed in ordered]
+    for model in models:
+        if model["name"] in trends:
+            model["trend"] = str(trends[model["name"]])
     report = {
         "schema": SCHEMA,
         "version": SCHEMA_VERSION,

@@ -200,6 +200,8 @@ def _detail_lines(report: Mapping[str, Any], model: Mapping[str, Any], shape: _S
         notes.append("ops not counted: " + ", ".join(code(op) for op in model["measurement"]["unknown_ops"]))
     if not _numbers_differ(model):
         notes.append(_numbers_phrase(report, model))
+    if model.get("trend"):
+        notes.append(f"trend on {code(report['base']['ref']) if report['base'] else 'the base'}: {escape(model['trend'])}")
     if notes:
         lines += [f"- {note}" for note in notes] + [""]
     if _numbers_differ(model):

@@ -111,3 +111,8 @@ def entry_from_json(name: str, entry: Mapping[str, Any]) -> ModelEntry:
 def merged_errors(reports: Sequence[Mapping[str, Any]]) -> list[dict[str, str]]:
     """The models that could not be checked, from every shard report."""
     return [dict(error) for report in reports for error in report.get("errors", ())]
+
+
+def merged_trends(reports: Sequence[Mapping[str, Any]]) -> dict[str, str]:
+    """Each model's trend line on the base branch, from the shard that measured it."""
+    return {model["name"]: model["trend"] for report in reports for model in report["models"] if "trend" in model}

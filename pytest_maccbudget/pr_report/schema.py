@@ -129,6 +129,8 @@ def _validate_model(model: Any, where: str) -> None:
     change = model.get("budget_change")
     if change is not None and change not in BUDGET_CHANGES:
         raise _Invalid(f"{where}.budget_change", f"expected null or one of {', '.join(BUDGET_CHANGES)}, got {change!r}")
+    if "trend" in model:
+        _expect(model["trend"], str, f"{where}.trend", "a string")
     sources = model.get("sources", {})
     _expect(sources, dict, f"{where}.sources", "an object")
     for key, location in sources.items():

@@ -208,3 +208,29 @@ def test_no_report_when_pytest_did_not_complete_the_checks(project: Project) -> 
     collection.stdout.fnmatch_lines(["note: no report written: pytest did not complete the checks "
                                      "(interrupted, or a collection error)"])
     assert not (project.path / "r.json").exists() and not (project.path / "r.md").exists()
+
+
+@pytest.mark.parametrize("xdist_args", [()], ids=["no-xdist-args"])
+def test_the_report_tells_how_a_model_moved_on_the_base_branch(project: Project) -> None:
+    git = pytest.importorskip("git")
+    repo = git.Repo.init(project.path, initial_branch="main")
+    with repo.config_writer() as config:
+        config.set_value("user", "name", "test").set_value("user", "email", "test@example.com")
+    project.add_net_test("alpha", width=10)
+    for width in (10, 11, 12):  # three merges on main, each recording alpha a little bigger
+        project.write_recorded(alpha=width)
+        repo.index.add([BUDGET_FILE])
+        repo.index.commit(f"alpha at {width}")
+    first = repo.commit("HEAD~2").hexsha[:7]
+    repo.create_head("feature").checkout()
+    project.add_net_test("alpha", width=13)
+
+    result = project.run("--macc-budget", "--macc-budget-base", "main", "--macc-budget-json=r.json",
+                         "--macc-budget-report=r.md")
+
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    [model] = json.loads((project.path / "r.json").read_text())["models"]
+    assert re.fullmatch(rf"MACs 9\.47 k → 9\.73 k → 9\.98 k over the last 3 changes \(since {first}, \d{{4}}-\d\d-\d\d\)",
+                        model["trend"]), model["trend"]
+    assert f"- trend on `main`: MACs 9.47 k → 9.73 k → 9.98 k over the last 3 changes (since {first}" in (
+        project.path / "r.md").read_text()
