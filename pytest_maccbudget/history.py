@@ -139,13 +139,16 @@ ModelTotals = dict[str, dict[str, int]]  # model name -> its recorded totals, at
 
 
 def budget_history(repo_dir: Union[Path, str], budget_path: Union[Path, str], *, rev: str = "HEAD",
-                   models: Optional[Iterable[str]] = None, last: Optional[int] = None) -> History:
+                   models: Optional[Iterable[str]] = None, last: Optional[int] = None,
+                   max_commits: Optional[int] = None) -> History:
     """Per model, the commits of ``rev``'s first-parent history at which its totals changed.
 
     ``repo_dir`` is any directory inside the working tree; ``budget_path`` is absolute or
     relative to it. ``models`` (names, or one name) keeps only those models; names never
     recorded are left out, not an error. ``last`` keeps each model's ``last`` most recent
-    points. Raises HistoryError.
+    points. ``max_commits`` reads only that many of the newest versions of the file (each is
+    parsed, so this bounds the cost in a long history); what came before them is then unknown,
+    as before a shallow clone's boundary. Raises HistoryError.
     """
     _check_rev(rev)
     wanted = None if models is None else {models} if isinstance(models, str) else set(models)
@@ -155,7 +158,8 @@ def budget_history(repo_dir: Union[Path, str], budget_path: Union[Path, str], *,
     start = Path(os.path.abspath(repo_dir))
     repo = _open_repo(git, start)
     try:
-        return _read_history(git, repo, _repo_relative_path(repo, start, Path(budget_path)), rev, wanted, last)
+        return _read_history(git, repo, _repo_relative_path(repo, start, Path(budget_path)), rev, wanted, last,
+                             max_commits)
     except git.CommandError as err:
         raise HistoryError(f"git failed while reading the history: {_git_stderr_line(err)}") from None
     finally:
@@ -185,7 +189,7 @@ def _point_value(point: HistoryPoint, metric: str) -> str:
 
 
 def _read_history(git: Any, repo: Repo, rel_path: str, rev: str, wanted: Optional[set[str]],
-                  last: Optional[int]) -> History:
+                  last: Optional[int], max_commits: Optional[int]) -> History:
     commit = _resolve_rev(git, repo, rev)
     entries = _log_entries(repo, commit, rel_path)
     if not entries:
@@ -193,9 +197,10 @@ def _read_history(git: Any, repo: Repo, rel_path: str, rev: str, wanted: Optiona
                            "commit the budget file first, or give the path of a committed one")
     oldest = entries[-1].commit  # git log lists newest first
     boundary = oldest if oldest in _shallow_commits(repo) else None
-    states, skipped = _read_states(repo, entries, rel_path)
+    cut = max_commits is not None and len(entries) > max_commits
+    states, skipped = _read_states(repo, entries[:max_commits] if cut else entries, rel_path)
     names = sorted({name for _, state in states for name in state})
-    histories = (_model_history(name, states, boundary is None, last) for name in names
+    histories = (_model_history(name, states, boundary is None and not cut, last) for name in names
                  if wanted is None or name in wanted)
     return History(budget_path=rel_path, rev=rev, commit=commit, file_commits=len(entries),
                    models={history.name: history for history in histories}, skipped=tuple(skipped),

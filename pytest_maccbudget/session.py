@@ -436,6 +436,7 @@ def write_reports(session: pytest.Session, state: BudgetSession) -> None:
 
 
 TREND_CHANGES = 5  # recorded changes of a model's budget shown in the report's trend line
+TREND_COMMITS = 30  # newest versions of the budget file read for it (each is parsed: bounds the cost)
 
 
 def _trends(state: BudgetSession) -> dict[str, str]:
@@ -449,7 +450,7 @@ def _trends(state: BudgetSession) -> dict[str, str]:
     names = sorted({record.measurement.name for record in state.records})
     try:
         history = budget_history(state.settings.rootdir, state.settings.budget_path, rev=state.base_info["commit"],
-                                 models=names, last=TREND_CHANGES)
+                                 models=names, last=TREND_CHANGES, max_commits=TREND_COMMITS)
     except HistoryError:  # no history to tell: the report still has base, budget and this commit
         return {}
     return {name: trend_phrase(model.points) for name, model in history.models.items() if len(model.points) >= 2}

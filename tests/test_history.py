@@ -611,3 +611,19 @@ def test_mermaid_reads_the_history_charts_as_meant(main_repo, capsys, monkeypatc
         [s[1], s[4]], {"title": "MACs", "min": 0, "max": 500}, [500, 400])
     assert (hostile["ok"], hostile["title"], hostile["categories"], hostile["config"]) == (
         True, "‹img src=x› | 'tick' @someone: MACs per change", [s[10], s[11]], {})
+
+
+def test_max_commits_reads_only_the_newest_versions(tmp_path: Path) -> None:
+    repo = tmp_path / "bounded"
+    repo.mkdir()
+    subprocess.run(["git", "init", "-q", "-b", "main"], cwd=repo, check=True)
+    for macs in (1000, 2000, 3000, 4000):
+        (repo / "macc_budget.yaml").write_text(f"version: 1\nmodels:\n  net:\n    total: {{macs: {macs}}}\n")
+        subprocess.run(["git", "add", "-A"], cwd=repo, check=True)
+        subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-qm", f"{macs}"],
+                       cwd=repo, check=True)
+    whole = budget_history(repo, "macc_budget.yaml")
+    bounded = budget_history(repo, "macc_budget.yaml", max_commits=2)
+    assert [p.kind for p in whole.models["net"].points] == ["added", "changed", "changed", "changed"]
+    # the oldest version read has an unknown past, as at a shallow boundary
+    assert [(p.kind, p.totals["macs"]) for p in bounded.models["net"].points] == [("start", 3000), ("changed", 4000)]
