@@ -62,6 +62,12 @@ def add_options(parser: pytest.Parser) -> None:
              "every entry this branch raised or added. Default: ini macc_budget_base, else none.",
     )
     group.addoption(
+        "--macc-budget-no-cache", action="store_true", default=False, dest="macc_budget_no_cache",
+        help="export and profile every model, without reading or writing the measurement cache in pytest's "
+             "cache directory (--cache-clear empties it). Default: a torch model whose computation did not "
+             "change since the last run is not exported again.",
+    )
+    group.addoption(
         "--macc-budget-shard", metavar="I/N", default=None, dest="macc_budget_shard", type=parse_shard,
         help="run only the I-th of N shards of the tests (1-based), e.g. 2/4, for a CI matrix; merge the shards' "
              "--macc-budget-json files with `maccbudget merge`. Default: all tests.",
@@ -97,6 +103,7 @@ class Settings:
     base_ref: str = ""
     shard: Optional[tuple[int, int]] = None  # (I, N) of --macc-budget-shard I/N
     budget_file_named: bool = False  # given by --macc-budget-file or the ini key, not the default name
+    use_cache: bool = True  # the measurement cache (off with --macc-budget-no-cache)
     update_command: str = UPDATE_COMMAND          # re-records what this run selected, the user's flags kept
     suite_update_command: str = UPDATE_COMMAND    # the same over the whole suite (no -k, -m, paths)
 
@@ -121,6 +128,7 @@ class Settings:
             base_ref=str(config.getoption("macc_budget_base") or config.getini("macc_budget_base") or "").strip(),
             shard=config.getoption("macc_budget_shard", None),
             budget_file_named=budget_file != DEFAULT_BUDGET_FILE,
+            use_cache=not config.getoption("macc_budget_no_cache"),
             update_command=update_command(config.invocation_params.args),
             suite_update_command=update_command(config.invocation_params.args, whole_suite=True,
                                                 positional=_positional_args(config)),

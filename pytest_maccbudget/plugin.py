@@ -43,9 +43,10 @@ def pytest_configure(config: pytest.Config) -> None:
 
     if settings.exporter not in EXPORTERS:
         raise pytest.UsageError(f"ini macc_budget_exporter = {settings.exporter!r}: expected one of {', '.join(EXPORTERS)}")
-    from .session import BudgetSession, read_budget
+    from .session import BudgetSession, open_cache, read_budget
 
     state = BudgetSession(settings, read_budget(settings), is_worker=hasattr(config, "workerinput"))
+    state.cache = open_cache(config, settings)
     if settings.base_ref and not state.is_worker:
         state.read_base()
     config.stash[_STATE] = state

@@ -22,7 +22,9 @@ from .units import format_count
 
 if TYPE_CHECKING:
     from .export import ExportedModel
+    from .cached_measure import CacheStats
     from .layer_sources import ConstructionRecorder
+    from .measure_cache import MeasureCache
     from .options import Settings
 
 
@@ -38,6 +40,22 @@ def read_budget(settings: "Settings") -> Budget:
         raise pytest.UsageError(f"pytest-maccbudget: the budget file {settings.budget_path} does not exist: check the "
                                 f"name, or run `{settings.update_command}` to create it")
     return budget
+
+
+def _new_cache_stats() -> "CacheStats":
+    from .cached_measure import CacheStats
+
+    return CacheStats()
+
+
+def open_cache(config: pytest.Config, settings: "Settings") -> Optional["MeasureCache"]:
+    """The measurement cache in pytest's cache directory, unless there is none or it is off."""
+    cache_provider = getattr(config, "cache", None)
+    if not settings.use_cache or cache_provider is None:
+        return None
+    from .measure_cache import MeasureCache
+
+    return MeasureCache(cache_provider.mkdir("maccbudget"))
 
 
 @dataclass
@@ -72,6 +90,8 @@ class BudgetSession:
     sources: dict[str, dict[str, list[dict[str, Any]]]] = field(default_factory=dict)  # model -> layer -> chain
     report: Optional[dict[str, Any]] = None
     errors: list[dict[str, str]] = field(default_factory=list)  # checks that failed before measuring
+    cache: Optional["MeasureCache"] = None  # None: no cache dir (-p no:cacheprovider) or --macc-budget-no-cache
+    cache_stats: "CacheStats" = field(default_factory=lambda: _new_cache_stats())
     _workdir: Optional[Path] = None
     _recorder: Optional["ConstructionRecorder"] = None
 
@@ -128,6 +148,7 @@ class BudgetSession:
             "declared": self.declared,
             "sources": self.sources,
             "errors": self.errors,
+            "cache": self.cache_stats.to_json(),
         }
 
     def merge_worker_payload(self, payload: dict[str, Any]) -> None:
@@ -143,6 +164,7 @@ class BudgetSession:
         self.declared.update(payload["declared"])
         self.sources.update(payload["sources"])
         self.errors.extend(payload["errors"])
+        self.cache_stats.merge(payload.get("cache") or {})
 
     def claim_name(self, name: str, nodeid: str) -> None:
         """Two tests may not check models of the same name."""
@@ -202,6 +224,29 @@ def _report_section(failures: list[str], comparison: "Comparison") -> list[str]:
 
 
 def _measure(state: BudgetSession, item: pytest.Item, name: str, model: Any, inputs: Any) -> "Measurement":
+    """The model's measurement: from the cache when its computation did not change, else by
+    exporting and profiling it (and then stored in the cache)."""
+    from .cached_measure import cache_lookup, cache_store
+
+    key = cache_lookup(state, model, inputs)
+    if key is not None and key.hit is not None:
+        measurement = Measurement.from_json({**key.hit, "name": name, "nodeid": item.nodeid})
+        _record_sources(state, name, model, measurement.layers)
+        return measurement
+    measurement = _export_and_profile(state, item, name, model, inputs)
+    if key is not None:
+        cache_store(state, key, model, measurement)
+    return measurement
+
+
+def _record_sources(state: BudgetSession, name: str, model: Any, layers: Any) -> None:
+    if state.wants_sources:
+        from .layer_sources import layer_chains
+
+        state.sources[name] = layer_chains(model, layers, state.recorder, state.recorder.user_code)
+
+
+def _export_and_profile(state: BudgetSession, item: pytest.Item, name: str, model: Any, inputs: Any) -> "Measurement":
     from .engine.errors import ModelError
     from .engine.profile import profile_model
     from .export import ONNX_FILE_EXPORTER, ExportError, InputSpecError, export_model
@@ -223,10 +268,8 @@ def _measure(state: BudgetSession, item: pytest.Item, name: str, model: Any, inp
     partial = profile.partial
     totals = profile.totals
     layers = layer_macs((layer.name, layer.macs) for layer in profile.layers)
-    if state.wants_sources and exported.exporter != ONNX_FILE_EXPORTER:
-        from .layer_sources import layer_chains
-
-        state.sources[name] = layer_chains(model, layers, state.recorder, state.recorder.user_code)
+    if exported.exporter != ONNX_FILE_EXPORTER:
+        _record_sources(state, name, model, layers)
     return Measurement(
         name=name,
         nodeid=item.nodeid,
@@ -505,6 +548,22 @@ def _relative(path: Path, root: Path) -> str:
         return str(path)
 
 
+def _cache_lines(state: BudgetSession) -> list[str]:
+    """What the measurement cache saved, when it was used."""
+    stats = state.cache_stats
+    looked_up = stats.hits + stats.misses
+    if state.cache is None or not looked_up:
+        return []
+    from .units import plural
+
+    line = (f"measurement cache: {stats.hits} of {plural(looked_up, 'torch model')} unchanged since the last run, "
+            "not exported again")
+    if stats.stale:
+        reason, count = max(stats.stale.items(), key=lambda item: item[1])
+        line += f"; {count} exported again because {reason}"
+    return [line + " (--macc-budget-no-cache to bypass)"]
+
+
 def summary_lines(state: BudgetSession) -> list[str]:
     settings = state.settings
     comparisons = [compare(state.budget, r.measurement, strict=settings.strict, missing_fails=settings.missing_fails,
@@ -520,7 +579,7 @@ def summary_lines(state: BudgetSession) -> list[str]:
         interrupted=state.interrupted,
         removed=state.removed,
         kept_because=state.removal_withheld,
-        messages=state.update_messages + state.duplicate_errors,
+        messages=state.update_messages + state.duplicate_errors + _cache_lines(state),
         suite_update_command=settings.suite_update_command,
         base=(state.base_info["ref"], state.base_budget, state.budget)
         if state.base_info is not None and state.base_budget is not None else None,

@@ -1,0 +1,162 @@
+"""The measurement cache: an unchanged torch model is not exported again, and anything that can
+change its exported graph makes the entry stale (never a stale hit)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from .conftest import Project
+
+pytestmark = pytest.mark.slow
+pytest.importorskip("torch")
+
+# `-p no:cacheprovider` is in every run's base arguments: these runs bring the cache back
+CACHE_ON = ("-p", "cacheprovider")
+
+MODELS = '''
+from torch import nn
+
+SCALE = {scale}
+
+
+def widen(x):
+    return x * SCALE{helper_tail}
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, {width}, 3, padding=1, stride={stride})
+        self.fc = nn.Linear({width}, 4)
+
+    def forward(self, x):
+        return self.fc(widen(self.conv(x)).mean((2, 3)))
+'''
+
+TESTS = '''
+import pytest
+
+from models import Net
+
+
+@pytest.mark.macc_budget("net", inputs=[{shape}])
+def test_net():
+    return Net()
+'''
+
+
+def write(project: Project, scale: int = 2, helper_tail: str = "", width: int = 8, stride: int = 1,
+          shape: str = "(1, 3, 16, 16)") -> None:
+    project.add_test("models", MODELS.format(scale=scale, helper_tail=helper_tail, width=width, stride=stride))
+    project.add_test("test_net", TESTS.format(shape=shape))
+
+
+def cache_line(result: pytest.RunResult) -> str:
+    return next(line for line in result.stdout.lines if "measurement cache:" in line)
+
+
+def run(project: Project, *args: str) -> pytest.RunResult:
+    return project.run(*CACHE_ON, "--macc-budget", *args)
+
+
+def entries(project: Project) -> list[Path]:
+    return sorted((project.path / ".pytest_cache" / "d" / "maccbudget").glob("*.json"))
+
+
+@pytest.fixture
+def recorded(project: Project) -> Project:
+    write(project)
+    result = project.run(*CACHE_ON, "--macc-budget-update")
+    assert result.ret == pytest.ExitCode.OK, result.stdout.str()
+    assert "0 of 1 torch model unchanged" in cache_line(result)
+    assert len(entries(project)) == 1
+    return project
+
+
+@pytest.mark.parametrize("xdist_args", [(), ("-n", "2")], ids=["no-xdist-args", "n2"])
+def test_an_unchanged_model_is_not_exported_again(recorded: Project) -> None:
+    again = run(recorded)
+    assert again.ret == pytest.ExitCode.OK
+    assert "1 of 1 torch model unchanged since the last run, not exported again" in cache_line(again)
+    # a hit is checked like a measurement: a lowered budget still fails it
+    recorded.edit_budget("macs: ", "macs: 1", name="macc_budget.yaml")  # 55296 -> 155296: a looser budget
+    tightened = run(recorded, "--macc-budget-strict")
+    assert tightened.ret == pytest.ExitCode.TESTS_FAILED
+    assert "1 of 1 torch model unchanged" in cache_line(tightened)
+
+
+@pytest.mark.parametrize("xdist_args", [()], ids=["no-xdist-args"])
+@pytest.mark.parametrize(("change", "why", "outcome"), [
+    # code inside a helper forward() calls, no structural change: caught by the code record
+    (dict(helper_tail=" + x"), "models.widen changed", pytest.ExitCode.TESTS_FAILED),
+    # a plain global that code reads (a scale factor: the same counts, but it could be a shape)
+    (dict(scale=3), "global models.SCALE changed", pytest.ExitCode.OK),
+    # a module attribute that is no parameter shape (the conv's stride: a quarter of the MACs)
+    (dict(stride=2), "", pytest.ExitCode.OK),
+    # a parameter shape
+    (dict(width=9), "", pytest.ExitCode.TESTS_FAILED),
+    # the input spec
+    (dict(shape="(1, 3, 32, 32)"), "", pytest.ExitCode.TESTS_FAILED),
+])
+def test_what_can_change_the_graph_makes_the_entry_stale(recorded: Project, change: dict, why: str,
+                                                        outcome: pytest.ExitCode) -> None:
+    write(recorded, **change)
+    result = run(recorded)
+    line = cache_line(result)
+    assert "0 of 1 torch model unchanged" in line, line
+    assert why in line
+    assert result.ret == outcome, result.stdout.str()  # the new measurement is the one checked
+
+
+@pytest.mark.parametrize("xdist_args", [()], ids=["no-xdist-args"])
+def test_another_exporter_is_another_entry(recorded: Project) -> None:
+    recorded.ini("macc_budget_exporter = dynamo")
+    result = run(recorded)
+    assert "0 of 1 torch model unchanged" in cache_line(result)
+    assert len(entries(recorded)) == 2
+
+
+@pytest.mark.parametrize("xdist_args", [()], ids=["no-xdist-args"])
+def test_a_corrupt_entry_is_ignored_and_replaced(recorded: Project) -> None:
+    [entry] = entries(recorded)
+    entry.write_text('{"format": 1, "key": "truncated', encoding="utf-8")
+    result = run(recorded)
+    assert result.ret == pytest.ExitCode.OK
+    assert "0 of 1 torch model unchanged" in cache_line(result)
+    assert json.loads(entry.read_text(encoding="utf-8"))["format"] == 1  # written again, whole
+    assert "1 of 1 torch model unchanged" in cache_line(run(recorded))
+
+
+@pytest.mark.parametrize("xdist_args", [()], ids=["no-xdist-args"])
+def test_cache_clear_and_the_bypass_flag(recorded: Project) -> None:
+    bypass = run(recorded, "--macc-budget-no-cache")
+    assert not any("measurement cache:" in line for line in bypass.stdout.lines)
+    cleared = run(recorded, "--cache-clear")
+    assert "0 of 1 torch model unchanged" in cache_line(cleared)
+
+
+TWINS = '''
+import pytest
+
+from models import Net
+
+
+@pytest.mark.macc_budget("{name}", inputs=[(1, 3, 16, 16)])
+def test_{name}():
+    return Net()
+'''
+
+
+@pytest.mark.parametrize("xdist_args", [("-n", "2")], ids=["n2"])
+def test_workers_share_the_cache(project: Project) -> None:
+    write(project)
+    for name in ("twin_a", "twin_b", "twin_c", "twin_d"):  # one model four times: one entry, written by any worker
+        project.add_test(f"test_{name}", TWINS.format(name=name))
+    first = project.run(*CACHE_ON, "--macc-budget-update")
+    assert first.ret == pytest.ExitCode.OK, first.stdout.str()
+    assert len(entries(project)) == 1
+    second = run(project)
+    assert second.ret == pytest.ExitCode.OK
+    assert "5 of 5 torch models unchanged" in cache_line(second)
