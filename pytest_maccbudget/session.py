@@ -18,7 +18,7 @@ from .budget import (
     dump_budget, load_budget, update_budget, write_budget,
 )
 from .terminal_summary import NOT_ALL_SELECTED, budget_summary_lines, render_layer_table
-from .units import format_count
+from .units import LIST_LIMIT, capped_list, format_count, plural
 
 if TYPE_CHECKING:
     from .export import ExportedModel
@@ -184,7 +184,7 @@ def check_model(state: BudgetSession, item: pytest.Item, name: str, model: Any, 
     failures = _failures_for_run(comparison, measurement, settings)
     state.records.append(CheckRecord(measurement, bool(failures)))
     _add_junit_properties(item, measurement, comparison)
-    details = _report_section(failures, comparison)
+    details = _report_section(failures, comparison) + _all_uncounted_ops(measurement)
     if details:
         item.add_report_section("call", "macc budget", neutralise("\n".join(details)))
     if failures:
@@ -324,9 +324,17 @@ def _failures_for_run(comparison: "Comparison", measurement: "Measurement", sett
     return failures
 
 
+def _all_uncounted_ops(measurement: "Measurement") -> list[str]:
+    """Every op that could not be counted, one a line, when the one-line messages list only some."""
+    ops = measurement.unknown_ops
+    if len(ops) <= LIST_LIMIT:
+        return []
+    return ["", f"all {len(ops)} ops that could not be counted:"] + [f"  {op}" for op in ops]
+
+
 def _uncounted_line(measurement: "Measurement") -> list[str]:
     ops = measurement.unknown_ops
-    return [f"{len(ops)} op(s) could not be counted: " + "; ".join(ops)]
+    return [f"{plural(len(ops), 'op')} could not be counted: {capped_list(ops)}"]
 
 
 def _warn_if_needed(item: pytest.Item, comparison: "Comparison", measurement: "Measurement", settings: "Settings") -> None:
@@ -554,8 +562,6 @@ def _cache_lines(state: BudgetSession) -> list[str]:
     looked_up = stats.hits + stats.misses
     if state.cache is None or not looked_up:
         return []
-    from .units import plural
-
     line = (f"measurement cache: {stats.hits} of {plural(looked_up, 'torch model')} unchanged since the last run, "
             "not exported again")
     if stats.stale:
@@ -581,6 +587,7 @@ def summary_lines(state: BudgetSession) -> list[str]:
         kept_because=state.removal_withheld,
         messages=state.update_messages + state.duplicate_errors + _cache_lines(state),
         suite_update_command=settings.suite_update_command,
+        not_measured=sorted({error["name"] for error in state.errors}),
         base=(state.base_info["ref"], state.base_budget, state.budget)
         if state.base_info is not None and state.base_budget is not None else None,
     )

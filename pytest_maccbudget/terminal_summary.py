@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Mapping, Optional, Sequence
 
 from .budget import NEW, REMOVED, UNKNOWN, Budget, Comparison, LayerChange, MetricChange, signed_metric
-from .units import change_percent
+from .units import capped_list, change_percent
 from .texttable import aligned_table
 from .units import format_bytes, format_count
 
@@ -20,6 +20,7 @@ STATUS_TEXT = {
     "unknown": "NOT COUNTED",
     "rules_changed": "RULES CHANGED",
 }
+NOT_MEASURED = "NOT MEASURED (see its test)"
 TOP_LAYERS = 10
 SUMMARY_HEADER = ("model", "MACs", "vs budget", "params", "peak act. memory", "status")
 BASE_HEADER = ("model", "MACs", "vs budget", "vs base", "params", "peak act. memory", "status")
@@ -39,16 +40,19 @@ def budget_summary_lines(
     messages: Sequence[str] = (),
     base: Optional[tuple[str, Budget, Budget]] = None,
     suite_update_command: str = "pytest --macc-budget-update",
+    not_measured: Sequence[str] = (),
 ) -> list[str]:
     """`update` is "" (a check), "all" (--macc-budget-update) or "new-only"; `update_outcomes`
     says per model what the update did ("recorded", "updated", "unchanged", ...). `base` is
     (the base ref, the budget file there, the budget file here): a "vs base" column and what
-    this branch did to the budget entries."""
-    if not comparisons and not unused:
+    this branch did to the budget entries. `not_measured` names the models whose check failed
+    before they could be measured (an export error): their rows say so."""
+    if not comparisons and not unused and not not_measured:
         return ([f"no model was checked (budget file: {budget_path})"] + _branch_lines(base)
                 + [f"note: {message}" for message in messages])
     outcomes = update_outcomes if update else None
-    lines = model_table(comparisons, outcomes, base[1] if base else None) if comparisons else []
+    table = model_table(comparisons, outcomes, base[1] if base else None, not_measured)
+    lines = table if comparisons or not_measured else []
     lines += _branch_lines(base)
     changed = top_layer_changes(comparisons)
     if changed:
@@ -69,10 +73,13 @@ def _file_outcome(written: bool, interrupted: bool, path: Path) -> str:
 
 
 def model_table(comparisons: Sequence[Comparison], update_outcomes: Optional[Mapping[str, str]] = None,
-                base_budget: Optional[Budget] = None) -> list[str]:
-    """One row per model; under an update the status is what the update did. With the budget
-    file of the base branch, a "vs base" column compares this run's MACs with it."""
+                base_budget: Optional[Budget] = None, not_measured: Sequence[str] = ()) -> list[str]:
+    """One row per model, by name; under an update the status is what the update did. With the
+    budget file of the base branch, a "vs base" column compares this run's MACs with it."""
     rows = [_model_row(c, update_outcomes, base_budget) for c in comparisons]
+    width = len(BASE_HEADER if base_budget is not None else SUMMARY_HEADER)
+    rows += [(name,) + ("?",) * (width - 2) + (NOT_MEASURED,) for name in not_measured]
+    rows.sort(key=lambda row: row[0])
     if base_budget is None:
         return aligned_table(SUMMARY_HEADER, rows, right_aligned={1, 2, 3, 4})
     return aligned_table(BASE_HEADER, rows, right_aligned={1, 2, 3, 4, 5})
@@ -161,7 +168,7 @@ def _unused_lines(unused: Sequence[str], removed: Sequence[str], update: str, ke
     if not unused:
         return []
     noun = "entry" if len(unused) == 1 else "entries"
-    names = ", ".join(unused)
+    names = capped_list(list(unused), ", ")
     if kept_because == NOT_ALL_SELECTED:
         return ["", f"{len(unused)} budget {noun} not checked in this run: {names} ({NOT_ALL_SELECTED})"]
     if update:

@@ -224,3 +224,13 @@ def change_percent(old: int, new: int) -> Optional[str]:
 def plural(count: int, singular: str, plural_form: str = "") -> str:
     """plural(1, "layer") -> "1 layer", plural(3, "layer") -> "3 layers"."""
     return f"{count} {singular if count == 1 else (plural_form or singular + 's')}"
+
+
+LIST_LIMIT = 10  # items of a list written into a one-line message
+
+
+def capped_list(items: "list[str] | tuple[str, ...]", separator: str = "; ", limit: int = LIST_LIMIT) -> str:
+    """The first `limit` items joined, and how many more there are: "a; b; c and 197 more"."""
+    shown = separator.join(items[:limit])
+    hidden = len(items) - limit
+    return f"{shown} and {hidden} more" if hidden > 0 else shown

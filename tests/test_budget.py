@@ -232,7 +232,7 @@ def test_empty_sections_are_empty():
          "allowed: macs, flops, params, param_bytes, peak_activation_bytes"),
         ("models:\n  resnet:\n    tolerance: {layers: 2%}\n",
          "macc_budget.yaml:3: models.resnet.tolerance.layers: unknown key 'layers'; "
-         "allowed: macs, flops, params, param_bytes, peak_activation_bytes, layer_macs"),
+         "allowed: all, macs, flops, params, param_bytes, peak_activation_bytes, layer_macs"),
         ("models:\n  resnet:\n    layers:\n      conv1: {flops: 2}\n",
          "macc_budget.yaml:4: models.resnet.layers.conv1.flops: unknown key 'flops'; allowed: macs"),
         ("models:\n  resnet:\n    layers:\n      conv1: {}\n",
@@ -917,3 +917,37 @@ def test_an_update_records_the_current_rules_and_a_dump_keeps_them() -> None:
     # an update that records nothing changes nothing
     unchanged, _ = update_budget(budget, [])
     assert dump_budget(unchanged) == dump_budget(budget)
+
+
+# --- a tolerance for every metric -----------------------------------------------------------------
+
+
+def test_one_tolerance_covers_every_metric_and_names_override_it() -> None:
+    budget = parse("rules: 2\ndefaults:\n  tolerance: 2%\nmodels:\n  a:\n    tolerance: {all: 1%, params: 0}\n"
+                   "  b:\n    tolerance: {macs: 5%}\n")
+    assert [budget.tolerance_for("a", m).text for m in ("macs", "flops", "params", "layer_macs")] == ["1%", "1%", "0", "1%"]
+    # a model's own tolerance for one metric; the defaults' for every metric covers the rest
+    assert [budget.tolerance_for("b", m).text for m in ("macs", "flops", "layer_macs")] == ["5%", "2%", "5%"]
+    assert budget.tolerance_for("not-there", "peak_activation_bytes").text == "2%"
+    dumped = dump_budget(budget)
+    assert "defaults:\n  tolerance: 2%\n" in dumped and "    tolerance: {all: 1%, params: 0}\n" in dumped
+    assert parse(dumped).tolerance_for("a", "flops").text == "1%"
+
+
+def test_a_tolerance_for_every_metric_is_a_percentage() -> None:
+    with pytest.raises(BudgetError, match=r"^macc_budget.yaml:2: defaults.tolerance: a tolerance for every metric is a "
+                                          r"percentage such as 2%, got '1M'"):
+        parse("defaults:\n  tolerance: 1M\n")
+    with pytest.raises(BudgetError, match=r"^macc_budget.yaml:3: models.a.tolerance.all: a tolerance for every metric"):
+        parse("models:\n  a:\n    tolerance: {all: 2% and 1M}\n")
+
+
+def test_growth_under_a_tolerance_for_another_metric_says_what_covers_it() -> None:
+    budget = parse(COMPARE_BUDGET)
+    budget.models["resnet"].tolerance["macs"] = Tolerance.parse("2%", "macs")
+    grown = resnet(total={"macs": 1_818_000_000, "flops": 3_636_000_000})  # +1% each
+    assert compare(budget, grown).failures == [
+        "flops 3.64 G > budget 3.60 G (+1.0%, tolerance 0%); a tolerance on macs does not cover flops: "
+        "`tolerance: 2%` covers every metric, `tolerance: {all: 2%, flops: 0}` every metric but one"]
+    budget.models["resnet"].tolerance = {"all": Tolerance.parse("2%")}
+    assert compare(budget, grown).status == "ok"

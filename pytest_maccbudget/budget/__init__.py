@@ -18,7 +18,7 @@ from .compare import (
 )
 from .errors import BudgetError, display_path
 from .model import (
-    BYTE_METRICS, GREW, INPUTS_CHANGED, LAYER_METRIC, MISSING, NEW, OK, OVER_LIMIT, REGRESSED, REMOVED, RULES_CHANGED,
+    BYTE_METRICS, EVERY_METRIC, GREW, INPUTS_CHANGED, LAYER_METRIC, MISSING, NEW, OK, OVER_LIMIT, REGRESSED, REMOVED, RULES_CHANGED,
     SCHEMA_VERSION, SHRANK, TIGHTENABLE, TOLERANCE_KEYS, TOTAL_METRICS, UNKNOWN, UPDATE_COMMAND, ZERO_TOLERANCE, Budget, ModelEntry,
     Tolerance, format_metric, metric_kind, signed_metric,
 )
@@ -27,7 +27,7 @@ from .update import update_budget
 from .writer import dump_budget, write_budget
 
 __all__ = [
-    "BYTE_METRICS", "GREW", "INPUTS_CHANGED", "LAYER_FINDING_PREFIXES", "LAYER_METRIC", "MISSING", "NEW", "OK",
+    "BYTE_METRICS", "EVERY_METRIC", "GREW", "INPUTS_CHANGED", "LAYER_FINDING_PREFIXES", "LAYER_METRIC", "MISSING", "NEW", "OK",
     "OVER_LIMIT", "REGRESSED", "REMOVED", "RULES_CHANGED", "SCHEMA_VERSION", "SHRANK", "TIGHTENABLE", "TOLERANCE_KEYS", "TOTAL_METRICS",
     "UNKNOWN", "UPDATE_COMMAND", "ZERO_TOLERANCE", "Budget", "BudgetError", "Comparison", "LayerChange", "Measurement",
     "MetricChange", "ModelEntry", "Tolerance", "change_percent", "compare", "display_path", "dump_budget",

@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping, Optional, Sequence
 
 from ..units import (
+    capped_list,
     change_percent,
     format_count,
 )
@@ -120,7 +121,8 @@ class Comparison:
 
 
 def ops_phrase(unknown_ops: tuple[str, ...]) -> str:
-    return f" (ops not counted: {', '.join(unknown_ops)})" if unknown_ops else ""
+    """" (ops not counted: A (node): why; ... and 197 more)": a message line stays readable."""
+    return f" (ops not counted: {capped_list(unknown_ops)})" if unknown_ops else ""
 
 
 def shapes_text(inputs: Optional[Mapping[str, Sequence[int]]]) -> str:
@@ -166,7 +168,8 @@ def _compare_metric(budget: Budget, entry: ModelEntry, measured: Measurement, me
             status = REGRESSED
             percent = change_percent(old, new) or signed_metric(metric, new - old)
             findings.regressed.append(f"{metric} {format_metric(metric, new)} > budget "
-                                      f"{format_metric(metric, old)} ({percent}, tolerance {tolerance.describe()})")
+                                      f"{format_metric(metric, old)} ({percent}, tolerance {tolerance.describe()})"
+                                      + _tolerance_hint(budget, entry, metric, tolerance))
         elif new < old:
             percent = change_percent(old, new)
             findings.lower.append(f"{metric} {format_metric(metric, new)} < budget {format_metric(metric, old)}"
@@ -175,6 +178,18 @@ def _compare_metric(budget: Budget, entry: ModelEntry, measured: Measurement, me
         status = OVER_LIMIT
         findings.limit.append(f"{metric} {format_metric(metric, new)} > limit {format_metric(metric, limit)}")
     return MetricChange(metric, old, new, tolerance, limit, status)
+
+
+def _tolerance_hint(budget: Budget, entry: ModelEntry, metric: str, tolerance: Tolerance) -> str:
+    """When a metric has no tolerance while others do: say a tolerance covers its metric only."""
+    if not tolerance.is_zero:
+        return ""
+    others = sorted({key for tolerances in (entry.tolerance, budget.default_tolerance) for key, other in tolerances.items()
+                     if key != metric and not other.is_zero})
+    if not others:
+        return ""
+    return (f"; a tolerance on {', '.join(others)} does not cover {metric}: `tolerance: 2%` covers every metric, "
+            f"`tolerance: {{all: 2%, {metric}: 0}}` every metric but one")
 
 
 def _layer_change(key: str, old: Optional[int], new: Optional[int]) -> Optional[LayerChange]:

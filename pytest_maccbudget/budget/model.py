@@ -26,6 +26,7 @@ TOTAL_METRICS = ("macs", "flops", "params", "param_bytes", "peak_activation_byte
 BYTE_METRICS = {"param_bytes", "peak_activation_bytes"}
 TOLERANCE_KEYS = TOTAL_METRICS + ("layer_macs",)
 LAYER_METRIC = "layer_macs"
+EVERY_METRIC = "all"  # `tolerance: 2%`, or `tolerance: {all: 2%, params: 0}`: every metric not named
 
 TOP_KEYS = ("version", "rules", "defaults", "models")
 DEFAULTS_KEYS = ("tolerance",)
@@ -112,6 +113,16 @@ def _tolerance_examples(metric: str) -> str:
     return f"write e.g. '2%', '0', '{amount}' or '2% and {amount}'"
 
 
+def parse_every_metric_tolerance(value: object, text: Optional[str]) -> Tolerance:
+    """A tolerance for every metric: a percentage (an amount like 1M means one thing for MACs
+    and another for bytes), or 0."""
+    tolerance = parse_tolerance(value, "macs", text)
+    if tolerance.absolute:
+        raise BudgetError(f"a tolerance for every metric is a percentage such as 2%, got {tolerance.text!r}: "
+                          "an amount means different things for MACs and for bytes; give amounts per metric")
+    return tolerance
+
+
 def parse_tolerance(value: object, metric: str, text: Optional[str]) -> Tolerance:
     if text is None:
         text = value.strip() if isinstance(value, str) else str(value)
@@ -187,11 +198,11 @@ class Budget:
         return self.rules if self.rules is not None else FIRST_VERSION
 
     def tolerance_for(self, model: str, metric: str) -> Tolerance:
-        """The model's own tolerance, else the default one. Layers (layer_macs) fall back to
-        the macs tolerance, the model's and then the default's."""
+        """The metric's own tolerance, the model's then the default one; then (for layers,
+        layer_macs falls back to macs) the same for the fallbacks, the one for every metric last."""
         entry = self.models.get(model)
         own = entry.tolerance if entry is not None else {}
-        lookup = [metric] if metric != LAYER_METRIC else [LAYER_METRIC, "macs"]
+        lookup = ([metric] if metric != LAYER_METRIC else [LAYER_METRIC, "macs"]) + [EVERY_METRIC]
         for key in lookup:
             for tolerances in (own, self.default_tolerance):
                 if key in tolerances:

@@ -15,6 +15,7 @@ from ..units import (
 from .errors import BudgetError
 from .model import (
     DEFAULTS_KEYS,
+    EVERY_METRIC,
     LAYER_KEYS,
     MODEL_KEYS,
     SCHEMA_VERSION,
@@ -25,6 +26,7 @@ from .model import (
     ModelEntry,
     Tolerance,
     metric_kind,
+    parse_every_metric_tolerance,
     parse_tolerance,
 )
 
@@ -211,16 +213,22 @@ class _Reader:
         return tolerance
 
     def tolerances(self, node: Node, key: str) -> dict[str, Tolerance]:
-        expected = f"a mapping of metric to tolerance ({', '.join(TOLERANCE_KEYS)})"
-        tolerances: dict[str, Tolerance] = {}
-        for metric, value_node in self.section(node, key, TOLERANCE_KEYS, expected):
-            metric_key = _join(key, metric)
-            value = self.scalar(value_node, metric_key, "a tolerance such as 2%, 0 or '2% and 1M'")
-            try:
-                tolerances[metric] = parse_tolerance(value, metric, value_node.value)
-            except BudgetError as exc:
-                raise self.error(value_node, metric_key, exc.message) from None
-        return tolerances
+        """`tolerance: 2%` (every metric) or a mapping: {macs: '2% and 1M', all: 1%, ...}."""
+        if isinstance(node, ScalarNode) and not _is_null(node):
+            return {EVERY_METRIC: self.tolerance(node, key, EVERY_METRIC)}
+        keys = (EVERY_METRIC,) + TOLERANCE_KEYS
+        expected = f"a tolerance for every metric such as 2%, or a mapping of metric to tolerance ({', '.join(keys)})"
+        return {metric: self.tolerance(value_node, _join(key, metric), metric)
+                for metric, value_node in self.section(node, key, keys, expected)}
+
+    def tolerance(self, node: Node, key: str, metric: str) -> Tolerance:
+        value = self.scalar(node, key, "a tolerance such as 2%, 0 or '2% and 1M'")
+        try:
+            if metric == EVERY_METRIC:
+                return parse_every_metric_tolerance(value, node.value)
+            return parse_tolerance(value, metric, node.value)
+        except BudgetError as exc:
+            raise self.error(node, key, exc.message) from None
 
     def models(self, node: Node) -> dict[str, ModelEntry]:
         models: dict[str, ModelEntry] = {}

@@ -15,6 +15,7 @@ from ..units import (
 )
 from .model import (
     BYTE_METRICS,
+    EVERY_METRIC,
     SCHEMA_VERSION,
     TOLERANCE_KEYS,
     TOTAL_METRICS,
@@ -119,7 +120,12 @@ def _limit_text(entry: ModelEntry, metric: str) -> str:
 
 
 def _tolerance_flow(tolerances: dict[str, Tolerance]) -> str:
-    return _flow((m, _value_text(tolerance_text(tolerances[m], m))) for m in TOLERANCE_KEYS if m in tolerances)
+    """`2%` when one tolerance covers every metric, else {all: 1%, macs: 2% and 1M, ...}."""
+    if set(tolerances) == {EVERY_METRIC}:
+        return _value_text(tolerance_text(tolerances[EVERY_METRIC], "macs"))
+    keys = (EVERY_METRIC,) + TOLERANCE_KEYS
+    return _flow((m, _value_text(tolerance_text(tolerances[m], "macs" if m == EVERY_METRIC else m)))
+                 for m in keys if m in tolerances)
 
 
 def _total_lines(indent: str, total: dict[str, int]) -> list[str]:
