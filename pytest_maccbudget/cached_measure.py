@@ -56,7 +56,9 @@ def cache_store(state: "BudgetSession", key: CacheKey, model: Any, measurement: 
     if record.unresolvable:
         return  # what ran cannot be checked next time: never a stale hit
     data = measurement.to_json()
-    state.cache.store(key.key, {field: data[field] for field in ("inputs", "total", "layers", "unknown_ops")}, record)
+    cached = {field: data[field] for field in ("inputs", "total", "layers", "unknown_ops")}
+    cached["partial"] = measurement.partial
+    state.cache.store(key.key, cached, record)
 
 
 def _is_torch_module(model: Any) -> bool:

@@ -4,6 +4,7 @@ when --macc-budget (or an update) is on."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import shutil
 import tempfile
 from dataclasses import dataclass, field
@@ -13,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Optional
 import pytest
 
 from .action.commands import neutralise
+from .budget.update import PARTIAL_HOW
 from .budget import (
     GREW, LAYER_FINDING_PREFIXES, MISSING, NEW, UNKNOWN, Budget, BudgetError, Comparison, Measurement, compare,
     dump_budget, load_budget, update_budget, write_budget,
@@ -177,7 +179,7 @@ class BudgetSession:
 
 def check_model(state: BudgetSession, item: pytest.Item, name: str, model: Any, inputs: Any) -> None:
     state.claim_name(name, item.nodeid)
-    measurement = _measure(state, item, name, model, inputs)
+    measurement = _as_checked(_measure(state, item, name, model, inputs), state.settings)
     settings = state.settings
     comparison = compare(state.budget, measurement, strict=settings.strict, missing_fails=settings.missing_fails,
                          update_command=settings.update_command)
@@ -255,7 +257,14 @@ def _export_and_profile(state: BudgetSession, item: pytest.Item, name: str, mode
     try:
         exported = state.exports.get(name)
         if exported is None:
-            exported = export_model(model, inputs, name=name, workdir=state.workdir, exporter=state.settings.exporter)
+            try:
+                exported = export_model(model, inputs, name=name, workdir=state.workdir, exporter=state.settings.exporter)
+            except ExportError as error:  # what the exporter warned, logged and printed goes with its failure
+                if error.log:
+                    item.add_report_section("call", "macc budget export", neutralise(error.log))
+                raise
+            if exported.log:  # warnings of the user's code: shown if the test fails (or with -rP)
+                item.add_report_section("call", "macc budget export", neutralise(exported.log))
             state.exports[name] = exported
         onnx_inputs = _onnx_input_shapes(inputs) if exported.exporter == "onnx" else None
         profile = profile_model(exported.path, onnx_inputs)  # errors name the file
@@ -275,15 +284,26 @@ def _export_and_profile(state: BudgetSession, item: pytest.Item, name: str, mode
         nodeid=item.nodeid,
         inputs=exported.inputs or {k: list(v) for k, v in profile.inputs.items()},
         total={
-            "macs": None if partial else totals.macs,
-            "flops": None if partial else totals.flops,
+            "macs": totals.macs,
+            "flops": totals.flops,
             "params": _own_parameter_count(model, totals.params),
             "param_bytes": totals.param_bytes,
             "peak_activation_bytes": totals.peak_activation_bytes,
         },
         layers=layers,
         unknown_ops=tuple(f"{u.domain + '::' if u.domain else ''}{u.op_type} ({u.name}): {u.reason}" for u in profile.unknown),
+        partial=partial,
     )
+
+
+def _as_checked(measurement: "Measurement", settings: "Settings") -> "Measurement":
+    """A partial measurement counts only what could be counted. Where uncountable ops fail
+    (the default), its MACs and FLOPs are unknown; where they only warn, the lower bounds are
+    checked and recorded as such (a partial entry)."""
+    if not measurement.partial or not settings.unknown_fails:
+        return measurement
+    total = {**measurement.total, "macs": None, "flops": None}
+    return dataclasses.replace(measurement, total=total, partial=False)
 
 
 def _own_parameter_count(model: Any, stored: Optional[int]) -> Optional[int]:
@@ -315,7 +335,7 @@ def _failures_for_run(comparison: "Comparison", measurement: "Measurement", sett
     uncounted = _uncounted_line(measurement) if measurement.unknown_ops and settings.unknown_fails else []
     if settings.update:
         over = [line + " (not recorded)" for line in comparison.failures if "> limit" in line]
-        return over + [f"not recorded: {line}" for line in uncounted]
+        return over + [f"not recorded: {line}. {PARTIAL_HOW}" for line in uncounted]
     if comparison.status == UNKNOWN and not settings.unknown_fails:
         return []
     failures = list(comparison.failures) if comparison.failed else []
@@ -340,7 +360,8 @@ def _uncounted_line(measurement: "Measurement") -> list[str]:
 def _warn_if_needed(item: pytest.Item, comparison: "Comparison", measurement: "Measurement", settings: "Settings") -> None:
     lines: list[str] = []
     if measurement.unknown_ops and not settings.unknown_fails:
-        lines += [("not recorded: " if settings.update else "") + line for line in _uncounted_line(measurement)]
+        prefix = "recorded as a partial entry (lower bounds): " if settings.update else "lower bounds: "
+        lines += [prefix + line for line in _uncounted_line(measurement)]
     if not settings.update and comparison.status == MISSING:
         lines += comparison.failures
     for line in lines:
@@ -405,7 +426,8 @@ def _update_outcome(record: CheckRecord, before: Budget, after: Budget, new_only
     name = record.measurement.name
     if name in duplicated:
         return "NOT RECORDED (name used twice)"
-    if record.failed or any(value is None for value in record.measurement.total.values()):
+    uncounted = not record.measurement.partial and any(value is None for value in record.measurement.total.values())
+    if record.failed or uncounted:
         over_limit = any(m.limit is not None and m.new is not None and m.new > m.limit
                          for m in compare(before, record.measurement).metrics)
         return "NOT RECORDED (over limit)" if over_limit else "NOT RECORDED (not counted)"

@@ -226,7 +226,7 @@ def test_empty_sections_are_empty():
          "macc_budget.yaml:2: defaults.tolerances: unknown key 'tolerances'; allowed: tolerance"),
         ("models:\n  resnet:\n    totals: {macs: 1}\n",
          "macc_budget.yaml:3: models.resnet.totals: unknown key 'totals'; "
-         "allowed: inputs, rules, limit, tolerance, total, layers"),
+         "allowed: inputs, rules, partial, limit, tolerance, total, layers"),
         ("models:\n  resnet:\n    total: {mac: 1}\n",
          "macc_budget.yaml:3: models.resnet.total.mac: unknown key 'mac'; "
          "allowed: macs, flops, params, param_bytes, peak_activation_bytes"),
@@ -245,10 +245,10 @@ def test_empty_sections_are_empty():
         ("models: [resnet]\n",
          "macc_budget.yaml:1: models: expected a mapping of model name to entry, got a list"),
         ("models:\n  resnet:\n",
-         "macc_budget.yaml:2: models.resnet: expected a mapping with keys inputs, rules, limit, tolerance, total, "
+         "macc_budget.yaml:2: models.resnet: expected a mapping with keys inputs, rules, partial, limit, tolerance, total, "
          "layers, got nothing"),
         ("models:\n  resnet: 42\n",
-         "macc_budget.yaml:2: models.resnet: expected a mapping with keys inputs, rules, limit, tolerance, total, "
+         "macc_budget.yaml:2: models.resnet: expected a mapping with keys inputs, rules, partial, limit, tolerance, total, "
          "layers, got '42'"),
         ("version: 1\nmodels:\n  resnet:\n    total: {macs: 1}\n\n\n    layers: {}\n    total: {macs: 2}\n",
          "macc_budget.yaml:8: models.resnet.total: duplicate key 'total' (first at line 4)"),
@@ -745,10 +745,12 @@ def test_update_refuses_unknown_values():
                           unknown_ops=("acme::Foo (blk.foo)",))
     new_partial = measurement(name="new", total={**DETECTOR_TOTAL, "flops": None})
     updated, messages = update_budget(budget, [partial, new_partial])
+    how = ("To record what can be counted as a partial entry (lower bounds, `partial: true`), set the ini key "
+           "`macc_budget_unknown_ops = warn`; to count the op, add a cost rule (docs/counting.md, \"Adding an op\").")
     assert messages == [
         "not recording model 'detector-small': macs, layer blk.foo could not be counted "
-        "(ops not counted: acme::Foo (blk.foo)); its budget entry is kept as it was",
-        "not recording model 'new': flops could not be counted; no entry was written",
+        f"(ops not counted: acme::Foo (blk.foo)); its budget entry is kept as it was. {how}",
+        f"not recording model 'new': flops could not be counted; no entry was written. {how}",
     ]
     assert dump_budget(updated) == DUMPED
 
@@ -951,3 +953,36 @@ def test_growth_under_a_tolerance_for_another_metric_says_what_covers_it() -> No
         "`tolerance: 2%` covers every metric, `tolerance: {all: 2%, flops: 0}` every metric but one"]
     budget.models["resnet"].tolerance = {"all": Tolerance.parse("2%")}
     assert compare(budget, grown).status == "ok"
+
+
+# --- partial entries ---------------------------------------------------------------------------
+
+
+def test_a_partial_measurement_is_recorded_as_lower_bounds_and_checked_against_them() -> None:
+    budget = parse(COMPARE_BUDGET)
+    partial = Measurement("resnet", "t::r", {"x": [1, 3, 224, 224]},
+                          {**RESNET_TOTAL, "peak_activation_bytes": None}, {**RESNET_LAYERS, "head": None},
+                          unknown_ops=("com.acme::Foo (head): no cost rule",), partial=True)
+    # against a complete entry: the ops that could not be counted are the finding
+    result = compare(budget, partial)
+    assert result.status == "unknown"
+    assert result.failures[0] == ("model 'resnet': ops could not be counted (com.acme::Foo (head): no cost rule), "
+                                  "while its budget entry counted every op")
+    updated, messages = update_budget(budget, [partial])
+    assert messages == []
+    entry = updated.models["resnet"]
+    assert entry.partial and "peak_activation_bytes" not in entry.total and "head" not in entry.layers
+    assert "    partial: true\n" in dump_budget(updated)
+    assert parse(dump_budget(updated)).models["resnet"].partial
+    assert compare(updated, partial).status in ("ok", "unknown")  # lower bounds against lower bounds
+    # every op counted again: the partial entry must be re-recorded, whatever the numbers
+    complete = resnet()
+    again = compare(updated, complete, update_command="pytest --macc-budget-update -k r")
+    assert (again.status, again.failed) == ("rules_changed", True)
+    assert "every op is counted now" in again.failures[0] and "-k r" in again.failures[0]
+
+
+def test_an_uncountable_model_is_refused_with_how_to_record_it_partially() -> None:
+    unknown = resnet(total={"macs": None})
+    _, messages = update_budget(parse(COMPARE_BUDGET), [unknown])
+    assert "set the ini key `macc_budget_unknown_ops = warn`" in messages[0] and "add a cost rule" in messages[0]

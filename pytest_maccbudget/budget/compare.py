@@ -51,9 +51,12 @@ class Measurement:
     total: dict[str, Optional[int]]
     layers: dict[str, Optional[int]]
     unknown_ops: tuple[str, ...] = ()
+    # the totals count only what could be counted (lower bounds), taken as they are because the
+    # project lets uncountable ops pass (ini macc_budget_unknown_ops = warn)
+    partial: bool = False
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        data = {
             "name": self.name,
             "nodeid": self.nodeid,
             "inputs": inputs_as_lists(self.inputs),
@@ -61,6 +64,9 @@ class Measurement:
             "layers": dict(self.layers),
             "unknown_ops": list(self.unknown_ops),
         }
+        if self.partial:
+            data["partial"] = True
+        return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Measurement:
@@ -71,6 +77,7 @@ class Measurement:
             total={str(k): None if v is None else int(v) for k, v in (data.get("total") or {}).items()},
             layers={str(k): None if v is None else int(v) for k, v in (data.get("layers") or {}).items()},
             unknown_ops=tuple(str(op) for op in data.get("unknown_ops") or ()),
+            partial=bool(data.get("partial", False)),
         )
 
 
@@ -288,13 +295,23 @@ def compare(budget: Budget, measured: Measurement, *, strict: bool = False,
                           [text] + findings.limit + findings.unknown, **settings)
 
     layers = _compare_layers(budget, entry, measured, findings)
+    if measured.partial and not entry.partial:
+        findings.unknown.insert(0, f"model {measured.name!r}: ops could not be counted "
+                                   f"({capped_list(measured.unknown_ops)}), while its budget entry counted every op")
     failures = findings.limit + findings.regressed + findings.unknown
     recorded_rules = budget.rules_of(measured.name)
+    moved = bool(findings.regressed or findings.lower or findings.lower_layers)
     if findings.limit:
         status = OVER_LIMIT
-    elif recorded_rules != RULES_VERSION and (findings.regressed or findings.lower or findings.lower_layers):
+    elif recorded_rules != RULES_VERSION and moved:
         status = RULES_CHANGED  # the numbers moved with the rules: not the model's regression
         failures = [_rules_changed_line(measured.name, recorded_rules, update_command)] + findings.unknown
+    elif entry.partial and not measured.partial:
+        status = RULES_CHANGED  # a complete count against lower bounds: the counting changed, not the model
+        failures = [f"model {measured.name!r}: every op is counted now, its budget entry holds lower bounds "
+                    f"(partial: true) and is not comparable: run `{update_command}` to re-record it"]
+    elif measured.partial and not entry.partial:
+        status = UNKNOWN
     elif findings.regressed:
         status = REGRESSED
     elif findings.unknown:

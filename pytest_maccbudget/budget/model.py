@@ -30,7 +30,7 @@ EVERY_METRIC = "all"  # `tolerance: 2%`, or `tolerance: {all: 2%, params: 0}`: e
 
 TOP_KEYS = ("version", "rules", "defaults", "models")
 DEFAULTS_KEYS = ("tolerance",)
-MODEL_KEYS = ("inputs", "rules", "limit", "tolerance", "total", "layers")
+MODEL_KEYS = ("inputs", "rules", "partial", "limit", "tolerance", "total", "layers")
 LAYER_KEYS = ("macs",)
 
 UPDATE_COMMAND = "pytest --macc-budget-update"
@@ -180,6 +180,7 @@ class ModelEntry:
     total: dict[str, int] = field(default_factory=dict)         # recorded totals
     layers: dict[str, int] = field(default_factory=dict)        # recorded per-layer MACs
     rules: Optional[int] = None  # counting rules it was recorded under, when not the file's
+    partial: bool = False  # recorded with ops that could not be counted: the totals are lower bounds
 
 
 @dataclass

@@ -206,6 +206,12 @@ class _Reader:
                                         f"v{RULES_VERSION}: upgrade pytest-maccbudget")
         return value
 
+    def flag(self, node: Node, key: str) -> bool:
+        value = self.scalar(node, key, "true or false")
+        if not isinstance(value, bool):
+            raise self.error(node, key, f"expected true or false, got {node.value!r}")
+        return value
+
     def defaults(self, node: Node) -> dict[str, Tolerance]:
         tolerance: dict[str, Tolerance] = {}
         for name, value in self.section(node, "defaults", DEFAULTS_KEYS, "a mapping with key tolerance"):
@@ -245,6 +251,8 @@ class _Reader:
                 entry.inputs = None if _is_null(value) else self.inputs(value, field_key)
             elif field_name == "rules":
                 entry.rules = self.rules(value, field_key)
+            elif field_name == "partial":
+                entry.partial = self.flag(value, field_key)
             elif field_name == "limit":
                 entry.limit, entry.limit_text = self.limits(value, field_key)
             elif field_name == "tolerance":

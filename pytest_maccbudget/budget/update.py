@@ -9,15 +9,23 @@ from .compare import Measurement, inputs_as_lists, ops_phrase
 from .model import TOTAL_METRICS, Budget, ModelEntry, format_metric
 
 
+PARTIAL_HOW = ("To record what can be counted as a partial entry (lower bounds, `partial: true`), set the ini key "
+               "`macc_budget_unknown_ops = warn`; to count the op, add a cost rule (docs/counting.md, \"Adding an op\").")
+
+
 def _refusal(measured: Measurement, entry: Optional[ModelEntry]) -> Optional[str]:
     """Why this measurement must not be recorded, or None."""
     kept = "its budget entry is kept as it was" if entry is not None else "no entry was written"
-    unknown_metrics = [m for m in TOTAL_METRICS if measured.total.get(m) is None]
-    unknown_layers = sorted(key for key, value in measured.layers.items() if value is None)
+    if measured.partial:  # what could be counted is recorded, the rest left out (a partial entry)
+        unknown_metrics: list[str] = []
+        unknown_layers: list[str] = []
+    else:
+        unknown_metrics = [m for m in TOTAL_METRICS if measured.total.get(m) is None]
+        unknown_layers = sorted(key for key, value in measured.layers.items() if value is None)
     if unknown_metrics or unknown_layers:
         what = unknown_metrics + [f"layer {key}" for key in unknown_layers]
         return (f"not recording model {measured.name!r}: {', '.join(what)} could not be counted"
-                f"{ops_phrase(measured.unknown_ops)}; {kept}")
+                f"{ops_phrase(measured.unknown_ops)}; {kept}. {PARTIAL_HOW}")
     if entry is None:
         return None
     over = [m for m in TOTAL_METRICS if m in entry.limit and (measured.total.get(m) or 0) > entry.limit[m]]
@@ -52,6 +60,7 @@ def update_budget(budget: Budget, measurements: Iterable[Measurement], *, new_on
         entry.inputs = inputs_as_lists(measured.inputs)
         entry.total = {m: int(measured.total[m]) for m in TOTAL_METRICS if measured.total.get(m) is not None}
         entry.layers = {key: int(value) for key, value in sorted(measured.layers.items()) if value is not None}
+        entry.partial = measured.partial
         updated.models[measured.name] = entry
         recorded_by[measured.name] = measured.nodeid
     for name in remove_unused:

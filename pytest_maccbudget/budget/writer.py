@@ -151,6 +151,8 @@ def _model_lines(name: str, entry: ModelEntry) -> list[str]:
         body.append(f"{inner}inputs: {_flow(shapes)}")
     if entry.rules is not None:
         body.append(f"{inner}rules: {entry.rules}")
+    if entry.partial:
+        body.append(f"{inner}partial: true")
     if entry.limit:
         limits = ((m, _limit_text(entry, m)) for m in TOTAL_METRICS if m in entry.limit)
         body.append(f"{inner}limit: {_flow(limits)}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from .conftest import BUDGET_FILE, XDIST_MODES, Project, net_entry
+from .conftest import BUDGET_FILE, XDIST_MODES, Project, net_entry, net_totals
 
 YAML_SYNTAX_ERROR = "version: 1\nmodels:\n  net:\n    total: {macs: 9472, flops: 18944\n    layers: {}\n"
 BAD_BUDGETS = [
@@ -13,7 +13,7 @@ BAD_BUDGETS = [
                  id="yaml-syntax-update"),
     pytest.param(
         "version: 1\nmodels:\n  net:\n    totals: {macs: 9472}\n",
-        f"{BUDGET_FILE}:4: models.net.totals: unknown key 'totals'; allowed: inputs, rules, limit, tolerance, total, layers",
+        f"{BUDGET_FILE}:4: models.net.totals: unknown key 'totals'; allowed: inputs, rules, partial, limit, tolerance, total, layers",
         "--macc-budget-update",
         id="unknown-key",
     ),
@@ -134,20 +134,45 @@ def test_model_with_an_uncountable_op(project: Project, unknown_ops: str) -> Non
 
     checked = project.run("--macc-budget")
 
-    could_not = "*macs could not be counted (ops not counted: com.example::Frobnicate (frob): *"
     if unknown_ops == "warn":
         assert checked.ret == pytest.ExitCode.OK
         checked.assert_outcomes(passed=1)
         checked.stdout.fnmatch_lines(["*warnings summary*",
-                                      "*macc budget: 1 op(s) could not be counted: com.example::Frobnicate (frob)*"])
+                                      "*macc budget: lower bounds: 1 op could not be counted: com.example::Frobnicate (frob)*"])
     else:
         assert checked.ret == pytest.ExitCode.TESTS_FAILED
         checked.assert_outcomes(failed=1)
-        checked.stdout.fnmatch_lines([f"*model 'net': {could_not[1:]}"])
+        checked.stdout.fnmatch_lines(["*model 'net': macs could not be counted (ops not counted: com.example::Frobnicate (frob): *"])
     checked.stdout.fnmatch_lines(["net *NOT COUNTED"])
 
     updated = project.run("--macc-budget-update")
 
-    updated.stdout.fnmatch_lines(["*not recorded: 1 op(s) could not be counted: com.example::Frobnicate (frob)*"])
-    assert project.budget_bytes() == recorded
-    assert project.budget()["models"]["net"] == net_entry(width=10)
+    if unknown_ops == "warn":  # the counted part is recorded, marked as lower bounds
+        updated.stdout.fnmatch_lines(["*recorded as a partial entry (lower bounds): 1 op could not be counted*"])
+        entry = project.budget()["models"]["net"]
+        # the Frobnicate after fc adds nothing the engine can count: the lower bound is the net's
+        assert entry["partial"] is True and entry["total"]["macs"] == net_totals(10)["macs"]
+        assert set(entry["layers"]) == {"conv", "fc"}  # the uncounted op has no layer entry
+        assert project.run("--macc-budget").ret == pytest.ExitCode.OK  # lower bounds against lower bounds
+    else:  # nothing recorded, and the message says how to record a partial entry or count the op
+        updated.stdout.fnmatch_lines(["*not recorded: 1 op could not be counted: com.example::Frobnicate (frob)*"
+                                      "set the ini key `macc_budget_unknown_ops = warn`*add a cost rule*"])
+        assert project.budget_bytes() == recorded
+        assert project.budget()["models"]["net"] == net_entry(width=10)
+
+
+@pytest.mark.parametrize("xdist_args", [()], ids=["no-xdist-args"])
+def test_a_partial_entry_ends_once_every_op_is_counted(project: Project) -> None:
+    project.ini("macc_budget_unknown_ops = warn")
+    project.add_net_test(width=10, custom_op=True)
+    first = project.run("--macc-budget")  # no entry yet: record one
+    first.stdout.fnmatch_lines(["*no budget entry for model 'net'*run `pytest --macc-budget-update*` to record it*"])
+    project.record()
+    assert project.budget()["models"]["net"]["partial"] is True
+    project.add_net_test(width=10)  # the op is gone, as if a cost rule counted it now: the entry must be re-recorded
+    result = project.run("--macc-budget")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(["*model 'net': every op is counted now, its budget entry holds lower bounds "
+                                 "(partial: true) and is not comparable: run `pytest --macc-budget-update*` to re-record it*"])
+    project.record()
+    assert "partial" not in project.budget()["models"]["net"]
