@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 __all__ = ["BaseBudget", "BaseRefError", "budget_at_base", "check_ref"]
 
 CHECKOUT_HINT = "in GitHub Actions, use `fetch-depth: 0` in actions/checkout"
-SHALLOW_HINT = "use `fetch-depth: 0` in actions/checkout or run `git fetch --unshallow`"
+SHALLOW_HINT = "run `git fetch --unshallow` (in GitHub Actions, use `fetch-depth: 0` in actions/checkout)"
 _HEX_SHA = re.compile(r"[0-9a-fA-F]{7,64}")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _SYMLINK_MODE = 0o120000
@@ -79,7 +79,7 @@ def _read_base(git: Any, repo: Repo, start: Path, ref: str, budget_path: Path) -
     rel_path = _repo_relative_path(repo, start, budget_path)
     head = _head_commit(git, repo)
     tip = _resolve_ref(git, repo, ref)
-    base = _merge_base(repo, head, tip, ref)
+    base = _merge_base(git, repo, head, tip, ref)
     return BaseBudget(ref=ref, commit=base.hexsha, text=_text_at(base, rel_path, ref))
 
 
@@ -164,27 +164,47 @@ def _unknown_ref_message(git: Any, repo: Repo, ref: str) -> str:
     guess = _remote_guess(git, repo, ref)
     if guess is not None:
         return f"base ref `{ref}` is not known in this clone, but `{guess}` is: pass `{guess}`"
-    message = f"base ref `{ref}` is not known in this clone: {_fetch_advice(repo, ref)}"
-    if _is_shallow(repo):
-        message += "; this clone is shallow"
-    return message
+    if not _is_shallow(repo):
+        return f"base ref `{ref}` is not known in this clone: {_fetch_advice(repo, ref, 'git fetch')}"
+    # A plain fetch of the ref into a shallow clone does not help: HEAD's history stays cut off
+    # above the merge-base. --unshallow fetches the ref and the history both need.
+    message = (f"base ref `{ref}` is not known in this clone, which is shallow: "
+               f"{_fetch_advice(repo, ref, 'git fetch --unshallow')}")
+    return message + _merge_checkout_advice(git, repo)
 
 
-def _fetch_advice(repo: Repo, ref: str) -> str:
+def _fetch_advice(repo: Repo, ref: str, fetch: str) -> str:
     remotes = [remote.name for remote in repo.remotes]
     if not remotes:
         return "this repository has no remote; pass a branch, tag or commit that exists here"
     if _HEX_SHA.fullmatch(ref):
-        return f"fetch its history, e.g. `git fetch {_default_remote(remotes)} {ref}` ({CHECKOUT_HINT})"
+        return f"fetch its history, e.g. `{fetch} {_default_remote(remotes)} {ref}` ({CHECKOUT_HINT})"
     remote, branch = _split_remote_ref(ref, remotes)
     if remote is not None:
-        return f"fetch it, e.g. `git fetch {remote} {branch}:refs/remotes/{remote}/{branch}` ({CHECKOUT_HINT})"
+        return f"fetch it, e.g. `{fetch} {remote} {branch}:refs/remotes/{remote}/{branch}` ({CHECKOUT_HINT})"
     remote = _default_remote(remotes)
     branch = ref[len("refs/heads/"):] if ref.startswith("refs/heads/") else ref
     return (
-        f"fetch it, e.g. `git fetch {remote} {branch}:refs/remotes/{remote}/{branch}` and pass "
+        f"fetch it, e.g. `{fetch} {remote} {branch}:refs/remotes/{remote}/{branch}` and pass "
         f"`{remote}/{branch}` ({CHECKOUT_HINT})"
     )
+
+
+def _merge_checkout_advice(git: Any, repo: Repo) -> str:
+    """The shorter way for a pull request's merge checkout (actions/checkout's default in a
+    pull_request run): HEAD is a merge commit whose parents the shallow clone cut off; one more
+    commit of depth brings its first parent, the base branch's tip. Empty otherwise."""
+    remotes = [remote.name for remote in repo.remotes]
+    head = _rev_parse(git, repo, "HEAD^{commit}")
+    if not remotes or head is None or _rev_parse(git, repo, "HEAD^1^{commit}") is not None:
+        return ""
+    raw = repo.git.cat_file("commit", head)  # lists the parents even where the clone cuts them off
+    parents = [line for line in raw.split("\n\n", 1)[0].splitlines() if line.startswith("parent ")]
+    if len(parents) != 2:
+        return ""
+    return (f"; or, as HEAD is a merge commit (a pull request checkout), fetch its parents with "
+            f"`git fetch --no-tags --depth=2 {_default_remote(remotes)} {head}` and pass `HEAD^1`, "
+            "the tip of the branch it merges into")
 
 
 def _split_remote_ref(ref: str, remotes: list[str]) -> tuple[Optional[str], str]:
@@ -212,7 +232,7 @@ def _remote_guess(git: Any, repo: Repo, ref: str) -> Optional[str]:
     return None
 
 
-def _merge_base(repo: Repo, head: Commit, tip: Commit, ref: str) -> Commit:
+def _merge_base(git: Any, repo: Repo, head: Commit, tip: Commit, ref: str) -> Commit:
     # Commit objects, not names: git gets two object ids.
     bases = repo.merge_base(head, tip)
     if bases:
@@ -220,6 +240,7 @@ def _merge_base(repo: Repo, head: Commit, tip: Commit, ref: str) -> Commit:
     if _is_shallow(repo):
         raise BaseRefError(
             f"this clone is shallow and HEAD's history does not reach its merge-base with `{ref}`: {SHALLOW_HINT}"
+            + _merge_checkout_advice(git, repo)
         )
     raise BaseRefError(
         f"HEAD and base ref `{ref}` have no common ancestor (unrelated histories): "

@@ -2,13 +2,16 @@
 PR-comment code against a real HTTP server on 127.0.0.1.
 
 The composite steps are not re-implemented here: ``ActionRun`` reads action.yml, evaluates
-each step's ``if:`` and ``env:`` expressions the way the runner does (a small evaluator for
-the subset action.yml uses), and runs each ``run:`` script with the runner's bash command line
-(``bash --noprofile --norc -eo pipefail FILE``) in a simulated environment: GITHUB_OUTPUT and
-GITHUB_STEP_SUMMARY files per step, GITHUB_EVENT_PATH pointing at a pull_request event file,
-RUNNER_TEMP, GITHUB_ACTION_PATH at this repository. A ``python`` shim on PATH stands in for
-``pip install`` (the real install would replace this checkout's editable install) and, when a
-test asks, records pytest's argv; everything else goes to the real interpreter.
+each step's ``if:``, ``env:`` and ``with:`` expressions the way the runner does (a small
+evaluator for the subset action.yml uses), and runs each ``run:`` script with the runner's bash
+command line (``bash --noprofile --norc -eo pipefail FILE``) in a simulated environment:
+GITHUB_OUTPUT and GITHUB_STEP_SUMMARY files per step, GITHUB_EVENT_PATH pointing at a
+pull_request event file, GITHUB_SHA, RUNNER_TEMP, GITHUB_ACTION_PATH at this repository. The
+``actions/cache/restore`` and ``actions/cache/save`` steps are played against a local directory
+standing for the cache service (a restore of a key saved before is a hit). A ``python`` shim on
+PATH stands in for pip (the real install would replace this checkout's editable install; ``pip
+wheel`` leaves a placeholder wheel) and, when a test asks, records pytest's argv; everything
+else goes to the real interpreter.
 """
 from __future__ import annotations
 
@@ -46,6 +49,9 @@ TOKEN = "ghs_test-token"
 REPOSITORY = "octo-org/models"
 PR_NUMBER = 7
 HEAD_SHA = "a" * 40
+MERGE_SHA = "c" * 40  # GITHUB_SHA of a pull_request run: the merge commit GitHub made
+BOT = "github-actions[bot]"
+INTEGRATION_REFUSED = "Resource not accessible by integration"
 
 
 # --- a runner-style evaluator for the expressions action.yml uses ----------------------------
@@ -255,19 +261,21 @@ class ActionRun:
                  event: Optional[Mapping[str, Any]] = None, api_url: str = "http://127.0.0.1:9",
                  workspace: Optional[Path] = None, base_ref: str = "main",
                  preset: Optional[Mapping[str, Mapping[str, str]]] = None,
-                 extra_env: Optional[Mapping[str, str]] = None) -> None:
+                 extra_env: Optional[Mapping[str, str]] = None, cache_store: Optional[Path] = None) -> None:
         self.tmp = tmp_path
         self.workspace = workspace or tmp_path / "workspace"
         self.workspace.mkdir(parents=True, exist_ok=True)
         self.runner_temp = tmp_path / "runner-temp"
         self.runner_temp.mkdir(exist_ok=True)
+        self.cache_store = cache_store or tmp_path / "actions-cache"
+        self.cache_store.mkdir(parents=True, exist_ok=True)
         self.event_path = tmp_path / "event.json"
         if event is None:
             event = pull_request_event() if event_name == "pull_request" else {"ref": "refs/heads/main"}
         self.event_path.write_text(json.dumps(event), encoding="utf-8")
         self.shim_dir = make_python_shim(tmp_path)
         self.github = {
-            "token": TOKEN, "base_ref": base_ref if event_name == "pull_request" else "",
+            "token": TOKEN, "base_ref": base_ref if event_name.startswith("pull_request") else "",
             "event_name": event_name, "repository": REPOSITORY, "action_path": str(ROOT),
             "workspace": str(self.workspace), "api_url": api_url,
         }
@@ -275,6 +283,7 @@ class ActionRun:
         self.steps: dict[str, dict[str, Any]] = {key: {"outputs": dict(values), "outcome": "success"}
                                                  for key, values in (preset or {}).items()}
         self.results: dict[str, StepResult] = {}
+        self.saved_keys: list[str] = []
         self.env = self._base_env(api_url, event_name, extra_env or {})
 
     def _inputs(self, with_inputs: Mapping[str, str]) -> dict[str, str]:
@@ -298,6 +307,8 @@ class ActionRun:
             "GITHUB_EVENT_PATH": str(self.event_path), "GITHUB_REPOSITORY": REPOSITORY,
             "GITHUB_API_URL": api_url, "GITHUB_BASE_REF": self.github["base_ref"],
             "GITHUB_ACTION_PATH": str(ROOT), "RUNNER_TEMP": str(self.runner_temp),
+            "GITHUB_SHA": MERGE_SHA if event_name == "pull_request" else HEAD_SHA,
+            "GITHUB_SERVER_URL": "https://github.com", "RUNNER_OS": "Linux", "RUNNER_ARCH": "X64",
             "SHIM_LOG_DIR": str(self.tmp / "shim-log"), "PYTHONDONTWRITEBYTECODE": "1",
         })
         (self.tmp / "shim-log").mkdir(exist_ok=True)
@@ -325,7 +336,8 @@ class ActionRun:
     def _run_step(self, step: Mapping[str, Any], key: str) -> StepResult:
         if not condition(step.get("if", ""), self.contexts(), self.status()):
             return StepResult(key, skipped=True)
-        assert "run" in step, f"step {key!r} uses {step.get('uses')}: the simulation runs only run: steps"
+        if "uses" in step:
+            return self._run_uses_step(step, key)
         env = dict(self.env)
         env.update({name: interpolate(value, self.contexts(), self.status())
                     for name, value in (step.get("env") or {}).items()})
@@ -343,6 +355,32 @@ class ActionRun:
                           parse_output_file(output_file.read_text(encoding="utf-8")),
                           summary_file.read_text(encoding="utf-8"))
 
+    def _run_uses_step(self, step: Mapping[str, Any], key: str) -> StepResult:
+        """The cache actions, against ``cache_store``: one directory per saved key."""
+        action = step["uses"].split("@", 1)[0]
+        inputs = {name: interpolate(value, self.contexts(), self.status())
+                  for name, value in (step.get("with") or {}).items()}
+        if not inputs.get("key") or not inputs.get("path"):
+            return StepResult(key, False, 1, stderr="Input required and not supplied: key or path")
+        entry = self.cache_store / re.sub(r"[^\w.-]", "_", inputs["key"])
+        path = Path(inputs["path"])
+        if action == "actions/cache/restore":
+            if not entry.is_dir():
+                return StepResult(key, False, 0, f"Cache not found for input keys: {inputs['key']}",
+                                  outputs={"cache-primary-key": inputs["key"]})
+            shutil.copytree(entry, path, dirs_exist_ok=True)
+            return StepResult(key, False, 0, f"Cache restored from key: {inputs['key']}",
+                              outputs={"cache-hit": "true", "cache-primary-key": inputs["key"],
+                                       "cache-matched-key": inputs["key"]})
+        assert action == "actions/cache/save", f"step {key!r} uses {action}: the simulation cannot run it"
+        if entry.exists():
+            return StepResult(key, False, 0, f"Failed to save: cache entry with key {inputs['key']} already exists")
+        if not path.exists():
+            return StepResult(key, False, 0, "Path Validation Error: no cache is being saved")
+        shutil.copytree(path, entry)
+        self.saved_keys.append(inputs["key"])
+        return StepResult(key, False, 0, f"Cache saved with key: {inputs['key']}")
+
     def action_outputs(self) -> dict[str, str]:
         return {name: interpolate(spec["value"], self.contexts(), self.status())
                 for name, spec in ACTION["outputs"].items()}
@@ -356,8 +394,10 @@ class ActionRun:
 
 
 def make_python_shim(tmp_path: Path) -> Path:
-    """A ``python`` first on PATH: ``-m pip`` is logged and not run; with SHIM_FAKE_PYTEST set,
-    ``-m pytest`` logs its argv and cwd and exits with that code; anything else is the real python."""
+    """A ``python`` first on PATH: ``-m pip`` is logged and not run (``pip wheel`` leaves a
+    placeholder wheel in its --wheel-dir; SHIM_PIP_EXIT makes pip fail); with SHIM_FAKE_PYTEST
+    set, ``-m pytest`` logs its argv and cwd and exits with that code; anything else is the
+    real python."""
     shim_dir = tmp_path / "shim-bin"
     shim_dir.mkdir(exist_ok=True)
     shim = shim_dir / "python"
@@ -365,6 +405,13 @@ def make_python_shim(tmp_path: Path) -> Path:
         #!/bin/sh
         if [ "$1" = "-m" ] && [ "$2" = "pip" ]; then
           printf '%s ' "$@" >> "$SHIM_LOG_DIR/pip"; echo >> "$SHIM_LOG_DIR/pip"
+          if [ -n "$SHIM_PIP_EXIT" ]; then echo "ERROR: pip failed on purpose"; exit "$SHIM_PIP_EXIT"; fi
+          if [ "$3" = "wheel" ]; then
+            for arg in "$@"; do
+              case "$arg" in --wheel-dir=*) mkdir -p "${{arg#--wheel-dir=}}"
+                : > "${{arg#--wheel-dir=}}/pytest_maccbudget-0.1.0-py3-none-any.whl";; esac
+            done
+          fi
           exit 0
         fi
         if [ "$1" = "-m" ] && [ "$2" = "pytest" ] && [ -n "$SHIM_FAKE_PYTEST" ]; then
@@ -397,7 +444,13 @@ class Recorded:
 
 
 class FakeGitHub:
-    """Issue comments of one repository, served over HTTP; every request is recorded."""
+    """Issue comments of one repository, served over HTTP; every request is recorded.
+
+    The token's identity: ``user_login`` is what GET /user answers (None: 403, as GitHub
+    answers an installation token, e.g. GitHub Actions' own); ``viewer_login`` is what the
+    GraphQL viewer query answers (None: refused). Comments the token creates are by
+    ``token_login()``. ``fail`` makes the REST comment and pull-request endpoints answer an
+    error by method; the identity endpoints are not affected."""
 
     def __init__(self) -> None:
         self.comments: dict[int, list[dict[str, Any]]] = {}
@@ -405,18 +458,32 @@ class FakeGitHub:
         self.fail: dict[str, tuple[int, str]] = {}  # method -> (status, message)
         self.page_size: Optional[int] = None  # overrides per_page, to make pages with few comments
         self.pull_heads: dict[int, str] = {}
+        self.user_login: Optional[str] = None
+        self.viewer_login: Optional[str] = BOT
         self.next_id = 1001
         self.lock = threading.Lock()
 
+    def token_login(self) -> str:
+        """The token's login as REST names comment authors (a bot's with the [bot] suffix)."""
+        if self.user_login:
+            return self.user_login
+        viewer = self.viewer_login or BOT
+        return viewer if viewer.endswith("[bot]") else viewer + "[bot]"
+
     def add_comment(self, number: int, body: str, login: str = "someone") -> dict[str, Any]:
-        comment = {"id": self.next_id, "body": body, "user": {"login": login},
+        kind = "Bot" if login.endswith("[bot]") else "User"
+        comment = {"id": self.next_id, "body": body, "user": {"login": login, "type": kind},
                    "html_url": f"https://github.com/{REPOSITORY}/pull/{number}#issuecomment-{self.next_id}"}
         self.next_id += 1
         self.comments.setdefault(number, []).append(comment)
         return comment
 
     def of_method(self, method: str) -> list[Recorded]:
-        return [request for request in self.requests if request.method == method]
+        """The comment and pull-request requests of one method (the identity calls left out)."""
+        return [request for request in self.requests if request.method == method and request.path.startswith("/repos/")]
+
+    def calls(self) -> list[str]:
+        return [f"{request.method} {request.path}" for request in self.requests]
 
     def handle(self, method: str, raw_path: str, headers: Mapping[str, str],
                raw_body: bytes) -> tuple[int, dict[str, str], Any]:
@@ -425,10 +492,23 @@ class FakeGitHub:
         body = json.loads(raw_body) if raw_body else None
         with self.lock:
             self.requests.append(Recorded(method, parts.path, query, {k.lower(): v for k, v in headers.items()}, body))
+            if parts.path in ("/user", "/graphql"):
+                return self._identity(method, parts.path, body)
             if method in self.fail:
                 status, message = self.fail[method]
                 return status, {}, {"message": message}
             return self._route(method, parts.path, query, body)
+
+    def _identity(self, method: str, path: str, body: Any) -> tuple[int, dict[str, str], Any]:
+        if path == "/user" and method == "GET":
+            if self.user_login is None:
+                return 403, {}, {"message": INTEGRATION_REFUSED}
+            return 200, {}, {"login": self.user_login, "type": "User"}
+        if path == "/graphql" and method == "POST" and body == {"query": "{ viewer { login } }"}:
+            if self.viewer_login is None:
+                return 403, {}, {"message": INTEGRATION_REFUSED}
+            return 200, {}, {"data": {"viewer": {"login": self.viewer_login}}}
+        return 404, {}, {"message": "Not Found"}
 
     def _route(self, method: str, path: str, query: Mapping[str, str], body: Any) -> tuple[int, dict[str, str], Any]:
         prefix = f"/repos/{REPOSITORY}"
@@ -438,10 +518,12 @@ class FakeGitHub:
         if listing and method == "GET":
             return self._page(int(listing.group(1)), query)
         if listing and method == "POST":
-            return 201, {}, self.add_comment(int(listing.group(1)), body["body"], "github-actions[bot]")
+            return 201, {}, self.add_comment(int(listing.group(1)), body["body"], self.token_login())
         if single and method == "PATCH":
             for existing in (c for cs in self.comments.values() for c in cs):
                 if existing["id"] == int(single.group(1)):
+                    if existing["user"]["login"].lower() != self.token_login().lower():
+                        return 403, {}, {"message": INTEGRATION_REFUSED}  # GitHub's answer to editing another's
                     existing["body"] = body["body"]
                     return 200, {}, existing
             return 404, {}, {"message": "Not Found"}
@@ -577,7 +659,7 @@ def test_the_dogfood_workflow_runs_the_local_action_on_examples() -> None:
     steps = job["steps"]
     checkout = steps[0]
     assert checkout["uses"].startswith("actions/checkout@")
-    assert checkout["with"] == {"fetch-depth": 0, "persist-credentials": False}
+    assert checkout["with"] == {"persist-credentials": False}  # the default depth: the action finds the base
     action = next(step for step in steps if step.get("uses") == "./")
     assert action["with"]["working-directory"] == "examples"
     assert any("torch==2.13.0" in step.get("run", "") and "whl/cpu" in step.get("run", "") for step in steps)
@@ -627,11 +709,9 @@ def test_zizmor_finds_nothing(tmp_path: Path) -> None:
 # --- the expression evaluator used by the simulation ------------------------------------------
 
 
-@pytest.mark.parametrize(("base_ref", "expected"),
-                         [("main", "origin/main"), ("release/2.x", "origin/release/2.x"), ("", "")])
-def test_base_ref_defaults_to_the_pull_requests_base(base_ref: str, expected: str) -> None:
-    default = ACTION["inputs"]["base-ref"]["default"]
-    assert interpolate(default, {"github": {"base_ref": base_ref}}, {}) == expected
+def test_inputs_default_to_automatic_base_and_the_changed_comment_mode() -> None:
+    assert ACTION["inputs"]["base-ref"]["default"] == ""
+    assert ACTION["inputs"]["comment"]["default"] == "changed"
 
 
 def test_status_conditions_follow_the_runner() -> None:
@@ -662,7 +742,7 @@ def build_report_json(failed: list[bool], layers: int = 1) -> dict[str, Any]:
                                          {"macs": grown * layers, "flops": 2 * grown * layers, "params": 10,
                                           "param_bytes": 40, "peak_activation_bytes": 64},
                                          {name: grown for name in names}), bad))
-    budget = parse_budget("version: 1\nmodels:\n" + "".join(entries), "macc_budget.yaml")
+    budget = parse_budget("version: 1\nrules: 2\nmodels:\n" + "".join(entries), "macc_budget.yaml")
     return pr_report.build_report(measurements, budget, base_budget=None, base=None, unused=[],
                                   budget_file="macc_budget.yaml")
 
@@ -678,23 +758,72 @@ def write_report(directory: Path, failed: list[bool], layers: int = 1) -> tuple[
 
 
 def after_pytest(tmp_path: Path, exit_code: str, failed: Optional[list[bool]] = None) -> dict[str, dict[str, str]]:
-    """Step outputs as the install and pytest steps leave them (with or without a report)."""
+    """Step outputs as the install, pytest and outputs steps leave them (with or without a report)."""
     directory = tmp_path / "runner-temp" / "pytest-maccbudget.abc123"
     if failed is None:
         directory.mkdir(parents=True, exist_ok=True)
         json_path, markdown_path = directory / "report.json", directory / "report.md"
     else:
         json_path, markdown_path = write_report(directory, failed)
+    completed = failed is not None and exit_code in ("0", "1")
+    reports = {"report-markdown": str(markdown_path), "report-json": str(json_path)}
     return {"install": {"python": str(tmp_path / "shim-bin" / "python")},
-            "pytest": {"exit-code": exit_code, "report-markdown": str(markdown_path), "report-json": str(json_path)}}
+            "pytest": {"exit-code": exit_code, "stderr": str(directory / "pytest-stderr.txt"), **reports},
+            "outputs": ({"regressions": str(sum(failed or [])), **reports} if completed
+                        else {"regressions": "", "report-markdown": "", "report-json": ""})}
 
 
-def test_install_step_pip_installs_the_action_checkout(tmp_path: Path) -> None:
-    run = ActionRun(tmp_path, {})
-    results = run.run(only={"install"})
-    assert results["install"].returncode == 0, results["install"].stderr
-    assert run.pip_calls() == [f"-m pip install --disable-pip-version-check --progress-bar off {ROOT} "]
-    assert results["install"].outputs == {"python": str(run.shim_dir / "python")}
+def before_pytest(tmp_path: Path, base: str = "origin/main") -> dict[str, dict[str, str]]:
+    """Step outputs as the install and base steps leave them."""
+    return {"install": {"python": str(tmp_path / "shim-bin" / "python")}, "base": {"ref": base}}
+
+
+INSTALL_STEPS = {"wheels", "Restore the cached wheels", "install", "Save the wheels"}
+
+
+def test_install_builds_the_wheels_on_a_miss_and_reuses_them_on_a_hit(tmp_path: Path) -> None:
+    """Two jobs sharing the cache: the first builds the wheels and saves them, the second
+    restores them and installs without building; pip never reaches an index."""
+    store = tmp_path / "cache-service"
+    first = ActionRun(tmp_path / "job1", {}, cache_store=store)
+    results = first.run(only=INSTALL_STEPS)
+    assert [r.outcome for r in results.values()] == ["success"] * 4, results["install"].stdout + results["install"].stderr
+    key = results["wheels"].outputs["key"]
+    assert re.fullmatch(r"pytest-maccbudget-wheels-Linux-X64-cpython\d+\.\d+-[0-9a-f]{24}", key), key
+    wheel_dir = Path(results["wheels"].outputs["dir"])
+    assert wheel_dir == first.runner_temp / "pytest-maccbudget-wheels" / key
+    assert results["install"].outputs == {"built": "true", "python": str(first.shim_dir / "python")}
+    assert first.saved_keys == [key]
+    wheel = wheel_dir / "pytest_maccbudget-0.1.0-py3-none-any.whl"
+    local = f"--no-index --find-links={wheel_dir}"
+    quiet = "-q --disable-pip-version-check --no-input --progress-bar off"
+    assert first.pip_calls() == [
+        f"-m pip wheel {quiet} --wheel-dir={wheel_dir} {ROOT} ",
+        f"-m pip install {quiet} --no-compile {local} {wheel} ",
+        # this test environment has pytest-maccbudget installed (editable): the action's replaces it
+        f"-m pip install {quiet} --no-compile {local} --force-reinstall --no-deps {wheel} "]
+    assert results["install"].stdout.splitlines() == [
+        f"pytest-maccbudget 0.1.0: built the wheels (cache miss) and installed in "
+        f"{results['install'].stdout.split(' in ')[1].split(' s ')[0]} s ({first.shim_dir / 'python'})"]
+
+    second = ActionRun(tmp_path / "job2", {}, cache_store=store)
+    results = second.run(only=INSTALL_STEPS)
+    assert results["Restore the cached wheels"].outputs["cache-hit"] == "true"
+    assert results["install"].outputs["built"] == "false"
+    assert results["Save the wheels"].skipped and second.saved_keys == []
+    assert not any(" wheel " in call for call in second.pip_calls())
+    assert all("--no-index" in call for call in second.pip_calls())
+    assert "used the cached wheels" in results["install"].stdout
+
+
+def test_install_failure_shows_pips_output_and_one_error(tmp_path: Path) -> None:
+    run = ActionRun(tmp_path, {}, extra_env={"SHIM_PIP_EXIT": "1"})
+    results = run.run(only=INSTALL_STEPS)
+    assert results["install"].returncode == 1
+    assert results["Save the wheels"].skipped
+    lines = results["install"].stdout.splitlines()
+    assert lines[0] == "ERROR: pip failed on purpose"
+    assert lines[-1] == f"::error title=pytest-maccbudget::pip could not build the pytest-maccbudget wheels from {ROOT}"
 
 
 def test_setup_python_is_skipped_for_use_existing(tmp_path: Path) -> None:
@@ -706,38 +835,81 @@ def test_pytest_step_passes_flags_and_splits_pytest_args_without_a_shell(tmp_pat
     (tmp_path / "workspace" / "project").mkdir(parents=True)
     run = ActionRun(tmp_path, {"working-directory": "project", "budget-file": "budgets/models.yaml",
                                "pytest-args": """-k "net and not slow" -p no:cacheprovider '$HOME' $(touch pwned)"""},
-                    extra_env={"SHIM_FAKE_PYTEST": "1"})
-    results = run.run(only={"install", "pytest"})
+                    extra_env={"SHIM_FAKE_PYTEST": "1"}, preset=before_pytest(tmp_path, "b" * 40))
+    results = run.run(only={"pytest"})
     assert results["pytest"].returncode == 0, results["pytest"].stderr
     argv = run.pytest_argv()
     outputs_ = results["pytest"].outputs
     assert argv == ["-m", "pytest", "--macc-budget", f"--macc-budget-report={outputs_['report-markdown']}",
                     f"--macc-budget-json={outputs_['report-json']}", "--macc-budget-file=budgets/models.yaml",
-                    "--macc-budget-base=origin/main", "-k", "net and not slow", "-p", "no:cacheprovider",
+                    f"--macc-budget-base={'b' * 40}", "-k", "net and not slow", "-p", "no:cacheprovider",
                     "$HOME", "$(touch", "pwned)"]
     assert outputs_["exit-code"] == "1"
     assert Path(outputs_["report-markdown"]).parent.parent == run.runner_temp
+    assert outputs_["stderr"] == str(Path(outputs_["report-markdown"]).parent / "pytest-stderr.txt")
     assert (tmp_path / "shim-log" / "pytest.cwd").read_text().strip() == str(tmp_path / "workspace" / "project")
     assert not (tmp_path / "workspace" / "project" / "pwned").exists()
 
 
+def test_pytest_step_streams_stderr_and_keeps_a_copy(tmp_path: Path) -> None:
+    """The real pytest with a usage error: exit 4, its ERROR line in the log and in the file."""
+    run = ActionRun(tmp_path, {"pytest-args": "--no-such-option"}, preset=before_pytest(tmp_path, ""))
+    result = run.run(only={"pytest"})["pytest"]
+    assert result.returncode == 0 and result.outputs["exit-code"] == "4"
+    assert "ERROR: usage:" in result.stderr
+    assert Path(result.outputs["stderr"]).read_text() == result.stderr
+
+
 def test_pytest_step_keeps_a_dash_ref_as_a_value_and_omits_empty_inputs(tmp_path: Path) -> None:
-    run = ActionRun(tmp_path, {"base-ref": "--help"}, extra_env={"SHIM_FAKE_PYTEST": "0"})
-    run.run(only={"install", "pytest"})
+    run = ActionRun(tmp_path, {}, extra_env={"SHIM_FAKE_PYTEST": "0"}, preset=before_pytest(tmp_path, "--help"))
+    run.run(only={"pytest"})
     argv = run.pytest_argv()
     assert "--macc-budget-base=--help" in argv
     assert not any(arg.startswith("--macc-budget-file") for arg in argv)
-    push = ActionRun(tmp_path / "push", {}, event_name="push", extra_env={"SHIM_FAKE_PYTEST": "0"})
-    push.run(only={"install", "pytest"})
+    push = ActionRun(tmp_path / "push", {}, event_name="push", extra_env={"SHIM_FAKE_PYTEST": "0"},
+                     preset=before_pytest(tmp_path / "push", ""))
+    push.run(only={"pytest"})
     assert not any(arg.startswith("--macc-budget-base") for arg in push.pytest_argv())
 
 
 def test_pytest_step_rejects_unbalanced_quotes_in_pytest_args(tmp_path: Path) -> None:
-    run = ActionRun(tmp_path, {"pytest-args": '-k "open'}, extra_env={"SHIM_FAKE_PYTEST": "0"})
-    results = run.run(only={"install", "pytest"})
+    run = ActionRun(tmp_path, {"pytest-args": '-k "open'}, extra_env={"SHIM_FAKE_PYTEST": "0"},
+                    preset=before_pytest(tmp_path))
+    results = run.run(only={"pytest"})
     assert results["pytest"].returncode != 0
     assert "::error title=pytest-maccbudget::cannot split the pytest-args input" in results["pytest"].stderr
     assert "exit-code" not in results["pytest"].outputs
+
+
+@pytest.mark.parametrize(("event_name", "inputs", "expected"), [
+    ("push", {}, ""),
+    ("push", {"base-ref": "origin/release"}, "origin/release"),
+    ("pull_request_target", {}, "origin/main"),
+    ("pull_request", {"base-ref": "v1.2"}, "v1.2"),
+])
+def test_base_step_outside_automatic_pull_request_finding(tmp_path: Path, event_name: str, inputs: dict[str, str],
+                                                          expected: str) -> None:
+    run = ActionRun(tmp_path, inputs, event_name=event_name, preset=before_pytest(tmp_path))
+    result = run.run(only={"base"})["base"]
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.outputs == {"ref": expected}
+
+
+def test_base_step_failure_fails_the_job_before_pytest_with_the_reason_in_the_summary(
+        tmp_path: Path, github: tuple[FakeGitHub, str]) -> None:
+    """A pull_request run whose workspace is no git checkout: one ::error, the job summary says
+    the same, pytest never runs, outputs stay empty and no comment is touched."""
+    fake, url = github
+    run = ActionRun(tmp_path, {}, api_url=url, extra_env={"SHIM_FAKE_PYTEST": "0"})
+    results = run.run()
+    base = results["base"]
+    assert base.returncode == 1
+    [line] = [line for line in base.stdout.splitlines() if line.startswith("::")]
+    assert line.startswith("::error title=pytest-maccbudget::") and "run actions/checkout before this action" in line
+    assert "no base to compare with" in base.summary and "run actions/checkout before this action" in base.summary
+    assert all(results[key].skipped for key in ("pytest", "outputs", "comment", "Fail the job if pytest failed"))
+    assert run.action_outputs() == {"regressions": "", "report-markdown": "", "report-json": ""}
+    assert not (tmp_path / "shim-log" / "pytest.args").exists() and fake.requests == []
 
 
 def test_outputs_step_counts_failed_models(tmp_path: Path) -> None:
@@ -747,21 +919,50 @@ def test_outputs_step_counts_failed_models(tmp_path: Path) -> None:
     preset = after_pytest(tmp_path, "1", [True, False, True])["pytest"]
     assert run.action_outputs() == {"regressions": "2", "report-markdown": preset["report-markdown"],
                                     "report-json": preset["report-json"]}
+    assert results["outputs"].summary == ""
 
 
-def test_outputs_step_without_a_report_warns_and_leaves_outputs_empty(tmp_path: Path) -> None:
-    run = ActionRun(tmp_path, {}, preset=after_pytest(tmp_path, "4"))
+def test_outputs_step_without_a_report_notices_and_says_why_in_the_summary(tmp_path: Path) -> None:
+    preset = after_pytest(tmp_path, "4")
+    Path(preset["pytest"]["stderr"]).write_text(
+        "some warning\nERROR: pytest-maccbudget: --macc-budget-base origin/main: base ref `origin/main` is not known "
+        "in this clone\n")
+    run = ActionRun(tmp_path, {}, preset=preset)
     results = run.run(only={"outputs"})
     assert results["outputs"].returncode == 0
-    expected = "::warning title=pytest-maccbudget::pytest wrote no budget report (pytest exited with code 4)"
-    assert expected in results["outputs"].stdout
+    expected = ("::notice title=pytest-maccbudget::pytest exited with code 4 (a usage error: a bad option, ini value, "
+                "budget file or base) before completing the budget checks: the action's outputs are empty")
+    assert results["outputs"].stdout.startswith(expected)
     assert run.action_outputs() == {"regressions": "", "report-markdown": "", "report-json": ""}
+    summary = results["outputs"].summary
+    assert "the budget checks did not complete" in summary
+    assert "```text\nERROR: pytest-maccbudget: --macc-budget-base origin/main: base ref `origin/main` is not known" in summary
+    assert "some warning" not in summary
+
+
+@pytest.mark.parametrize("exit_code", ["2", "5"])
+def test_outputs_step_leaves_outputs_empty_when_pytest_did_not_complete_even_with_a_report(
+        tmp_path: Path, exit_code: str) -> None:
+    run = ActionRun(tmp_path, {}, preset=after_pytest(tmp_path, exit_code, [True]))
+    results = run.run(only={"outputs"})
+    assert results["outputs"].returncode == 0
+    assert run.action_outputs() == {"regressions": "", "report-markdown": "", "report-json": ""}
+    assert f"pytest exited with code {exit_code} (" in results["outputs"].stdout
+    assert "The pytest log of this step says why." in results["outputs"].summary
 
 
 def test_steps_after_pytest_are_skipped_when_pytest_did_not_run(tmp_path: Path) -> None:
     run = ActionRun(tmp_path, {}, preset={"install": {"python": "python"}})
     results = run.run(only={"outputs", "comment", "Fail the job if pytest failed"})
     assert all(result.skipped for result in results.values())
+
+
+def test_comment_step_is_skipped_when_pytest_did_not_complete(tmp_path: Path, github: tuple[FakeGitHub, str]) -> None:
+    fake, url = github
+    fake.add_comment(PR_NUMBER, comment.MARKER + "\nthe last complete report", BOT)
+    run = ActionRun(tmp_path, {}, api_url=url, preset=after_pytest(tmp_path, "4"))
+    assert run.run(only={"comment"})["comment"].skipped
+    assert fake.requests == [] and fake.comments[PR_NUMBER][0]["body"].endswith("the last complete report")
 
 
 def test_comment_step_creates_then_updates_one_comment(tmp_path: Path, github: tuple[FakeGitHub, str]) -> None:
@@ -785,30 +986,45 @@ def test_comment_step_creates_then_updates_one_comment(tmp_path: Path, github: t
 
 def test_comment_step_with_a_custom_token_input(tmp_path: Path, github: tuple[FakeGitHub, str]) -> None:
     fake, url = github
-    run = ActionRun(tmp_path, {"token": "pat-123"}, api_url=url, preset=after_pytest(tmp_path, "0", [False]))
+    run = ActionRun(tmp_path, {"token": "pat-123", "comment": "always"}, api_url=url,
+                    preset=after_pytest(tmp_path, "0", [False]))
     assert run.run(only={"comment"})["comment"].returncode == 0
-    assert fake.requests[0].headers["authorization"] == "Bearer pat-123"
+    assert {request.headers["authorization"] for request in fake.requests} == {"Bearer pat-123"}
 
 
 def test_comment_step_403_from_a_fork_is_a_notice_not_a_failure(tmp_path: Path, github: tuple[FakeGitHub, str]) -> None:
     fake, url = github
-    fake.fail["POST"] = (403, "Resource not accessible by integration")
+    fake.fail["POST"] = (403, INTEGRATION_REFUSED)
     run = ActionRun(tmp_path, {}, api_url=url, preset=after_pytest(tmp_path, "1", [True]))
     result = run.run(only={"comment"})["comment"]
     assert result.returncode == 0
     assert result.stdout.startswith("::notice title=pytest-maccbudget::cannot write the PR comment")
-    assert "HTTP 403: Resource not accessible by integration" in result.stdout
+    assert f"HTTP 403: {INTEGRATION_REFUSED}" in result.stdout
     assert "job summary" in result.stdout and "workflow_run" in result.stdout
     assert "Traceback" not in result.stderr
 
 
-@pytest.mark.parametrize("value", ["false", "False"])
+@pytest.mark.parametrize("value", ["false", "False", "off", " OFF "])
 def test_comment_step_off(tmp_path: Path, github: tuple[FakeGitHub, str], value: str) -> None:
     fake, url = github
     result = ActionRun(tmp_path, {"comment": value}, api_url=url,
-                       preset=after_pytest(tmp_path, "0", [False])).run(only={"comment"})["comment"]
+                       preset=after_pytest(tmp_path, "1", [True])).run(only={"comment"})["comment"]
     assert result.returncode == 0 and "no PR comment" in result.stdout
     assert fake.requests == []
+
+
+@pytest.mark.parametrize(("value", "creates"), [("true", True), (" Always ", True), ("changed", False),
+                                                ("REGRESSED", False)])
+def test_comment_step_passes_the_mode(tmp_path: Path, github: tuple[FakeGitHub, str], value: str,
+                                      creates: bool) -> None:
+    """A pull request whose models all match their budgets: only "always" (or "true") comments."""
+    fake, url = github
+    run = ActionRun(tmp_path, {"comment": value}, api_url=url, preset=after_pytest(tmp_path, "0", [False]))
+    result = run.run(only={"comment"})["comment"]
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert len(fake.of_method("POST")) == int(creates), result.stdout
+    if not creates:
+        assert result.stdout.startswith(f"::notice title=pytest-maccbudget::comment mode `{value.strip().lower()}`")
 
 
 def test_comment_step_rejects_other_values(tmp_path: Path, github: tuple[FakeGitHub, str]) -> None:
@@ -816,7 +1032,8 @@ def test_comment_step_rejects_other_values(tmp_path: Path, github: tuple[FakeGit
     result = ActionRun(tmp_path, {"comment": "yes"}, api_url=url,
                        preset=after_pytest(tmp_path, "0", [False])).run(only={"comment"})["comment"]
     assert result.returncode == 1
-    assert "::error title=pytest-maccbudget::the comment input must be true or false" in result.stdout
+    assert ("::error title=pytest-maccbudget::the comment input must be changed, regressed, always or off "
+            "(or true/false)") in result.stdout
     assert fake.requests == []
 
 
@@ -836,16 +1053,42 @@ def test_last_step_fails_the_job_with_pytests_exit_code(tmp_path: Path, exit_cod
     assert result.returncode == expected
 
 
-def test_whole_action_with_a_failing_pytest_comments_then_fails(tmp_path: Path, github: tuple[FakeGitHub, str]) -> None:
-    """All steps in order; pytest is the shim (exit 1, writing no report here), so the outputs step
-    warns, the comment step notices the missing report, and the last step fails the job."""
+ALL_STEPS_OUTCOMES = ["skipped", "success", "success", "success", "success", "success", "success", "success",
+                      "success", "failure"]  # setup-python .. the last step; Save the wheels saves on the first run
+
+
+def test_whole_action_with_pytest_stopping_early_leaves_the_comment_and_fails(tmp_path: Path,
+                                                                             github: tuple[FakeGitHub, str]) -> None:
+    """All steps in order; pytest is the shim (exit 4, writing no report), so the outputs step
+    notices, the comment step is skipped (the old comment stays), and the last step fails the job."""
     fake, url = github
-    run = ActionRun(tmp_path, {}, api_url=url, extra_env={"SHIM_FAKE_PYTEST": "1"})
+    old = fake.add_comment(PR_NUMBER, comment.MARKER + "\nthe last complete report", BOT)
+    run = ActionRun(tmp_path, {"base-ref": "origin/main"}, api_url=url, extra_env={"SHIM_FAKE_PYTEST": "4"})
     results = run.run()
-    assert [r.outcome for r in results.values()] == ["skipped", "success", "success", "success", "success", "failure"]
-    assert "there is no report" in results["comment"].stdout
-    assert fake.requests == []
-    assert results["Fail the job if pytest failed"].returncode == 1
+    outcomes = [r.outcome for r in results.values()]
+    assert outcomes == ["skipped", "success", "success", "success", "success", "success", "success", "success",
+                        "skipped", "failure"], outcomes
+    assert "before completing the budget checks" in results["outputs"].stdout
+    assert run.action_outputs()["regressions"] == ""
+    assert fake.requests == [] and old["body"].endswith("the last complete report")
+    assert results["Fail the job if pytest failed"].returncode == 4
+
+
+def test_whole_action_with_a_real_usage_error_says_why_in_the_summary(tmp_path: Path,
+                                                                      github: tuple[FakeGitHub, str]) -> None:
+    """The real pytest stopping with exit 4: outputs empty, comment untouched, pytest's ERROR line
+    in the job summary, the job failed."""
+    fake, url = github
+    old = fake.add_comment(PR_NUMBER, comment.MARKER + "\nthe last complete report", BOT)
+    run = ActionRun(tmp_path, {"base-ref": "origin/main", "pytest-args": "--no-such-option"}, api_url=url)
+    results = run.run()
+    assert results["pytest"].outputs["exit-code"] == "4"
+    assert run.action_outputs() == {"regressions": "", "report-markdown": "", "report-json": ""}
+    assert results["comment"].skipped and fake.requests == [] and old["body"].endswith("the last complete report")
+    summary = results["outputs"].summary
+    assert "pytest exited with code 4 (a usage error" in summary
+    assert re.search(r"^ERROR: usage: .*\n.*error: unrecognized arguments: --no-such-option", summary, re.M)
+    assert results["Fail the job if pytest failed"].returncode == 4
 
 
 TINY_TEST = '''\
@@ -869,22 +1112,29 @@ def _tiny_model(path: Path, width: int) -> None:
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
 
 
-def _grown_model_repository(repo: Path, project: Path) -> None:
+GIT = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com", "-c", "commit.gpgsign=false"]
+
+
+def _grown_model_repository(repo: Path, project: Path, feature_width: int = 32) -> None:
     """A git repository whose main branch records the tiny model's budget in ``project`` and
-    whose checked-out branch ``feature`` makes the model four times bigger."""
+    whose checked-out branch ``feature`` makes the model ``feature_width / 8`` times bigger
+    (the same size: it changes a README instead)."""
     (project / "tests").mkdir(parents=True)
     (project / "tests" / "test_tiny.py").write_text(TINY_TEST)
     _tiny_model(project / "tests" / "tiny.onnx", 8)
     (project / "pytest.ini").write_text("[pytest]\ntestpaths = tests\n")
-    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com"]
     subprocess.run(["git", "init", "-q", "-b", "main"], cwd=repo, check=True)
     subprocess.run([sys.executable, "-m", "pytest", "-q", "--macc-budget-update", "-p", "no:cacheprovider"],
                    cwd=project, check=True, capture_output=True)
     subprocess.run(["git", "add", "-A"], cwd=repo, check=True)
-    subprocess.run([*git, "commit", "-q", "-m", "base"], cwd=repo, check=True)
+    subprocess.run([*GIT, "commit", "-q", "-m", "base"], cwd=repo, check=True)
     subprocess.run(["git", "checkout", "-q", "-b", "feature"], cwd=repo, check=True)
-    _tiny_model(project / "tests" / "tiny.onnx", 32)
-    subprocess.run([*git, "commit", "-q", "-am", "wider"], cwd=repo, check=True)
+    if feature_width != 8:
+        _tiny_model(project / "tests" / "tiny.onnx", feature_width)
+    else:
+        (project / "README.md").write_text("docs only\n")
+        subprocess.run(["git", "add", "-A"], cwd=repo, check=True)
+    subprocess.run([*GIT, "commit", "-q", "-am", "the pull request's change"], cwd=repo, check=True)
 
 
 def test_whole_action_end_to_end_on_a_branch_that_grew_a_model(tmp_path: Path, github: tuple[FakeGitHub, str]) -> None:
@@ -895,7 +1145,7 @@ def test_whole_action_end_to_end_on_a_branch_that_grew_a_model(tmp_path: Path, g
     _grown_model_repository(repo, repo)
     run = ActionRun(tmp_path, {"base-ref": "main", "pytest-args": "-p no:cacheprovider"}, api_url=url, workspace=repo)
     results = run.run()
-    assert [r.outcome for r in results.values()] == ["skipped", "success", "success", "success", "success", "failure"]
+    assert [r.outcome for r in results.values()] == ALL_STEPS_OUTCOMES
     assert results["pytest"].outputs["exit-code"] == "1", results["pytest"].stdout[-3000:]
     assert run.action_outputs()["regressions"] == "1"
     report = json.loads(Path(run.action_outputs()["report-json"]).read_text())
@@ -1091,8 +1341,8 @@ def test_workflow_run_mode_checks_the_pull_requests_head(pr_env: Path, github: t
     monkeypatch.setenv("GITHUB_EVENT_PATH", str(pr_env.parent / "event.json"))  # a pull_request body is ignored with --pr
     fake.pull_heads[12] = "b" * 40
     assert comment.main(["--report", str(pr_env), "--pr", "12", "--head-sha", "B" * 40]) == 0
-    assert [r.method for r in fake.requests] == ["GET", "GET", "POST"]
-    assert fake.of_method("POST")[0].path.endswith("/issues/12/comments")
+    assert fake.calls() == [f"GET /repos/{REPOSITORY}/pulls/12", "GET /user", "POST /graphql",
+                            f"GET /repos/{REPOSITORY}/issues/12/comments", f"POST /repos/{REPOSITORY}/issues/12/comments"]
     assert comment.main(["--report", str(pr_env), "--pr", "12", "--head-sha", "c" * 40]) == 0
     assert "not " + "c" * 40 in capsys.readouterr().out
     assert len(fake.of_method("POST")) == 1 and fake.of_method("PATCH") == []
@@ -1155,10 +1405,11 @@ def test_outputs_main_refuses_a_newline_in_a_path(tmp_path: Path, monkeypatch: p
     json_path, markdown_path = write_report(tmp_path, [False])
     target = tmp_path / "github_output"
     monkeypatch.setenv("GITHUB_OUTPUT", str(target))
-    assert outputs.main(["--json", str(json_path), "--markdown", str(tmp_path / "a\nregressions=0")]) == 1
+    assert outputs.main(["--json", str(json_path), "--markdown", str(tmp_path / "a\nregressions=0"),
+                         "--exit-code", "0"]) == 1
     assert "would span several lines" in capsys.readouterr().out
     assert not target.exists()
-    assert outputs.main(["--json", str(json_path), "--markdown", str(markdown_path)]) == 0
+    assert outputs.main(["--json", str(json_path), "--markdown", str(markdown_path), "--exit-code", "0"]) == 0
     assert parse_output_file(target.read_text()) == {"regressions": "0", "report-markdown": str(markdown_path),
                                                      "report-json": str(json_path)}
 
@@ -1168,7 +1419,7 @@ def test_outputs_main_fails_on_a_malformed_report(tmp_path: Path, monkeypatch: p
     bad = tmp_path / "report.json"
     bad.write_text("{not json")
     monkeypatch.setenv("GITHUB_OUTPUT", str(tmp_path / "out"))
-    assert outputs.main(["--json", str(bad), "--markdown", str(tmp_path / "report.md")]) == 1
+    assert outputs.main(["--json", str(bad), "--markdown", str(tmp_path / "report.md"), "--exit-code", "1"]) == 1
     assert capsys.readouterr().out.startswith("::error title=pytest-maccbudget::cannot set the action's outputs")
 
 
@@ -1195,5 +1446,5 @@ def test_a_person_quoting_the_marker_does_not_get_the_report(pr_env: Path, githu
 
     assert comment.main(["--report", str(pr_env)]) == 0
 
-    assert [r.method for r in fake.requests if r.method in ("POST", "PATCH")] == ["POST"]  # a new bot comment
+    assert [r.method for r in fake.of_method("POST") + fake.of_method("PATCH")] == ["POST"]  # a new bot comment
     assert mallory["body"] == "LGTM " + comment.MARKER and also["body"] == comment.MARKER + "\nfake report"

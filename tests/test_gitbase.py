@@ -6,6 +6,9 @@ The user's and the system's git configuration are switched off so they cannot ch
 from __future__ import annotations
 
 import os
+import re
+import shlex
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -280,13 +283,40 @@ def _shallow_clone(tmp_path: Path) -> tuple[git.Repo, dict[str, str]]:
     return _configure(clone), shas
 
 
+def _suggested_commands(message: str) -> list[str]:
+    """The git commands a message suggests, in order (each in backticks)."""
+    return re.findall(r"`(git [^`]+)`", message)
+
+
+def _follow(clone: Path, command: str, copy: Path) -> Path:
+    """Run a suggested command, as a user would paste it, in a copy of the clone."""
+    shutil.copytree(clone, copy, symlinks=True)
+    subprocess.run(shlex.split(command), cwd=copy, check=True, capture_output=True)
+    return copy
+
+
 def test_shallow_clone_without_the_ref(tmp_path: Path) -> None:
-    _shallow_clone(tmp_path)
+    _, shas = _shallow_clone(tmp_path)
     with pytest.raises(BaseRefError) as excinfo:
         budget_at_base(tmp_path / "clone", "origin/main", BUDGET)
     message = _message(excinfo)
-    assert "git fetch origin main:refs/remotes/origin/main" in message
-    assert "fetch-depth: 0" in message and "this clone is shallow" in message
+    assert "is not known in this clone, which is shallow" in message and "fetch-depth: 0" in message
+    assert _suggested_commands(message) == ["git fetch --unshallow origin main:refs/remotes/origin/main"]
+    assert "HEAD^1" not in message  # HEAD is no merge commit here
+
+    # Following the advice fixes it.
+    fixed = _follow(tmp_path / "clone", _suggested_commands(message)[0], tmp_path / "fixed")
+    assert budget_at_base(fixed, "origin/main", BUDGET) == BaseBudget("origin/main", shas["B"], V2)
+
+
+def test_shallow_clone_without_a_commit_ref(tmp_path: Path) -> None:
+    _, shas = _shallow_clone(tmp_path)
+    with pytest.raises(BaseRefError) as excinfo:
+        budget_at_base(tmp_path / "clone", shas["D"], BUDGET)
+    [command] = _suggested_commands(_message(excinfo))
+    assert command == f"git fetch --unshallow origin {shas['D']}"
+    fixed = _follow(tmp_path / "clone", command, tmp_path / "fixed")
+    assert budget_at_base(fixed, shas["D"], BUDGET) == BaseBudget(shas["D"], shas["B"], V2)
 
 
 def test_shallow_clone_whose_history_does_not_reach_the_merge_base(tmp_path: Path) -> None:
@@ -296,12 +326,66 @@ def test_shallow_clone_whose_history_does_not_reach_the_merge_base(tmp_path: Pat
     with pytest.raises(BaseRefError) as excinfo:
         budget_at_base(tmp_path / "clone", "origin/main", BUDGET)
     message = _message(excinfo)
-    assert "shallow" in message
-    assert "fetch-depth: 0" in message and "git fetch --unshallow" in message
+    assert "shallow" in message and "fetch-depth: 0" in message
+    assert _suggested_commands(message) == ["git fetch --unshallow"]
 
     # Following the advice fixes it.
-    clone.git.fetch("-q", "--unshallow", "origin", "+refs/heads/*:refs/remotes/origin/*")
-    assert budget_at_base(tmp_path / "clone", "origin/main", BUDGET) == BaseBudget("origin/main", shas["B"], V2)
+    fixed = _follow(tmp_path / "clone", "git fetch --unshallow", tmp_path / "fixed")
+    assert budget_at_base(fixed, "origin/main", BUDGET) == BaseBudget("origin/main", shas["B"], V2)
+
+
+def _pull_request_checkout(tmp_path: Path) -> tuple[str, dict[str, str]]:
+    """A pull_request run's checkout as actions/checkout makes it by default: GitHub's merge of
+    feature into main (published as refs/pull/7/merge) fetched one commit deep into a new
+    repository. Returns the merge commit and the origin's commits."""
+    origin, shas = _forked_repo(tmp_path / "origin")
+    origin.git.checkout("-q", "--detach", "main")
+    origin.git.merge("-q", "--no-ff", "-X", "ours", "-m", "Merge pull request #7", "feature")  # both edit the budget
+    merge = origin.head.commit.hexsha
+    origin.git.update_ref("refs/pull/7/merge", merge)
+    origin.git.checkout("-q", "main")
+    clone = _init(tmp_path / "clone")
+    clone.git.remote("add", "origin", f"file://{tmp_path / 'origin'}")
+    clone.git.config("--local", "gc.auto", "0")
+    clone.git.fetch("-q", "--no-tags", "--prune", "--no-recurse-submodules", "--depth=1", "origin",
+                    f"+{merge}:refs/remotes/pull/7/merge")
+    clone.git.checkout("-q", "--force", "refs/remotes/pull/7/merge")
+    return merge, shas
+
+
+def test_pull_request_merge_checkout_without_the_base_branch(tmp_path: Path) -> None:
+    """Both suggested fixes work: the full history of the base branch, or one more commit of
+    depth and the merge's first parent."""
+    merge, shas = _pull_request_checkout(tmp_path)
+    with pytest.raises(BaseRefError) as excinfo:
+        budget_at_base(tmp_path / "clone", "origin/main", BUDGET)
+    message = _message(excinfo)
+    unshallow, deepen = _suggested_commands(message)
+    assert unshallow == "git fetch --unshallow origin main:refs/remotes/origin/main"
+    assert deepen == f"git fetch --no-tags --depth=2 origin {merge}"
+    assert "and pass `HEAD^1`" in message
+
+    whole = _follow(tmp_path / "clone", unshallow, tmp_path / "whole")
+    assert budget_at_base(whole, "origin/main", BUDGET) == BaseBudget("origin/main", shas["D"], V4_MAIN_LATER)
+    deeper = _follow(tmp_path / "clone", deepen, tmp_path / "deeper")
+    assert budget_at_base(deeper, "HEAD^1", BUDGET) == BaseBudget("HEAD^1", shas["D"], V4_MAIN_LATER)
+    assert Path(deeper, ".git", "shallow").exists()  # still shallow: two commits were enough
+
+
+def test_pull_request_merge_checkout_after_the_old_advice(tmp_path: Path) -> None:
+    """`git fetch origin main:refs/remotes/origin/main` (the advice before) leaves the merge-base
+    out of reach; the new advice names two fixes that work."""
+    merge, shas = _pull_request_checkout(tmp_path)
+    subprocess.run(["git", "fetch", "-q", "origin", "main:refs/remotes/origin/main"], cwd=tmp_path / "clone",
+                   check=True)
+    with pytest.raises(BaseRefError) as excinfo:
+        budget_at_base(tmp_path / "clone", "origin/main", BUDGET)
+    unshallow, deepen = _suggested_commands(_message(excinfo))
+    assert (unshallow, deepen) == ("git fetch --unshallow", f"git fetch --no-tags --depth=2 origin {merge}")
+    whole = _follow(tmp_path / "clone", unshallow, tmp_path / "whole")
+    assert budget_at_base(whole, "origin/main", BUDGET).commit == shas["D"]
+    deeper = _follow(tmp_path / "clone", deepen, tmp_path / "deeper")
+    assert budget_at_base(deeper, "HEAD^1", BUDGET).commit == shas["D"]
 
 
 def test_unrelated_histories(tmp_path: Path) -> None:

@@ -1,11 +1,21 @@
 """Create or update the one sticky pull-request comment that holds the budget report.
 
-    python -m pytest_maccbudget.action.comment --report PATH.md [--json PATH.json] [--pr N --head-sha SHA]
+    python -m pytest_maccbudget.action.comment (--report PATH.md [--json PATH.json] | --from-json --json PATH.json)
+        [--mode always|changed|regressed] [--pr N --head-sha SHA]
 
-The comment is found by a hidden marker, ``<!-- pytest-maccbudget report -->``, on its first
-line: the first comment of the pull request carrying it is edited (PATCH), and a new one is
-created (POST) only when none does, so a pull request has one report comment however many
-times the workflow runs. The GitHub REST API is called with urllib:
+The comment is ours when it starts with a hidden marker, ``<!-- pytest-maccbudget report -->``,
+AND was written by the token's own identity: ``GET /user`` names it for a personal token;
+an installation token (GitHub Actions' own, a GitHub App's) cannot call that, and GraphQL's
+``viewer`` names it instead (``github-actions[bot]``). The first such comment is edited
+(PATCH); a new one is created (POST) only when there is none, so a pull request has one
+report comment however many times the workflow runs, and a comment by anyone else, marker or
+not, is never edited. When the identity cannot be learned at all, nothing is edited: a report
+comment is created only if the pull request has no marker comment yet, so pushes do not pile
+up comments (that existing comment then keeps its old report, with a warning).
+
+``--mode`` decides whether a pull request without our comment gets one (``modes``): always,
+only when something changed against the base, or only on a regression. An existing comment
+is updated in every mode. The GitHub REST API is called with urllib:
 
 - ``GITHUB_API_URL`` (default https://api.github.com) and ``GITHUB_REPOSITORY`` (owner/name);
 - the pull request's number from the event file at ``GITHUB_EVENT_PATH``
@@ -13,6 +23,12 @@ times the workflow runs. The GitHub REST API is called with urllib:
   comes from an artifact and ``--head-sha`` makes sure it names the pull request that the
   report was made for);
 - the token from ``GITHUB_TOKEN`` (the action passes its ``token`` input there).
+
+``--from-json`` renders the body from the report JSON with the package's own renderer
+(``pr_report``: the schema is validated and every name and message escaped) and ignores any
+markdown: the ``workflow_run`` recipe uses it, because there the markdown file comes from a
+pull request's run, which a fork's code could have rewritten. It needs the renderer's one
+dependency, PyYAML; without it nothing is posted.
 
 A comment must never fail the job or hide the budget verdict, so every problem ends in a
 ``::notice::`` or ``::warning::`` and exit code 0: not a pull-request event, no token, no
@@ -37,6 +53,7 @@ from typing import Any, Callable, Iterable, Iterator, Mapping, Optional, Sequenc
 
 from .. import __version__
 from .commands import MARKER, notice, warning
+from .modes import wants_new_comment
 # GitHub refuses a comment body over 65,536 characters. The body is kept within that many
 # UTF-8 bytes, which bounds the length however GitHub counts (code points or UTF-16 units).
 MAX_BODY_BYTES = 65_536
@@ -52,6 +69,8 @@ FORK_HINT = (
     "`permissions: pull-requests: write`; for forks, see the workflow_run recipe in "
     "docs/github-action.md."
 )
+BOT_SUFFIX = "[bot]"
+VIEWER_QUERY = "{ viewer { login } }"
 DEFAULT_API_URL = "https://api.github.com"
 API_VERSION = "2022-11-28"
 PER_PAGE = 100
@@ -96,6 +115,7 @@ class Target:
     api_url: str  # without a trailing slash
     repository: str  # owner/name
     number: int
+    graphql_url: str = ""  # GITHUB_GRAPHQL_URL; empty: derived from api_url
 
 
 @dataclass(frozen=True)
@@ -239,14 +259,26 @@ def _read_event(environ: Mapping[str, str]) -> dict[str, Any]:
 
 
 def make_target(environ: Mapping[str, str], number: int) -> Target:
-    """The API URL and repository from the environment, checked."""
-    api_url = (environ.get("GITHUB_API_URL") or DEFAULT_API_URL).rstrip("/")
-    if urllib.parse.urlsplit(api_url).scheme not in ("http", "https"):
-        raise Skip(f"GITHUB_API_URL {api_url!r} is not an http(s) URL: no PR comment", "warning")
+    """The API URLs and repository from the environment, checked."""
+    api_url = _http_url(environ, "GITHUB_API_URL", DEFAULT_API_URL)
     repository = environ.get("GITHUB_REPOSITORY", "")
     if not _REPOSITORY.fullmatch(repository):
         raise Skip(f"GITHUB_REPOSITORY {repository!r} is not owner/name: no PR comment", "warning")
-    return Target(api_url, repository, number)
+    return Target(api_url, repository, number, _http_url(environ, "GITHUB_GRAPHQL_URL", graphql_url_for(api_url)))
+
+
+def _http_url(environ: Mapping[str, str], name: str, default: str) -> str:
+    url = (environ.get(name) or default).rstrip("/")
+    if urllib.parse.urlsplit(url).scheme not in ("http", "https"):
+        raise Skip(f"{name} {url!r} is not an http(s) URL: no PR comment", "warning")
+    return url
+
+
+def graphql_url_for(api_url: str) -> str:
+    """GitHub's GraphQL endpoint beside a REST API URL (GitHub Enterprise Server: /api/graphql)."""
+    if api_url.endswith("/api/v3"):
+        return api_url[: -len("/v3")] + "/graphql"
+    return api_url + "/graphql"
 
 
 # --- the API --------------------------------------------------------------------------------
@@ -261,8 +293,8 @@ class GitHubClient:
         self.timeout = timeout
 
     def request(self, method: str, path: str, payload: Optional[dict[str, Any]] = None,
-                query: Optional[Mapping[str, Any]] = None) -> Response:
-        url = self.api_url + path + ("?" + urllib.parse.urlencode(query) if query else "")
+                query: Optional[Mapping[str, Any]] = None, base_url: Optional[str] = None) -> Response:
+        url = (base_url or self.api_url) + path + ("?" + urllib.parse.urlencode(query) if query else "")
         data = None if payload is None else json.dumps(payload).encode("utf-8")
         request = urllib.request.Request(url, data=data, method=method)
         request.add_header("Accept", "application/vnd.github+json")
@@ -301,6 +333,21 @@ class GitHubClient:
         path = f"/repos/{target.repository}/issues/comments/{comment_id}"
         return _object(self.request("PATCH", path, {"body": body}), "PATCH", path)
 
+    def user_login(self) -> str:
+        """The token's login from ``GET /user``; ApiError 403 for an installation token."""
+        user = _object(self.request("GET", "/user"), "GET", "/user")
+        return _login(user.get("login"), "GET", "/user")
+
+    def viewer_login(self, target: Target) -> str:
+        """The token's login from GraphQL, which installation tokens may ask."""
+        url = target.graphql_url or graphql_url_for(self.api_url)
+        answer = _object(self.request("POST", "", {"query": VIEWER_QUERY}, base_url=url), "POST", "/graphql")
+        data = answer.get("data")
+        viewer = data.get("viewer") if isinstance(data, dict) else None
+        if not isinstance(viewer, dict):
+            raise ApiError(200, "POST", "/graphql", _graphql_error(answer) or "no viewer in the answer")
+        return _login(viewer.get("login"), "POST", "/graphql")
+
     def pull_request_head(self, target: Target) -> str:
         path = f"/repos/{target.repository}/pulls/{target.number}"
         pull = _object(self.request("GET", path), "GET", path)
@@ -325,6 +372,20 @@ def _parse_json(raw: bytes, status: int, method: str, path: str) -> Any:
         return json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError):
         raise ApiError(status, method, path, "the answer is not JSON") from None
+
+
+def _graphql_error(answer: Mapping[str, Any]) -> str:
+    """The first message of a GraphQL answer's ``errors``, or ""."""
+    errors = answer.get("errors")
+    first = errors[0] if isinstance(errors, list) and errors else None
+    message = first.get("message") if isinstance(first, dict) else None
+    return " ".join(message.split())[:MAX_ERROR_CHARS] if isinstance(message, str) else ""
+
+
+def _login(value: Any, method: str, path: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ApiError(200, method, path, "the answer names no login")
+    return value.strip()
 
 
 def _object(response: Response, method: str, path: str) -> dict[str, Any]:
@@ -356,30 +417,81 @@ def _reason(err: BaseException) -> str:
 # --- the sticky comment ---------------------------------------------------------------------
 
 
-def find_sticky(comments: Iterable[dict[str, Any]]) -> Optional[dict[str, Any]]:
-    """The first comment that starts with the marker and was written by a bot (the token's
-    app, github-actions[bot] by default), else None: a person quoting the marker in a review
-    comment must not get the report written into a comment they can edit."""
-    for comment in comments:
-        body = comment.get("body")
-        comment_id = comment.get("id")
-        usable_id = isinstance(comment_id, int) and not isinstance(comment_id, bool)
-        if isinstance(body, str) and body.startswith(MARKER) and usable_id and _by_a_bot(comment):
-            return comment
-    return None
+def learn_identity(client: GitHubClient, target: Target) -> Optional[str]:
+    """The token's login as comment authors are named (``github-actions[bot]``), or None when
+    the API will not say. Only a network failure is raised: the comment fails with it anyway."""
+    try:
+        return client.user_login()
+    except ApiError as err:
+        if err.status not in (403, 404):  # 401: a bad token, which every call would meet
+            raise
+    try:
+        login = client.viewer_login(target)
+    except ApiError:
+        return None
+    # Only installation tokens are refused GET /user, and those are bots, which REST names with
+    # the suffix; GraphQL has been seen to answer with it, and is not relied on to.
+    return login if login.lower().endswith(BOT_SUFFIX) else login + BOT_SUFFIX
 
 
-def _by_a_bot(comment: dict[str, Any]) -> bool:
-    user = comment.get("user") or {}
-    return user.get("type") == "Bot" or str(user.get("login", "")).endswith("[bot]")
+def is_marked(comment: Mapping[str, Any]) -> bool:
+    """A report comment: the marker first, and an id that can be edited."""
+    body = comment.get("body")
+    comment_id = comment.get("id")
+    usable_id = isinstance(comment_id, int) and not isinstance(comment_id, bool)
+    return isinstance(body, str) and body.startswith(MARKER) and usable_id
 
 
-def post_report(client: GitHubClient, target: Target, body: str) -> str:
-    """Update the marked comment, or create it; returns a line saying which, with its URL."""
-    existing = find_sticky(client.list_comments(target))
-    if existing is None:
-        return _done("created", target, client.create_comment(target, body))
-    return _done("updated", target, client.update_comment(target, existing["id"], body))
+def author(comment: Mapping[str, Any]) -> str:
+    user = comment.get("user")
+    login = user.get("login") if isinstance(user, dict) else None
+    return login if isinstance(login, str) else ""
+
+
+def find_sticky(comments: Iterable[dict[str, Any]], identity: str) -> Optional[dict[str, Any]]:
+    """The first report comment written by ``identity`` (logins compare case-insensitively),
+    else None: another bot's or a person's marker comment is never ours."""
+    wanted = identity.lower()
+    return next((c for c in comments if is_marked(c) and author(c).lower() == wanted), None)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What to post: the body, and whether a pull request without our comment gets one."""
+
+    body: str
+    create: bool
+    why_not: str  # the notice when it does not
+
+
+def post_report(client: GitHubClient, target: Target, plan: Plan) -> str:
+    """Update our comment, or create it; returns a line saying which, with its URL."""
+    identity = learn_identity(client, target)
+    comments = client.list_comments(target)
+    if identity is None:
+        return _post_without_identity(client, target, plan, comments)
+    existing = find_sticky(comments, identity)
+    if existing is not None:
+        return _done("updated", target, client.update_comment(target, existing["id"], plan.body))
+    if not plan.create:
+        raise Skip(plan.why_not)
+    return _done("created", target, client.create_comment(target, plan.body))
+
+
+def _post_without_identity(client: GitHubClient, target: Target, plan: Plan,
+                           comments: Iterable[dict[str, Any]]) -> str:
+    """Never edit (the comment could be anyone's); create only where no report comment is, so
+    that a run per push does not add a comment per push."""
+    marked = next((c for c in comments if is_marked(c)), None)
+    if marked is not None:
+        raise Skip(f"cannot learn which account the token belongs to (GET /user and the GraphQL viewer were "
+                   f"refused), so the report comment by {author(marked) or 'an unknown account'} on pull request "
+                   f"#{target.number} was not updated: it could be someone else's. The current report is in the job "
+                   "summary; a token that may call GET /user (a personal token) or GraphQL lets the comment "
+                   "be updated", "warning")
+    if not plan.create:
+        raise Skip(plan.why_not)
+    return _done("created", target, client.create_comment(target, plan.body))
 
 
 def _done(verb: str, target: Target, comment: Mapping[str, Any]) -> str:
@@ -405,6 +517,51 @@ def read_report(path: Path) -> str:
         raise Skip(f"cannot read the report {path} ({err}): no PR comment", "warning") from None
 
 
+def read_report_json(path: Optional[Path]) -> Optional[dict[str, Any]]:
+    """The report JSON as a dict, or None when there is none or it cannot be read."""
+    if path is None:
+        return None
+    try:
+        report = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    return report if isinstance(report, dict) else None
+
+
+def render_from_json(path: Path) -> str:
+    """The report rendered by the package's renderer from the JSON alone, within a comment's size."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise Skip(f"there is no report at {path} (pytest did not complete the checks): no PR comment") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise Skip(f"cannot read the report {path} ({err}): no PR comment", "warning") from None
+    try:
+        from ..pr_report import load_report, render_markdown
+    except ImportError as err:
+        raise Skip(f"cannot render the report from {path}: the renderer needs PyYAML ({err}); install it "
+                   "(`python -m pip install pyyaml`) before this step: no PR comment", "warning") from None
+    try:
+        return render_markdown(load_report(text, str(path)), limit=MAX_BODY_BYTES)
+    except ValueError as err:
+        raise Skip(f"the report is not a valid pytest-maccbudget report ({err}): no PR comment", "warning") from None
+
+
+def make_plan(args: argparse.Namespace) -> Plan:
+    if args.from_json:
+        body = build_body(render_from_json(args.json))
+    else:
+        body = build_body(read_report(args.report), rerender=report_renderer(args.json))
+    report = read_report_json(args.json)
+    why_not = {
+        "changed": "comment mode `changed`: no model's cost or budget differs from the base, so no comment was "
+                   "created; the report is in the job summary",
+        "regressed": "comment mode `regressed`: no regression, so no comment was created; the report is in the job "
+                     "summary",
+    }.get(args.mode, "")
+    return Plan(body, wants_new_comment(args.mode, report), why_not)
+
+
 def run(args: argparse.Namespace, environ: Mapping[str, str]) -> str:
     """Post the report; returns what was done. Raises Skip, ApiError or NetworkError."""
     number = pull_request_number(environ, args.pr)
@@ -413,18 +570,24 @@ def run(args: argparse.Namespace, environ: Mapping[str, str]) -> str:
     if not token:
         raise Skip("no token (the action's token input, passed as GITHUB_TOKEN, is empty): no PR comment; "
                    "the report is in the job summary")
-    body = build_body(read_report(args.report), rerender=report_renderer(args.json))
+    plan = make_plan(args)
     client = GitHubClient(target.api_url, token)
     if args.head_sha:
         check_head(client, target, args.head_sha)
-    return post_report(client, target, body)
+    return post_report(client, target, plan)
 
 
-def explain_api_error(err: ApiError) -> tuple[str, str]:
-    """The level and message for an API error: 403/404 are the expected fork case."""
-    if err.status in (403, 404):
-        where = f"{err.method} {err.path}: HTTP {err.status}: {err.message}"
+def explain_api_error(err: ApiError, target: Optional[Target] = None) -> tuple[str, str]:
+    """The level and message for an API error. 403 and 404 are expected: a token that may not
+    write (a fork's), and a pull request or repository the token cannot see."""
+    where = f"{err.method} {err.path}: HTTP {err.status}: {err.message}"
+    if err.status == 403:
         return "notice", f"cannot write the PR comment ({where}). {FORK_HINT}"
+    if err.status == 404:
+        what = f"pull request #{target.number} of {target.repository}" if target else "the pull request"
+        return "notice", (f"cannot find {what} with this token ({where}): check the pull request number, and that "
+                          "the token can read the repository (the job's own GITHUB_TOKEN can; a token of another "
+                          "repository or account may not). The report is in the job summary")
     return "warning", f"the PR comment failed ({err}); the report is in the job summary"
 
 
@@ -432,13 +595,23 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m pytest_maccbudget.action.comment",
         description="Create or update the sticky pytest-maccbudget report comment on a pull request.")
-    parser.add_argument("--report", required=True, type=Path, help="the markdown report to post")
+    parser.add_argument("--report", default=None, type=Path, help="the markdown report to post")
     parser.add_argument("--json", default=None, type=Path,
-                        help="the report JSON, to re-render a report that is too long for a comment")
+                        help="the report JSON: decides the changed and regressed modes, and re-renders a report "
+                             "that is too long for a comment")
+    parser.add_argument("--from-json", action="store_true",
+                        help="render the comment from --json with the package's renderer, ignoring any markdown "
+                             "(for a report from an untrusted run; needs PyYAML)")
+    parser.add_argument("--mode", default="always", choices=("always", "changed", "regressed"),
+                        help="when a pull request without the comment gets one (an existing one is always updated)")
     parser.add_argument("--pr", default=None, help="the pull request number (default: from GITHUB_EVENT_PATH)")
     parser.add_argument("--head-sha", default=None,
                         help="comment only if the pull request's head commit is this one (with --pr)")
     args = parser.parse_args(argv)
+    if args.from_json and (args.json is None or args.report is not None):
+        parser.error("--from-json renders --json: give --json, and no --report")
+    if not args.from_json and args.report is None:
+        parser.error("give --report (or --from-json with --json)")
     if args.head_sha is not None and not _SHA.fullmatch(args.head_sha):
         parser.error(f"--head-sha must be a full commit SHA, got {args.head_sha!r}")
     return args
@@ -451,11 +624,18 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except Skip as skip:
         (warning if skip.level == "warning" else notice)(str(skip))
     except ApiError as err:
-        level, message = explain_api_error(err)
+        level, message = explain_api_error(err, _target_or_none(args))
         (warning if level == "warning" else notice)(message)
     except NetworkError as err:
         notice(f"cannot reach the GitHub API to write the PR comment ({err}); the report is in the job summary")
     return 0
+
+
+def _target_or_none(args: argparse.Namespace) -> Optional[Target]:
+    try:
+        return make_target(os.environ, pull_request_number(os.environ, args.pr))
+    except Skip:
+        return None
 
 
 if __name__ == "__main__":

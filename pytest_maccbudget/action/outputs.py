@@ -1,6 +1,6 @@
 """Write the action's outputs from the report JSON to ``$GITHUB_OUTPUT``.
 
-``python -m pytest_maccbudget.action.outputs --json PATH --markdown PATH [--exit-code N]``
+``python -m pytest_maccbudget.action.outputs --json PATH --markdown PATH --exit-code N [--stderr PATH]``
 appends three lines to the file named by ``$GITHUB_OUTPUT``:
 
 - ``regressions=<n>``: the number of regressions the report counts in its headline
@@ -8,11 +8,15 @@ appends three lines to the file named by ``$GITHUB_OUTPUT``:
   and models with no budget entry or uncountable ops where that failed their test;
 - ``report-markdown=<path>`` and ``report-json=<path>``: the reports, absolute.
 
-A report that pytest did not write (it stopped before the end: a usage error, a missing
-base ref) gives empty values and a warning; the job still fails on pytest's exit code in
-the action's last step. A report that exists but is not a valid version-1 report is an
-error. Values are single lines; a path holding a newline is refused rather than written,
-since it would inject further outputs.
+Only a run that completed the checks sets them: pytest exited with 0 or 1 and wrote the
+report JSON. Any other run (a usage error, an interrupted run, collection errors, no tests)
+leaves every output empty, so that the comment step, which runs only when ``regressions`` is
+set, leaves the pull request's comment as it was rather than replace it with a partial
+report. A notice says so, and the job summary says why pytest stopped, quoting its ``ERROR:``
+lines from the captured stderr (``--stderr``). The job still fails on pytest's exit code in
+the action's last step. A report that exists but is not a valid version-1 report is an error.
+Values are single lines; a path holding a newline is refused rather than written, since it
+would inject further outputs.
 """
 from __future__ import annotations
 
@@ -23,9 +27,18 @@ from pathlib import Path
 from typing import Mapping, Optional, Sequence
 
 from ..pr_report import load_report, regressions
-from .commands import error, warning
+from .commands import error, notice
 
 OUTPUT_NAMES = ("regressions", "report-markdown", "report-json")
+COMPLETED_EXIT_CODES = ("0", "1")  # all tests passed / some failed: the checks ran to the end
+EXIT_CODE_MEANINGS = {
+    "2": "the run was interrupted (collection errors, or a KeyboardInterrupt)",
+    "3": "pytest hit an internal error",
+    "4": "a usage error: a bad option, ini value, budget file or base",
+    "5": "no tests were collected",
+}
+MAX_QUOTED_LINES = 20
+MAX_QUOTED_CHARS = 4000
 
 
 class ReportError(Exception):
@@ -63,10 +76,8 @@ def format_outputs(values: Mapping[str, str]) -> str:
 
 
 def collect_outputs(json_path: Path, markdown_path: Path, exit_code: Optional[str]) -> dict[str, str]:
-    """The action's output values; warns and leaves them empty when pytest wrote no report."""
-    if not json_path.is_file():
-        why = f" (pytest exited with code {exit_code})" if exit_code else ""
-        warning(f"pytest wrote no budget report{why}: the pytest log above says why")
+    """The action's output values: empty unless pytest completed the checks and wrote the report."""
+    if not completed(json_path, exit_code):
         return {name: "" for name in OUTPUT_NAMES}
     count = count_regressions(json_path)
     return {
@@ -74,6 +85,75 @@ def collect_outputs(json_path: Path, markdown_path: Path, exit_code: Optional[st
         "report-markdown": os.path.abspath(markdown_path) if markdown_path.is_file() else "",
         "report-json": os.path.abspath(json_path),
     }
+
+
+def completed(json_path: Path, exit_code: Optional[str]) -> bool:
+    return (exit_code or "").strip() in COMPLETED_EXIT_CODES and json_path.is_file()
+
+
+def why_incomplete(json_path: Path, exit_code: Optional[str]) -> str:
+    """One sentence: how pytest ended without completing the checks."""
+    code = (exit_code or "").strip()
+    if code in COMPLETED_EXIT_CODES:
+        return f"pytest exited with code {code} but wrote no budget report at {json_path}"
+    meaning = EXIT_CODE_MEANINGS.get(code, "not a code of a completed run")
+    return f"pytest exited with code {code or '(unknown)'} ({meaning}) before completing the budget checks"
+
+
+def error_lines(stderr_text: str) -> list[str]:
+    """What pytest said about stopping: its lines from the first ``ERROR:`` on, else its last lines."""
+    lines = [line.rstrip() for line in stderr_text.splitlines() if line.strip()]
+    start = next((index for index, line in enumerate(lines) if line.startswith("ERROR:")), None)
+    chosen = lines[start:start + MAX_QUOTED_LINES] if start is not None else lines[-MAX_QUOTED_LINES:]
+    text = "\n".join(chosen)
+    return text[:MAX_QUOTED_CHARS].splitlines() if text else []
+
+
+def incomplete_summary(reason: str, quoted: list[str]) -> str:
+    """The job summary of a run that stopped early: why, and pytest's own words."""
+    consequence = ("No model was compared with its budget, the action's outputs are empty and the pull "
+                   "request's report comment was left as it was.")
+    parts = ["## ❌ pytest-maccbudget: the budget checks did not complete\n\n",
+             f"{_escape_markdown(reason)}. {consequence}\n"]
+    if quoted:
+        body = "\n".join(quoted)
+        fence = "`" * max(3, _longest_backtick_run(body) + 1)
+        parts.append(f"\npytest said:\n\n{fence}text\n{body}\n{fence}\n")
+    else:
+        parts.append("\nThe pytest log of this step says why.\n")
+    return "".join(parts)
+
+
+def _escape_markdown(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _longest_backtick_run(text: str) -> int:
+    longest = run = 0
+    for char in text:
+        run = run + 1 if char == "`" else 0
+        longest = max(longest, run)
+    return longest
+
+
+def read_stderr(path: Optional[Path]) -> str:
+    if path is None:
+        return ""
+    try:
+        return path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ""
+
+
+def report_incomplete(args: argparse.Namespace, environ: Mapping[str, str]) -> None:
+    """The notice and the job summary of a run that did not complete the checks."""
+    reason = why_incomplete(args.json, args.exit_code)
+    notice(f"{reason}: the action's outputs are empty and the PR comment is left as it was; "
+           "the job summary says why")
+    summary = environ.get("GITHUB_STEP_SUMMARY", "")
+    if summary:
+        with open(summary, "a", encoding="utf-8") as handle:
+            handle.write(incomplete_summary(reason, error_lines(read_stderr(args.stderr))))
 
 
 def write_outputs(text: str, environ: Mapping[str, str]) -> None:
@@ -92,7 +172,9 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
         description="Write the pytest-maccbudget action's outputs to $GITHUB_OUTPUT.")
     parser.add_argument("--json", required=True, type=Path, help="the report JSON pytest wrote")
     parser.add_argument("--markdown", required=True, type=Path, help="the markdown report pytest wrote")
-    parser.add_argument("--exit-code", default=None, help="pytest's exit code, for the message when no report exists")
+    parser.add_argument("--exit-code", required=True, help="pytest's exit code: only 0 and 1 completed the checks")
+    parser.add_argument("--stderr", default=None, type=Path,
+                        help="pytest's captured stderr, quoted in the job summary when the checks did not complete")
     return parser.parse_args(argv)
 
 
@@ -107,6 +189,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         error(f"cannot set the action's outputs: {err}")
         return 1
     write_outputs(text, os.environ)
+    if not values["regressions"]:
+        report_incomplete(args, os.environ)
     if values["regressions"]:
         print(f"pytest-maccbudget: regressions={values['regressions']}; report: {values['report-markdown']}")
     return 0
