@@ -44,6 +44,16 @@ def read_budget(settings: "Settings") -> Budget:
     return budget
 
 
+def _github_base_branch(ref: str, commit: str) -> str:
+    """In a GitHub pull_request run given the base commit itself (as the action does), the name
+    of the branch the pull request merges into, for the report to say."""
+    import os
+
+    if os.environ.get("GITHUB_ACTIONS") != "true" or not commit.lower().startswith(ref.lower()):
+        return ""
+    return " ".join(os.environ.get("GITHUB_BASE_REF", "").split())[:200]
+
+
 def _new_cache_stats() -> "CacheStats":
     from .cached_measure import CacheStats
 
@@ -135,6 +145,9 @@ class BudgetSession:
         except BaseRefError as error:
             raise pytest.UsageError(f"pytest-maccbudget: --macc-budget-base {settings.base_ref}: {error}") from None
         self.base_info = {"ref": base.ref, "commit": base.commit}
+        branch = _github_base_branch(base.ref, base.commit)
+        if branch:
+            self.base_info["branch"] = branch
         label = Path(f"{base.ref}@{base.commit[:12]}:{settings.budget_path.name}")
         try:
             # no budget file at the merge-base: an empty base, so every entry reads as added

@@ -124,11 +124,12 @@ def test_default_checkout_of_a_pull_request_that_grew_a_model_fails_the_job(
     assert results["base"].outputs == {"ref": base_tip}
     assert base_tip in shallow_commits(workspace) and merge not in shallow_commits(workspace)
     report = json.loads(Path(run.action_outputs()["report-json"]).read_text())
-    assert report["base"] == {"ref": base_tip, "commit": base_tip}
+    assert report["base"] == {"ref": base_tip, "commit": base_tip, "branch": "main"}  # GITHUB_BASE_REF names it
     assert report["models"][0]["status"] == "regressed" and report["models"][0]["budget_change"] == "unchanged"
     assert run.action_outputs()["regressions"] == "1"
     [post] = fake.of_method("POST")
-    assert base_tip[:7] in post.body["body"]
+    assert f"(base `main` @ `{base_tip[:7]}`)" in post.body["body"]
+    assert f"at `{base_tip}`, the tip of `main` this pull request merges into" in post.body["body"]
     assert results["Fail the job if pytest failed"].returncode == 1
 
 

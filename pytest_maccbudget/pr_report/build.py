@@ -62,7 +62,10 @@ def _base_info(base: Optional[Mapping[str, str]]) -> Optional[dict[str, str]]:
         return None
     if not isinstance(base.get("ref"), str) or not isinstance(base.get("commit"), str):
         raise ValueError(f"base must be {{'ref': str, 'commit': str}}, got {dict(base)!r}")
-    return {"ref": base["ref"], "commit": base["commit"]}
+    info = {"ref": base["ref"], "commit": base["commit"]}
+    if isinstance(base.get("branch"), str) and base["branch"]:
+        info["branch"] = base["branch"]
+    return info
 
 
 def _model_report(measurement: Measurement, failed: bool, budget: Budget, base_budget: Optional[Budget],

@@ -3,6 +3,7 @@ sticky PR comment. Reads only the report JSON, so a report loaded from a file re
 bytes as the one just built. Unknown values (`null` in the JSON) print as "?", never as 0."""
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, replace
 from typing import Any, Iterator, Mapping, Optional, Sequence
 
@@ -127,13 +128,36 @@ def _title_lines(report: Mapping[str, Any]) -> list[str]:
     base = report["base"]
     title = f"## {emoji} pytest-maccbudget: {verdict}"
     if base is not None:
-        title += f" (base {code(base['ref'])} @ {code(base['commit'][:7])})"
+        name = _base_name(base)
+        title += f" (base {code(name)} @ {code(base['commit'][:7])})" if name else f" (base {code(base['commit'][:7])})"
     lines = [title, ""]
     about = f"Budget file {code(report['budget_file'])}"
     if base is not None:
-        about += (f", compared with the same file at {code(base['commit'])}, the merge base of this commit "
-                  f"and {code(base['ref'])}")
+        about += f", compared with the same file at {code(base['commit'])}, " + _base_phrase(base)
     return lines + [about + ".", ""]
+
+
+_HEX_COMMIT = re.compile(r"[0-9a-f]{7,64}")
+
+
+def _is_the_commit(base: Mapping[str, Any]) -> bool:
+    """The base was given as the commit itself (the action passes the pull request's base tip)."""
+    return bool(_HEX_COMMIT.fullmatch(base["ref"].lower())) and base["commit"].lower().startswith(base["ref"].lower())
+
+
+def _base_name(base: Mapping[str, Any]) -> Optional[str]:
+    """What to call the base: its branch when known, else the ref given, else nothing."""
+    if base.get("branch"):
+        return str(base["branch"])
+    return None if _is_the_commit(base) else str(base["ref"])
+
+
+def _base_phrase(base: Mapping[str, Any]) -> str:
+    if _is_the_commit(base):
+        branch = base.get("branch")
+        return (f"the tip of {code(branch)} this pull request merges into" if branch
+                else "the base commit this run was given")
+    return f"the merge base of this commit and {code(base['ref'])}"
 
 
 def _main_table(report: Mapping[str, Any], models: Sequence[Mapping[str, Any]], hidden: int) -> list[str]:
@@ -201,7 +225,7 @@ def _detail_lines(report: Mapping[str, Any], model: Mapping[str, Any], shape: _S
     if not _numbers_differ(model):
         notes.append(_numbers_phrase(report, model))
     if model.get("trend"):
-        notes.append(f"trend on {code(report['base']['ref']) if report['base'] else 'the base'}: {escape(model['trend'])}")
+        notes.append(f"trend on {code(_base_name(report['base']) or 'the base')}: {escape(model['trend'])}")
     if notes:
         lines += [f"- {note}" for note in notes] + [""]
     if _numbers_differ(model):

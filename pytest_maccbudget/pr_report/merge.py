@@ -71,7 +71,7 @@ def _common_base(reports: Sequence[Mapping[str, Any]]) -> Optional[dict[str, str
             raise ValueError(f"shard reports 1 and {index} were compared with different bases "
                              f"({_describe_base(first)} and {_describe_base(other)}): run every shard with the "
                              "same --macc-budget-base on the same commit")
-    return None if first is None else {"ref": first["ref"], "commit": first["commit"]}
+    return None if first is None else {key: first[key] for key in ("ref", "commit", "branch") if key in first}
 
 
 def _base_commit(base: Optional[Mapping[str, str]]) -> Optional[str]:

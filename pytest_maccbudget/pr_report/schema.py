@@ -87,6 +87,8 @@ def _validate_report(data: Mapping[str, Any]) -> None:
         _expect(base, dict, "base", "null or an object")
         for key in ("ref", "commit"):
             _expect(base.get(key), str, f"base.{key}", "a string")
+        if "branch" in base:
+            _expect(base["branch"], str, "base.branch", "a string")
     _expect(data.get("models"), list, "models", "a list")
     names: dict[str, str] = {}
     for index, model in enumerate(data["models"]):
