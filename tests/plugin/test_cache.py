@@ -111,7 +111,7 @@ def test_what_can_change_the_graph_makes_the_entry_stale(recorded: Project) -> N
         assert "0 of 1 torch model unchanged" in line, (change, line)
         assert why in line, (change, line)
     # the last measurement is the one checked: its inputs are new
-    result.stdout.fnmatch_lines(["*inputs of model 'net' changed*the test measured {x: [1, 3, 32, 32]}*"])
+    assert "the test measured {x: [1, 3, 32, 32]}" in result.stdout.str()
     assert "1 of 1 torch model unchanged" in cache_line(run(recorded))  # and stored: the next run hits
 
 
