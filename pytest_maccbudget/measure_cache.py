@@ -16,13 +16,13 @@ from __future__ import annotations
 import json
 import os
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Optional
 
 from . import __version__
+from .atomic import write_atomically
 from .fingerprint import CodeRecord, digest, package_version, verify
 from .rules import RULES_VERSION
 
@@ -68,7 +68,7 @@ class MeasureCache:
                           sort_keys=True, separators=(",", ":"))
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
-            _write_atomically(self._path(key), data)
+            write_atomically(self._path(key), data, durable=False)
             self._prune()
         except OSError:  # a read-only or full disk: the run goes on without the cache
             return
@@ -116,20 +116,6 @@ def _well_formed(entry: Any, key: str) -> bool:
         return False
     return (all(isinstance(code.get(field), dict) for field in ("functions", "globals", "packages"))
             and isinstance(code.get("unresolvable"), bool))
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    fd, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem[:16]}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(temp_name, path)
-    except BaseException:
-        try:
-            os.unlink(temp_name)
-        except OSError:
-            pass
-        raise
 
 
 def _mtime(path: Path) -> float:

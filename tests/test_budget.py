@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pytest_maccbudget.budget import writer as budget_module
+from pytest_maccbudget import atomic as budget_module
 from pytest_maccbudget.budget import (
     TOTAL_METRICS,
     ZERO_TOLERANCE,

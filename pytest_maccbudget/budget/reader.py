@@ -32,9 +32,6 @@ from .model import (
 
 _TAG_PREFIX = "tag:yaml.org,2002:"
 _NULL_TAG = _TAG_PREFIX + "null"
-_STR_TAG = _TAG_PREFIX + "str"
-_VALUE_TAGS = frozenset({_STR_TAG, _TAG_PREFIX + "int", _TAG_PREFIX + "float"})
-_WIDE = 10**9  # line width for yaml's own quoting: never fold a key over two lines
 
 
 def load_budget(path: Path) -> Budget:

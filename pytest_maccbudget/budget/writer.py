@@ -1,8 +1,6 @@
 """Write a budget file: sorted, byte-stable YAML, replaced atomically."""
 from __future__ import annotations
 
-import os
-import tempfile
 from functools import lru_cache
 from pathlib import Path
 from typing import Iterable, Optional
@@ -13,6 +11,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode
 from ..units import (
     parse_whole_quantity,
 )
+from ..atomic import write_atomically
 from .model import (
     BYTE_METRICS,
     EVERY_METRIC,
@@ -35,7 +34,6 @@ _HEADER = (
 )
 
 _TAG_PREFIX = "tag:yaml.org,2002:"
-_NULL_TAG = _TAG_PREFIX + "null"
 _STR_TAG = _TAG_PREFIX + "str"
 _VALUE_TAGS = frozenset({_STR_TAG, _TAG_PREFIX + "int", _TAG_PREFIX + "float"})
 _WIDE = 10**9  # line width for yaml's own quoting: never fold a key over two lines
@@ -189,47 +187,7 @@ def dump_budget(budget: Budget) -> str:
 
 
 
-def _new_file_mode() -> int:
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask
-
-
 def write_budget(path: Path, text: str) -> None:
-    """Write atomically: a temporary file in the same directory, fsync, then os.replace.
-    Any failure (Ctrl-C included) leaves the old file as it was and no temporary file."""
-    path = Path(path)
-    data = text.encode("utf-8")
-    try:
-        mode = path.stat().st_mode & 0o7777
-    except FileNotFoundError:
-        mode = _new_file_mode()
-    fd, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(temp_name, mode)
-        os.replace(temp_name, path)
-    except BaseException:
-        try:
-            os.unlink(temp_name)
-        except OSError:
-            pass
-        raise
-    _sync_directory(path.parent)
-
-
-def _sync_directory(directory: Path) -> None:
-    """Make the rename itself durable where the OS allows it (not on Windows)."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+    """Write atomically and durably: any failure (Ctrl-C included) leaves the old file as it
+    was and no temporary file."""
+    write_atomically(path, text)
