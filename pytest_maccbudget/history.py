@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Mapping, NamedTuple, Optional, Sequence, Union
 
 from .budget import TOTAL_METRICS, BudgetError, format_metric, parse_budget
+from .gitrepo import first_line, git_stderr_line, import_git, open_repo, repo_relative_path, rev_parse, shallow_commits
 from .units import plural
 
 if TYPE_CHECKING:
@@ -47,6 +48,7 @@ METRIC_LABELS = {
     "peak_activation_bytes": "peak activation memory",
 }
 SHALLOW_HINT = "fetch more with `git fetch --deepen=N`"
+PURPOSE = "the history"
 _LOG_FORMAT = "%H%x00%h%x00%cI%x00%s"  # %s never holds a newline: one commit per line
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _SYMLINK_MODE = 0o120000
@@ -154,14 +156,14 @@ def budget_history(repo_dir: Union[Path, str], budget_path: Union[Path, str], *,
     wanted = None if models is None else {models} if isinstance(models, str) else set(models)
     if last is not None and last < 1:
         raise ValueError(f"last must be a positive number of points, got {last}")
-    git = _import_git()
+    git = import_git(HistoryError, PURPOSE)
     start = Path(os.path.abspath(repo_dir))
-    repo = _open_repo(git, start)
+    repo = open_repo(git, start, HistoryError, PURPOSE)
     try:
-        return _read_history(git, repo, _repo_relative_path(repo, start, Path(budget_path)), rev, wanted, last,
+        return _read_history(git, repo, repo_relative_path(repo, start, Path(budget_path), HistoryError), rev, wanted, last,
                              max_commits)
     except git.CommandError as err:
-        raise HistoryError(f"git failed while reading the history: {_git_stderr_line(err)}") from None
+        raise HistoryError(f"git failed while reading the history: {git_stderr_line(err)}") from None
     finally:
         repo.close()
 
@@ -196,7 +198,7 @@ def _read_history(git: Any, repo: Repo, rel_path: str, rev: str, wanted: Optiona
         raise HistoryError(f"`{rel_path}` is not in the first-parent history of `{rev}` ({commit[:12]}): "
                            "commit the budget file first, or give the path of a committed one")
     oldest = entries[-1].commit  # git log lists newest first
-    boundary = oldest if oldest in _shallow_commits(repo) else None
+    boundary = oldest if oldest in shallow_commits(repo) else None
     cut = max_commits is not None and len(entries) > max_commits
     states, skipped = _read_states(repo, entries[:max_commits] if cut else entries, rel_path)
     names = sorted({name for _, state in states for name in state})
@@ -284,7 +286,7 @@ def _blob_text(blob: Any, rel_path: str) -> str:
     try:
         data = blob.data_stream.read()
     except ValueError as err:  # the object is missing from the object database
-        raise _Unreadable(f"cannot read `{rel_path}` ({_first_line(str(err))})") from None
+        raise _Unreadable(f"cannot read `{rel_path}` ({first_line(str(err))})") from None
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as err:
@@ -295,7 +297,7 @@ def _parse_totals(text: str, rel_path: str) -> ModelTotals:
     try:
         budget = parse_budget(text, Path(rel_path))
     except BudgetError as err:
-        raise _Unreadable(_first_line(str(err))) from None
+        raise _Unreadable(first_line(str(err))) from None
     return {name: dict(entry.total) for name, entry in budget.models.items()}
 
 
@@ -312,62 +314,15 @@ def _check_rev(rev: str) -> None:
         raise HistoryError(f"invalid revision {rev!r}: it contains control characters")
 
 
-def _import_git() -> Any:
-    try:
-        import git
-    except ImportError as err:  # GitPython missing, or it found no usable git executable
-        raise HistoryError(f"cannot use git to read the history ({_first_line(str(err)) or type(err).__name__}): "
-                           "install git and GitPython, or set GIT_PYTHON_GIT_EXECUTABLE to the git binary") from None
-    return git
-
-
-def _open_repo(git: Any, start: Path) -> Repo:
-    try:
-        repo = git.Repo(str(start), search_parent_directories=True)
-    except git.NoSuchPathError:
-        raise HistoryError(f"cannot read the history: directory {start} does not exist") from None
-    except git.InvalidGitRepositoryError:
-        raise HistoryError(f"cannot read the history: {start} is not inside a git repository; "
-                           "run from a git checkout") from None
-    if repo.working_tree_dir is None:
-        repo.close()
-        raise HistoryError(f"cannot read the history: {repo.git_dir} is a bare repository without a working tree")
-    return repo
-
-
-def _repo_relative_path(repo: Repo, start: Path, budget_path: Path) -> str:
-    """The budget file's path inside the repository, POSIX style, as git trees name it."""
-    root = Path(os.path.realpath(str(repo.working_tree_dir)))
-    full = Path(os.path.abspath(budget_path if budget_path.is_absolute() else start / budget_path))
-    # The directories are resolved (the checkout may be reached through a link), the file is not.
-    try:
-        rel = (Path(os.path.realpath(full.parent)) / full.name).relative_to(root)
-    except ValueError:
-        raise HistoryError(f"the budget file {full} is outside the git repository {root}") from None
-    if not rel.parts:
-        raise HistoryError(f"the budget file path {full} names the repository root, not a file")
-    return rel.as_posix()
-
-
 def _resolve_rev(git: Any, repo: Repo, rev: str) -> str:
-    commit = _rev_parse(git, repo, f"{rev}^{{commit}}")
+    commit = rev_parse(git, repo, f"{rev}^{{commit}}")
     if commit is not None:
         return commit
     if rev == "HEAD":
         raise HistoryError(f"HEAD of {repo.working_tree_dir} has no commits yet: commit the budget file first")
-    if _rev_parse(git, repo, f"{rev}^{{object}}") is not None:
+    if rev_parse(git, repo, f"{rev}^{{object}}") is not None:
         raise HistoryError(f"revision `{rev}` does not name a commit: pass a branch, tag or commit")
     raise HistoryError(f"unknown revision `{rev}`: pass a branch, tag or commit of this repository")
-
-
-def _rev_parse(git: Any, repo: Repo, rev: str) -> Optional[str]:
-    """The object name ``rev`` resolves to, or None when git does not know it."""
-    try:
-        return repo.git.rev_parse("--verify", "--quiet", rev).strip() or None
-    except git.GitCommandError as err:
-        if err.status == 1:  # --verify --quiet: not a valid object name
-            return None
-        raise
 
 
 def _log_entries(repo: Repo, commit: str, rel_path: str) -> list[_LogEntry]:
@@ -378,21 +333,3 @@ def _log_entries(repo: Repo, commit: str, rel_path: str) -> list[_LogEntry]:
     return [_LogEntry(*line.split("\x00", 3)) for line in output.split("\n") if line]
 
 
-def _shallow_commits(repo: Repo) -> frozenset[str]:
-    """The commits a shallow clone's history stops at (their parents were not fetched)."""
-    try:
-        return frozenset(Path(repo.common_dir, "shallow").read_text(encoding="ascii").split())
-    except FileNotFoundError:
-        return frozenset()
-
-
-def _git_stderr_line(err: Any) -> str:
-    """The first line of git's stderr, without GitPython's "stderr: '...'" wrapping."""
-    stderr = str(getattr(err, "stderr", "") or "").strip()
-    if stderr.startswith("stderr:"):
-        stderr = stderr[len("stderr:"):].strip().strip("'")
-    return _first_line(stderr) or _first_line(str(err))
-
-
-def _first_line(text: str) -> str:
-    return next((line.strip() for line in text.splitlines() if line.strip()), "")

@@ -320,7 +320,7 @@ def test_not_a_repository_no_commits_and_a_file_never_committed(main_repo, tmp_p
     plain = tmp_path / "plain"
     plain.mkdir()
     with pytest.raises(HistoryError, match=r"^cannot read the history: .*plain is not inside a git repository; "
-                                           r"run from a git checkout$"):
+                                           r"run from a git checkout \(in GitHub Actions, run actions/checkout first\)$"):
         budget_history(plain, BUDGET)
     empty = init(tmp_path / "empty")
     with pytest.raises(HistoryError, match=r"^HEAD of .*empty has no commits yet: commit the budget file first$"):
@@ -577,7 +577,7 @@ def test_cli_errors_are_one_line_and_exit_2(main_repo, tmp_path: Path, capsys,
     plain.mkdir()
     monkeypatch.chdir(plain)
     assert run(capsys) == (2, "", f"maccbudget: error: cannot read the history: {plain} is not inside a git "
-                                  "repository; run from a git checkout\n")
+                                  "repository; run from a git checkout (in GitHub Actions, run actions/checkout first)\n")
     monkeypatch.chdir(init(tmp_path / "empty"))
     assert run(capsys) == (2, "", f"maccbudget: error: HEAD of {tmp_path / 'empty'} has no commits yet: "
                                   "commit the budget file first\n")
