@@ -7,12 +7,18 @@ of a file just exported.
 
 Exporters for torch models (ini `macc_budget_exporter`):
 
-* ``"torchscript"`` (the default): torch's TorchScript-based exporter (``dynamo=False``).
-  A few milliseconds for a small model, about 3 s for a BERT-base encoder. torch >= 2.9 calls it
-  deprecated; the warning is silenced during export.
-* ``"dynamo"``: the ``torch.export``-based exporter (``dynamo=True``). About 2.5 s per model even
-  for a one-layer model (the first export of a process pays most of it), and it needs the
-  ``onnxscript`` package.
+* ``"torchscript"`` (the default while torch has it): torch's TorchScript-based exporter
+  (``dynamo=False``). 0.01-0.12 s for a small model, about 3.6 s for a BERT-base encoder. torch
+  >= 2.9 calls it deprecated; once a torch lacks it, the dynamo exporter stands in, with a note.
+* ``"dynamo"``: the ``torch.export``-based exporter (``dynamo=True``); it needs the
+  ``onnxscript`` package. 0.2-0.8 s for a small model (its two traces, `torch.export` and the
+  decomposition to core ATen ops, cost that), plus about 1.5 s for the first export of a
+  process; about 2.4 s for a BERT-base encoder. The plugin builds torch's table of ONNX
+  translations once per process, pauses the garbage collector and does not write weights the
+  engine never reads (benchmarks/export_cost.py; docs/plugin.md, "What an export costs").
+
+Whatever an exporter warns, logs or prints during the export is kept (`_Transcript`) and handed
+over as `ExportedModel.log` (a passing export: only what is worth telling) or `ExportError.log`.
 
 Either way, a node's scoped name reads as its PyTorch module path, so `layers.layer_key` gives
 the same budget keys whichever exporter ran. The TorchScript exporter's names mostly do already
@@ -31,6 +37,7 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import functools
 import hashlib
 import inspect
 import logging
@@ -67,11 +74,17 @@ _WEIGHTED_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul")
 _NAME_SCOPES_KEY = "pkg.torch.onnx.name_scopes"
 _FX_NODE_KEY = "pkg.torch.onnx.fx_node"
 _REWRITE_RULE_KEY = "pkg.onnxscript.rewriter.rule_name"
-_QUIET_LOGGERS = ("torch.onnx", "onnxscript")  # "torchvision is not installed. Skipping ..." and such
 
 
 class ExportError(Exception):
-    """A model could not be turned into an ONNX file; the message names the model."""
+    """A model could not be turned into an ONNX file; the message names the model.
+
+    `log` holds what the exporter said while it failed (its warnings, log records and printed
+    output, see `ExportedModel.log`), "" if nothing."""
+
+    def __init__(self, message: str, log: str = "") -> None:
+        super().__init__(message)
+        self.log = log
 
 
 class InputSpecError(ValueError):
@@ -91,6 +104,11 @@ class ExportedModel:
     path: Path  # the ONNX file to profile
     exporter: str  # "torchscript" | "dynamo" | "onnx" | an entry-point name
     inputs: dict[str, list[int]]  # the input dims used ({} for an ONNX file taken as is)
+    # What the export said that is worth telling: warnings raised in the user's code (a
+    # TracerWarning says the graph may hold only the branch the example inputs took), a note on
+    # the exporter used; "" if nothing. Everything else the exporter printed, warned or logged
+    # was captured and dropped: a passing export prints nothing.
+    log: str = field(default="", compare=False)
 
 
 # --- inputs= ------------------------------------------------------------------------------
@@ -315,32 +333,170 @@ def _exported_torch_module(module: Any, inputs: object, name: str, path: Path, e
     args = () if by_name else tuple(tensors)
     kwargs = {spec.name: tensor for spec, tensor in zip(specs, tensors)} if by_name else None
     input_names = _onnx_input_names(specs, arg_names, by_name)
+    exporter, note = _installed_exporter(torch, exporter)
+    transcript = _Transcript(note)
     try:
-        with _eval_mode(module), torch.no_grad(), _mha_fastpath_disabled(torch), _one_thread(torch), _quiet_export(torch):
-            program = torch.onnx.export(
-                module,
-                args,
-                os.fspath(path) if exporter == "torchscript" else None,
-                kwargs=kwargs,
-                input_names=input_names,
-                dynamo=exporter == "dynamo",
-                verbose=False,
-            )
+        with _exporter_output_kept(transcript), _export_state(torch, module):
+            program = _run_exporter(torch, exporter, module, args, kwargs, input_names, path)
     except Exception as error:  # anything the exporter raises is the test's failure message
-        raise ExportError(f"model {name!r}: {exporter_message(error, exporter)}") from error
+        message = f"model {name!r}: {exporter_message(error, exporter)}"
+        raise ExportError(message, log=transcript.failure_log()) from error
     if exporter == "torchscript":
         name_torchscript_nodes_by_module(path, {module_name for module_name, _ in module.named_modules() if module_name})
     else:
         name_dynamo_nodes_by_module(program)
         _save_program(program, path, name)
-    return ExportedModel(path=path, exporter=exporter, inputs=recorded_inputs(specs))
+    return ExportedModel(path=path, exporter=exporter, inputs=recorded_inputs(specs), log=transcript.success_log())
+
+
+def _run_exporter(torch: Any, exporter: str, module: Any, args: tuple[Any, ...], kwargs: Optional[dict[str, Any]],
+                  input_names: Optional[list[str]], path: Path) -> Any:
+    """torch.onnx.export: the TorchScript exporter writes `path`; the dynamo exporter's
+    ONNXProgram is returned, to be renamed and saved."""
+    if exporter == "torchscript":
+        torch.onnx.export(module, args, os.fspath(path), kwargs=kwargs, input_names=input_names, dynamo=False,
+                          verbose=False)
+        return None
+    with _torchlib_registry_reused():
+        return torch.onnx.export(module, args, None, kwargs=kwargs, input_names=input_names, dynamo=True,
+                                 verbose=False)
+
+
+@contextlib.contextmanager
+def _export_state(torch: Any, module: Any) -> Iterator[None]:
+    """What an export runs under; everything is restored afterwards."""
+    with _eval_mode(module), torch.no_grad(), _mha_fastpath_disabled(torch), _one_thread(torch), _collector_paused():
+        yield
+
+
+def _installed_exporter(torch: Any, exporter: str) -> tuple[str, str]:
+    """The exporter to run and a note if it is not the one asked for: once torch drops the
+    TorchScript exporter, the dynamo exporter stands in for it (same budget keys and MACs)."""
+    if exporter != "torchscript" or has_torchscript_exporter():
+        return exporter, ""
+    return "dynamo", (f"note: torch {torch.__version__} has no TorchScript exporter (torch.onnx.export(dynamo=False)), "
+                      "so the dynamo exporter ran; set ini macc_budget_exporter = dynamo to say so")
+
+
+def has_torchscript_exporter() -> bool:
+    """Whether the installed torch still has its deprecated TorchScript-based ONNX exporter: its
+    operator table (`symbolic_opset9`) lives in torch.onnx._internal.torchscript_exporter since
+    torch 2.9 and in torch.onnx before."""
+    from importlib.util import find_spec
+
+    for name in ("torch.onnx._internal.torchscript_exporter.symbolic_opset9", "torch.onnx.symbolic_opset9"):
+        try:
+            if find_spec(name) is not None:
+                return True
+        except ImportError:  # its package is gone
+            continue
+    return False
+
+
+_TORCHLIB_REGISTRIES: dict[Any, Any] = {}
+
+
+@contextlib.contextmanager
+def _torchlib_registry_reused() -> Iterator[None]:
+    """The dynamo exporter rebuilds its table of ONNX translations (onnxscript's torchlib) on
+    every export, re-parsing the source of ~500 functions: 0.3-0.6 s a model on a 2-core
+    machine, up to half of a small model's export. The table is the same for every export of a
+    process and only read, so it is built once. It is private torch API: where torch has moved
+    it, each export just builds its own again."""
+    try:
+        from torch.onnx._internal.exporter import _registration
+
+        registry_class = _registration.ONNXRegistry
+        original = registry_class.__dict__["from_torchlib"]
+        build = original.__func__
+    except (ImportError, AttributeError, KeyError):
+        yield
+        return
+
+    def reused(cls: Any, *args: Any, **kwargs: Any) -> Any:
+        key = (cls, args, tuple(sorted(kwargs.items())))
+        if key not in _TORCHLIB_REGISTRIES:
+            _TORCHLIB_REGISTRIES[key] = build(cls, *args, **kwargs)
+        return _TORCHLIB_REGISTRIES[key]
+
+    registry_class.from_torchlib = classmethod(reused)
+    try:
+        yield
+    finally:
+        registry_class.from_torchlib = original
+
+
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Tracing makes objects by the hundred thousand, and each full collection of Python's
+    cyclic garbage collector then walks every object of the process (torch's included): pauses
+    of up to 0.4 s in a 1 s export. The garbage is collected after the export instead."""
+    import gc
+
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
+# Initializers larger than this are saved with their dims and dtype but without their bytes:
+# the engine reads no tensor data above 64 KiB (engine.loader: SMALL_INT_TENSOR_BYTES, and
+# SMALL_TENSOR_BYTES below it), and writing a BERT-base's 435 MB took 1.9 s of its 4.8 s export.
+_WRITTEN_TENSOR_BYTES = 64 * 1024
 
 
 def _save_program(program: Any, path: Path, name: str) -> None:
+    """Save the dynamo exporter's ONNXProgram to `path`, its large weights as references to a
+    file that is never written (`<stem>.weights-not-written`): every initializer keeps its name,
+    dims and dtype, all the engine reads of a weight."""
+    ir = _onnx_ir_package(program.model)
     try:
-        program.save(os.fspath(path))  # weights inside the file (external only past protobuf's 2 GB)
+        if ir is None:
+            program.save(os.fspath(path))  # weights inside the file (external only past protobuf's 2 GB)
+            return
+        with _large_weights_unwritten(ir, program.model, path):
+            ir.save(program.model, os.fspath(path))
     except OSError as error:
         raise ExportError(f"model {name!r}: cannot write {path}: {error}") from error
+
+
+def _onnx_ir_package(model: Any) -> Any:
+    """The IR package the program's model is made of (onnx_ir; onnxscript.ir before it), if it
+    can save a model with external tensors; else None."""
+    import importlib
+
+    name = type(model).__module__  # "onnx_ir" (its public names say so), or a module inside it
+    while name:
+        package = importlib.import_module(name)
+        if hasattr(package, "ExternalTensor") and hasattr(package, "save"):
+            return package
+        name = name.rpartition(".")[0]
+    return None
+
+
+@contextlib.contextmanager
+def _large_weights_unwritten(ir: Any, model: Any, path: Path) -> Iterator[None]:
+    """While the model is saved, its initializers above _WRITTEN_TENSOR_BYTES stand as
+    external-data references; the model is left as it was."""
+    location = f"{path.stem}.weights-not-written"
+    replaced = []
+    for graph in model.graphs():
+        for value in graph.initializers.values():
+            tensor = value.const_value
+            if tensor is None or tensor.nbytes <= _WRITTEN_TENSOR_BYTES:
+                continue
+            value.const_value = ir.ExternalTensor(location, 0, tensor.nbytes, tensor.dtype, shape=tensor.shape,
+                                                  name=value.name, base_dir=os.fspath(path.parent))
+            replaced.append((value, tensor))
+    try:
+        yield
+    finally:
+        for value, tensor in replaced:
+            value.const_value = tensor
 
 
 def forward_arg_names(module: Any) -> tuple[str, ...]:
@@ -431,25 +587,262 @@ def _mha_fastpath_disabled(torch: Any) -> Iterator[None]:
         mha.set_fastpath_enabled(previous)
 
 
+# --- what the exporter says while it runs -------------------------------------------------
+#
+# torch's exporters warn (TracerWarning, deprecations), log (torch's loggers write to stderr
+# through their own handlers; onnxscript logs through the root logger, which pytest shows) and
+# print (torch's C++ code writes the TorchScript graph of a failed export straight to file
+# descriptor 1). All of it is kept in a _Transcript during the export: a failed export's test
+# shows it in its report, a passing export prints nothing. print() in the user's own forward is
+# the user's: it is written out as usual once the export is over.
+
+_LOG_LINES = 40  # lines of a transcript kept in ExportedModel.log / ExportError.log
+_LOG_LINE_CHARS = 300
+_EXPORTER_PACKAGES = ("torch", "torchgen", "functorch", "onnx", "onnxscript", "onnx_ir", "sympy", "numpy", "tqdm")
+_DEPRECATION_CATEGORIES = (DeprecationWarning, PendingDeprecationWarning, FutureWarning)
+_SILENT_BELOW_ERROR = ("torch.onnx", "onnxscript")  # loggers whose warnings are kept out of a transcript
+
+
+class _Transcript:
+    """What one export said: Python warnings, log records (WARNING and above), and the text
+    written to stdout and stderr by the exporter's code."""
+
+    def __init__(self, note: str = "") -> None:
+        self.note = note
+        self.warnings: list[warnings.WarningMessage] = []
+        self.records: list[logging.LogRecord] = []
+        self.output: list[str] = []
+
+    def success_log(self) -> str:
+        """What a passing export has worth telling: the note, and the warnings of the user's code."""
+        user_warnings = [caught for caught in self.warnings if not _is_exporter_file(caught.filename)]
+        return _log_text(([self.note] if self.note else []) + _warning_lines(user_warnings))
+
+    def failure_log(self) -> str:
+        """All a failed export said, but torch's notices of its own deprecations."""
+        kept = [caught for caught in self.warnings
+                if not (issubclass(caught.category, _DEPRECATION_CATEGORIES) and _is_exporter_file(caught.filename))]
+        lines = [self.note] if self.note else []
+        lines += _warning_lines(kept)
+        lines += [line for record in self.records if _tells_something(record) for line in _record_lines(record)]
+        lines += _distinct_block_lines("".join(self.output))
+        return _log_text(lines)
+
+
 @contextlib.contextmanager
-def _quiet_export(torch: Any) -> Iterator[None]:
-    """torch's own deprecation notices (the TorchScript exporter, pytree internals), tracer
-    warnings raised inside torch's code (nn.functional's shape checks) and the dynamo exporter's
-    registry log lines say nothing about the user's model. Tracer warnings from the user's code
-    stay: they tell that the traced graph may depend on the example values."""
-    loggers = [logging.getLogger(name) for name in _QUIET_LOGGERS]
-    levels = [logger.level for logger in loggers]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        warnings.simplefilter("ignore", FutureWarning)
-        warnings.filterwarnings("ignore", category=torch.jit.TracerWarning, module=r"torch\.")
-        for logger in loggers:
-            logger.setLevel(logging.ERROR)
+def _exporter_output_kept(transcript: _Transcript) -> Iterator[None]:
+    with _log_records_kept(transcript.records), _streams_kept(transcript.output), \
+            warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")  # each is kept once (see _warning_lines); none is raised as an error
         try:
             yield
         finally:
-            for logger, level in zip(loggers, levels):
-                logger.setLevel(level)
+            transcript.warnings.extend(caught)
+
+
+class _RecordKeeper(logging.Handler):
+    def __init__(self, records: list[logging.LogRecord]) -> None:
+        super().__init__(logging.WARNING)
+        self.records = records
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@contextlib.contextmanager
+def _log_records_kept(records: list[logging.LogRecord]) -> Iterator[None]:
+    """Every log record goes to `records` instead of the handlers set up for it (pytest's log
+    capture on the root logger, torch's stderr handlers on its non-propagating loggers)."""
+    keeper = _RecordKeeper(records)
+    root = logging.getLogger()
+    loggers = [root] + [logger for logger in list(logging.Logger.manager.loggerDict.values())
+                        if isinstance(logger, logging.Logger)]
+    saved = [(logger, logger.handlers) for logger in loggers]
+    for logger in loggers:
+        if logger is root or not logger.propagate:  # where a record's walk up the loggers ends
+            logger.handlers = [keeper]
+        elif logger.handlers:
+            logger.handlers = []
+    try:
+        yield
+    finally:
+        for logger, handlers in saved:
+            logger.handlers = handlers
+
+
+class _RoutedStream:
+    """Stands for sys.stdout or sys.stderr during an export: text written by the exporter's code
+    is kept; text written by any other code (print() in the user's forward) is held, and written
+    to the real stream when the export is over. Afterwards (a handler made during the export may
+    keep a reference) it writes straight through."""
+
+    def __init__(self, stream: Any, kept: list[str]) -> None:
+        self._stream = stream
+        self._kept = kept
+        self._held: Optional[list[str]] = []
+
+    def write(self, text: str) -> int:
+        if self._held is None:
+            return self._stream.write(text)
+        writer = sys._getframe(1).f_code.co_filename
+        (self._kept if _is_exporter_file(writer) else self._held).append(text)
+        return len(text)
+
+    def flush(self) -> None:
+        if self._held is None:
+            self._stream.flush()
+
+    def release(self) -> None:
+        held, self._held = self._held or [], None
+        if held:
+            self._stream.write("".join(held))
+            self._stream.flush()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+@contextlib.contextmanager
+def _streams_kept(kept: list[str]) -> Iterator[None]:
+    originals = (sys.stdout, sys.stderr)
+    routed = [_RoutedStream(stream, kept) if stream is not None else None for stream in originals]
+    for stream in originals:
+        if stream is not None:
+            stream.flush()
+    sys.stdout, sys.stderr = routed
+    try:
+        with _file_descriptors_kept(kept):
+            yield
+    finally:
+        sys.stdout, sys.stderr = originals
+        for stream in routed:
+            if stream is not None:
+                stream.release()
+
+
+@contextlib.contextmanager
+def _file_descriptors_kept(kept: list[str]) -> Iterator[None]:
+    """What is written to file descriptors 1 and 2 below Python (torch's C++ code) is kept."""
+    import tempfile
+
+    with tempfile.TemporaryFile() as sink:
+        saved: list[tuple[int, int]] = []
+        try:
+            for fd in (1, 2):
+                saved.append((fd, os.dup(fd)))
+        except OSError:  # no such descriptor (a process without a console)
+            pass
+        _flush_c_streams()
+        for fd, _ in saved:
+            os.dup2(sink.fileno(), fd)
+        try:
+            yield
+        finally:
+            _flush_c_streams()
+            for fd, copy in saved:
+                os.dup2(copy, fd)
+                os.close(copy)
+            sink.seek(0)
+            kept.append(sink.read().decode("utf-8", "replace"))
+
+
+def _flush_c_streams() -> None:
+    """C's stdio buffers what C++ code prints; flushed, it lands where the descriptor points now."""
+    import ctypes
+
+    try:
+        ctypes.CDLL(None).fflush(None)
+    except (OSError, TypeError, AttributeError):  # no C library to flush (Windows)
+        pass
+
+
+def _is_exporter_file(filename: str) -> bool:
+    """Code of torch, onnx and their helpers, of this plugin, of Python's standard library, or
+    generated code."""
+    if filename.startswith("<"):
+        return True
+    exporter_dirs, standard_dirs, site_dirs = _code_dirs()
+    if filename.startswith(exporter_dirs):
+        return True
+    return filename.startswith(standard_dirs) and not filename.startswith(site_dirs)
+
+
+@functools.lru_cache(maxsize=None)
+def _code_dirs() -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
+    """(exporter package dirs, standard library dirs, site-packages dirs), each ending in a separator."""
+    import site
+    import sysconfig
+    from importlib.util import find_spec
+
+    packages = [os.path.dirname(os.path.abspath(__file__))]
+    for package in _EXPORTER_PACKAGES:
+        spec = find_spec(package)
+        packages += list(spec.submodule_search_locations or []) if spec is not None else []
+    paths = sysconfig.get_paths()
+    site_dirs = [paths["purelib"], paths["platlib"], *site.getsitepackages(), site.getusersitepackages()]
+    return _dirs(packages), _dirs([paths["stdlib"], paths["platstdlib"]]), _dirs(site_dirs)
+
+
+def _dirs(paths: Sequence[str]) -> tuple[str, ...]:
+    return tuple(sorted({os.path.join(path, "") for path in paths if path}))
+
+
+def _warning_lines(caught: Sequence[warnings.WarningMessage]) -> list[str]:
+    """One line per distinct warning, in order, with how often it came."""
+    counts: dict[tuple[str, str, str, int], int] = {}
+    for warning in caught:
+        key = (warning.category.__name__, _first_line(str(warning.message)), warning.filename, warning.lineno)
+        counts[key] = counts.get(key, 0) + 1
+    return [f"{_short_path(filename)}:{lineno}: {category}" + (f" (x{count})" if count > 1 else "") + f": {text}"
+            for (category, text, filename, lineno), count in counts.items()]
+
+
+def _tells_something(record: logging.LogRecord) -> bool:
+    """The exporters' own warnings ("torchvision is not installed. Skipping torchvision::nms") say
+    nothing about the model; their errors may."""
+    return record.levelno >= logging.ERROR or not record.name.startswith(_SILENT_BELOW_ERROR)
+
+
+def _distinct_block_lines(text: str) -> list[str]:
+    """The lines of `text`, each block (lines between blank lines) once: a failing torch.export
+    prints the same graph once per capture strategy."""
+    blocks = dict.fromkeys(block.strip("\n") for block in re.split(r"\n\s*\n", text))
+    return [line for block in blocks for line in _text_lines(block)]
+
+
+def _record_lines(record: logging.LogRecord) -> list[str]:
+    lines = _text_lines(record.getMessage())
+    return [f"{record.levelname} {record.name}: {lines[0]}"] + lines[1:] if lines else []
+
+
+def _text_lines(text: str) -> list[str]:
+    return [line.rstrip() for line in _ANSI_ESCAPE.sub("", text).splitlines() if line.strip()]
+
+
+def _log_text(lines: Sequence[str]) -> str:
+    kept = [_clipped(line, _LOG_LINE_CHARS) for line in lines[:_LOG_LINES]]
+    if len(lines) > _LOG_LINES:
+        kept.append(f"... ({len(lines) - _LOG_LINES} more lines)")
+    return "\n".join(kept)
+
+
+def _first_line(text: str) -> str:
+    lines = _text_lines(text)
+    return lines[0] if lines else ""
+
+
+def _short_path(filename: str) -> str:
+    """A file under the working directory relative to it, an installed one from its package."""
+    try:
+        relative = os.path.relpath(filename)
+    except ValueError:  # another drive
+        relative = filename
+    if not relative.startswith(".."):
+        return relative
+    for marker in ("site-packages", "dist-packages"):
+        if marker + os.sep in filename:
+            return filename.split(marker + os.sep, 1)[1]
+    return filename
 
 
 # --- exporter messages --------------------------------------------------------------------
@@ -461,7 +854,8 @@ _CLASS_PREFIX = re.compile(r"^<class '(?:[\w.]+\.)?(\w+)'>:\s*")
 
 
 def exporter_message(error: BaseException, exporter: str = DEFAULT_EXPORTER) -> str:
-    """The first meaningful lines of what the exporter said, without a traceback.
+    """The first meaningful lines of what the exporter said, without a traceback; for a failure
+    whose fix is known, its first lines and a last line with the fix.
 
     The dynamo exporter wraps the real error in a page of advice; its "Exception summary"
     section holds the errors that matter ("RuntimeError: ..."), so those are kept with the
@@ -469,13 +863,80 @@ def exporter_message(error: BaseException, exporter: str = DEFAULT_EXPORTER) -> 
     text = _ANSI_ESCAPE.sub("", str(error)).strip()
     if _SUMMARY_HEADING in text:
         lines = [_headline(text)] + _summary_lines(text)
+        error_lines = 2  # the headline and the error; then come torch's hints for its own developers
     else:
         body = [line.rstrip() for line in text.splitlines() if line.strip()]
         first = f"{type(error).__name__}: {body[0]}" if body else type(error).__name__
         lines = [first] + body[1:]
+        error_lines = 1
+    fix = _known_fix(error, text, exporter)
+    if not fix:
+        return "\n".join(_clipped(line) for line in lines[:_MESSAGE_LINES])
+    return "\n".join([_clipped(line) for line in lines[:error_lines]] + [fix])
+
+
+# --- known failures and their fixes (one line each) ---
+
+_USE_DYNAMO = "use the dynamo exporter (ini macc_budget_exporter = dynamo)"
+_USE_TORCHSCRIPT = "use the TorchScript exporter (ini macc_budget_exporter = torchscript)"
+
+
+@dataclass(frozen=True)
+class _KnownFailure:
+    exporter: str  # the exporter that fails this way
+    pattern: re.Pattern[str]  # searched in the exporter's message
+    fix: str  # str.format()ted with the pattern's named groups and `where` (" at file:line (code)" or "")
+
+
+_KNOWN_FAILURES = (
+    # transformers' mask helpers (find_packed_sequence_indices) call torch.diff when no attention
+    # mask is given: GPT-2, Llama and Whisper decoders of transformers 5 fail so
+    _KnownFailure("torchscript", re.compile(r"\baten::diff\b"),
+                  "aten::diff is what transformers' mask helpers call for a decoder given no attention mask: pass one "
+                  "in inputs=, e.g. inputs={{'input_ids': ((1, 128), 'int64'), 'attention_mask': torch.ones(1, 128, "
+                  "dtype=torch.int64)}}, or " + _USE_DYNAMO + ", which exports aten::diff"),
+    _KnownFailure("torchscript", re.compile(r"Unsupported: ONNX export of operator|Exporting the operator '.+?' to ONNX"),
+                  "the TorchScript exporter has no ONNX translation for this operator: try the dynamo exporter "
+                  "(ini macc_budget_exporter = dynamo)"),
+    _KnownFailure("dynamo", re.compile(r"GuardOnDataDependentSymNode|data-dependent", re.IGNORECASE),
+                  "the forward decides on a tensor's value{where}, which torch.export cannot trace: "
+                  + _USE_TORCHSCRIPT + ", which keeps the branch the example inputs take, or decide on shapes or "
+                  "Python values instead (torch._check(...) states a fact about a value, torch.cond keeps both branches)"),
+    _KnownFailure("dynamo", re.compile(r"No ONNX function found for <OpOverload\(op='(?P<op>[\w.]+)'"),
+                  "the dynamo exporter has no ONNX translation for {op}: try the TorchScript exporter "
+                  "(ini macc_budget_exporter = torchscript)"),
+)
+
+
+def _known_fix(error: BaseException, text: str, exporter: str) -> str:
     if isinstance(error, ModuleNotFoundError) and error.name == "onnxscript":
-        lines.append(f"the {exporter!r} exporter needs the onnxscript package (pip install onnxscript)")
-    return "\n".join(_clipped(line) for line in lines[:_MESSAGE_LINES])
+        return f"the {exporter!r} exporter needs the onnxscript package (pip install onnxscript)"
+    for failure in _KNOWN_FAILURES:
+        match = failure.pattern.search(text) if failure.exporter == exporter else None
+        if match is not None:
+            return failure.fix.format(where=_user_code_location(error), **match.groupdict())
+    return ""
+
+
+def _user_code_location(error: BaseException) -> str:
+    """" at <file>:<line> (<code>)": the innermost line of the user's code in the traceback of
+    the error, or of the error it was raised from (the dynamo exporter raises its own)."""
+    import linecache
+    import traceback
+
+    chain: list[BaseException] = []
+    current: Optional[BaseException] = error
+    while current is not None and current not in chain:
+        chain.append(current)
+        current = current.__cause__ or current.__context__
+    for raised in reversed(chain):  # the original error first: its traceback goes deepest
+        lines = [(frame.f_code.co_filename, line) for frame, line in traceback.walk_tb(raised.__traceback__)
+                 if not _is_exporter_file(frame.f_code.co_filename)]
+        if lines:
+            filename, line = lines[-1]
+            code = linecache.getline(filename, line).strip()
+            return f" at {_short_path(filename)}:{line}" + (f" ({code})" if code else "")
+    return ""
 
 
 def _headline(text: str) -> str:
@@ -493,8 +954,8 @@ def _summary_lines(text: str) -> list[str]:
     return lines
 
 
-def _clipped(line: str) -> str:
-    return line if len(line) <= _MESSAGE_LINE_CHARS else line[: _MESSAGE_LINE_CHARS - 3] + "..."
+def _clipped(line: str, limit: int = _MESSAGE_LINE_CHARS) -> str:
+    return line if len(line) <= limit else line[: limit - 3] + "..."
 
 
 # --- node names: /<module path>/.../<op> ---------------------------------------------------
@@ -687,13 +1148,14 @@ def _exported_by_plugin(model: object, inputs: object, name: str, path: Path) ->
         try:
             plugin = entry_point.load()
         except Exception as error:  # a broken plugin must not hide the others
-            load_failures.append(f"exporter plugin {entry_point.name!r} failed to load: {exporter_message(error)}")
+            load_failures.append(
+                f"exporter plugin {entry_point.name!r} failed to load: {exporter_message(error, entry_point.name)}")
             continue
         try:
             handled = plugin.handles(model)
         except Exception as error:
             raise ExportError(f"model {name!r}: exporter plugin {entry_point.name!r} failed in handles(): "
-                              f"{exporter_message(error)}") from None
+                              f"{exporter_message(error, entry_point.name)}") from None
         if not handled:
             continue
         return _run_plugin(plugin, entry_point.name, model, inputs, name, path)
@@ -708,7 +1170,7 @@ def _run_plugin(plugin: Any, plugin_name: str, model: object, inputs: object, na
     try:
         dims = plugin.export(model, inputs, path)
     except Exception as error:
-        raise ExportError(f"model {name!r}: exporter {plugin_name!r}: {exporter_message(error)}") from error
+        raise ExportError(f"model {name!r}: exporter {plugin_name!r}: {exporter_message(error, plugin_name)}") from error
     if not path.is_file():
         raise ExportError(f"model {name!r}: exporter {plugin_name!r} wrote no ONNX file to {path}")
     return ExportedModel(path=path, exporter=plugin_name, inputs=_plugin_dims(dims, plugin_name, name))

@@ -281,7 +281,7 @@ def _export_and_profile(state: BudgetSession, item: pytest.Item, name: str, mode
             state.exports[name] = exported
         onnx_inputs = _onnx_input_shapes(inputs) if exported.exporter == "onnx" else None
         profile = profile_model(exported.path, onnx_inputs)  # errors name the file
-        problem = ""
+        problem = "" if profile.runtime_layers else _computes_nothing(name)
     except (ExportError, InputSpecError, ModelError) as error:
         problem = str(error) if repr(name) in str(error) else f"model {name!r}: {error}"
     if problem:  # failed outside the except block, so pytest shows one message, not a chain
@@ -317,6 +317,12 @@ def _as_checked(measurement: "Measurement", settings: "Settings") -> "Measuremen
         return measurement
     total = {**measurement.total, "macs": None, "flops": None}
     return dataclasses.replace(measurement, total=total, partial=False)
+
+
+def _computes_nothing(name: str) -> str:
+    return (f"model {name!r}: its graph computes nothing from its inputs (no layer runs at inference: the "
+            "forward returns None, constants, or its input unchanged), so there is nothing to budget; "
+            "return the model's real outputs from forward()")
 
 
 def _own_parameter_count(model: Any, stored: Optional[int]) -> Optional[int]:
@@ -494,6 +500,7 @@ def write_reports(session: pytest.Session, state: BudgetSession) -> None:
     """The report as markdown and JSON files, and in GitHub Actions the step summary."""
     import os
 
+    from .atomic import write_atomically
     from .pr_report import STEP_SUMMARY_LIMIT, build_report, dump_report, render_markdown
 
     settings = state.settings
@@ -512,7 +519,7 @@ def write_reports(session: pytest.Session, state: BudgetSession) -> None:
         for path, render in outputs:
             if path is not None:
                 path.parent.mkdir(parents=True, exist_ok=True)
-                path.write_text(render(), encoding="utf-8")
+                write_atomically(path, render(), durable=False)  # never a half-written report
         if summary:
             with open(summary, "a", encoding="utf-8") as handle:
                 handle.write(render_markdown(state.report, limit=STEP_SUMMARY_LIMIT))

@@ -12,12 +12,17 @@ same under both and equal to the closed forms written out below:
 from __future__ import annotations
 
 import copy
+import importlib.util
+import inspect
+import os
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, Callable
 
+import numpy as np
 import onnx
 import pytest
 import torch
@@ -26,6 +31,7 @@ from torch import nn
 
 from pytest_maccbudget import profile_model
 from pytest_maccbudget.export import (
+    _WRITTEN_TENSOR_BYTES,
     ACCEPTED_INPUTS,
     DEFAULT_EXPORTER,
     ENTRY_POINT_GROUP,
@@ -36,6 +42,7 @@ from pytest_maccbudget.export import (
     InputSpecError,
     export_model,
     exporter_message,
+    has_torchscript_exporter,
     name_dynamo_nodes_by_module,
     parse_inputs,
     recorded_inputs,
@@ -373,12 +380,33 @@ def test_recorded_inputs_use_forward_names(exported: Any) -> None:
     assert result.inputs == {"x": [1, 3, 32, 32]}
 
 
+class WideHead(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.body = nn.Linear(8, 8)
+        self.head = nn.Linear(8, 4096)  # 128 KiB of weights: above what the engine reads the bytes of
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.body(x))
+
+
 @pytest.mark.slow
-def test_dynamo_file_keeps_its_weights_inside(exported: Any) -> None:
-    result, _ = exported("mobilenet", "dynamo")
-    assert [p.name for p in result.path.parent.iterdir() if p.name.startswith("mobilenet-dynamo")] == [result.path.name]
-    weights = {init.name: init for init in onnx.load(result.path).graph.initializer}
-    assert weights["classifier.weight"].raw_data  # stored in the file, not external
+def test_dynamo_file_has_every_weights_dims_but_only_small_weights_bytes(tmp_path: Path) -> None:
+    result = export_model(WideHead(), [(1, 8)], name="wide", workdir=tmp_path, exporter="dynamo")
+    assert [p.name for p in tmp_path.iterdir()] == ["wide.onnx"]  # no weight file next to it
+    weights = {init.name: init for init in onnx.load(result.path, load_external_data=False).graph.initializer}
+    assert weights["body.weight"].raw_data and list(weights["body.weight"].dims) == [8, 8]
+    head = weights["head.weight"]
+    assert list(head.dims) == [4096, 8] and not head.raw_data
+    assert head.data_location == TensorProto.EXTERNAL
+    assert {entry.key: entry.value for entry in head.external_data}["location"] == "wide.weights-not-written"
+    assert profile_model(result.path).totals.param_bytes == 4 * (8 * 8 + 8 + 4096 * 8 + 4096)
+
+
+def test_weights_the_engine_reads_are_written() -> None:
+    from pytest_maccbudget.engine import loader
+
+    assert _WRITTEN_TENSOR_BYTES >= max(loader.SMALL_TENSOR_BYTES, loader.SMALL_INT_TENSOR_BYTES)
 
 
 # --- named inputs, dtypes, example tensors --------------------------------------------------
@@ -499,10 +527,18 @@ class DataDependent(nn.Module):
         return x * 2 if bool(x.sum() > 0) else x
 
 
-def test_tracer_warnings_from_the_users_code_are_kept(tmp_path: Path) -> None:
-    # torch's own tracer warnings (nn.functional's shape checks) are silenced; this one is the user's
-    with pytest.warns(torch.jit.TracerWarning, match="Converting a tensor to a Python boolean"):
-        export_model(DataDependent(), [(2, 2)], name="dd", workdir=tmp_path)
+def test_tracer_warnings_from_the_users_code_are_the_exports_log(tmp_path: Path) -> None:
+    # the only thing a passing export tells: the graph holds the branch the example inputs took
+    with warnings.catch_warnings(record=True) as escaped:
+        warnings.simplefilter("always")
+        result = export_model(DataDependent(), [(2, 2)], name="dd", workdir=tmp_path)
+    assert escaped == []
+    line = inspect.getsourcelines(DataDependent.forward)[1] + 1
+    assert result.log == (
+        f"{os.path.relpath(__file__)}:{line}: TracerWarning: Converting a tensor to a Python boolean might cause the "
+        "trace to be incorrect. We can't record the data flow of Python values, so this value will be treated as a "
+        "constant in the future. This means that the trace might not generalize to other inputs!"
+    )
 
 
 class Boom(nn.Module):
@@ -527,10 +563,11 @@ def test_forward_error_is_an_export_error_with_the_exporters_message(tmp_path: P
 def test_unexportable_op_is_an_export_error(tmp_path: Path) -> None:
     with pytest.raises(ExportError) as info:
         export_model(Svd(), [(4, 4)], name="svd", workdir=tmp_path)
-    message = str(info.value)
-    assert message.startswith("model 'svd': UnsupportedOperatorError: Exporting the operator 'aten::linalg_svd' to ONNX")
-    assert message.endswith("is not supported")
-    assert "\n" not in message
+    error, fix = str(info.value).splitlines()
+    assert error.startswith("model 'svd': UnsupportedOperatorError: Exporting the operator 'aten::linalg_svd' to ONNX")
+    assert error.endswith("is not supported")
+    assert fix == ("the TorchScript exporter has no ONNX translation for this operator: try the dynamo exporter "
+                   "(ini macc_budget_exporter = dynamo)")
 
 
 @pytest.mark.slow
@@ -557,6 +594,100 @@ def test_exporter_message_keeps_the_first_lines() -> None:
         "ModuleNotFoundError: No module named 'onnxscript'\n"
         "the 'dynamo' exporter needs the onnxscript package (pip install onnxscript)"
     )
+
+
+# --- the benchmark's models: what both exporters record ------------------------------------
+
+
+def _benchmark_models() -> Any:
+    """benchmarks/models.py (a script directory, not a package of the project)."""
+    path = Path(__file__).resolve().parent.parent / "benchmarks" / "models.py"
+    spec = importlib.util.spec_from_file_location("benchmark_models", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while the file runs
+    spec.loader.exec_module(module)
+    return module
+
+
+BENCHMARK = _benchmark_models()
+# The TorchScript exporter stores a few tensors of these two its own way (the LSTM's biases, the
+# attention's scale constants): their param_bytes differ by exporter, their MACs do not.
+STORED_DIFFERENTLY = {"transformer_encoder", "lstm"}
+
+
+def _recorded(path: Path) -> dict[str, Any]:
+    """What the budget records of a file: layer keys with their MACs, and the totals."""
+    profile = profile_model(path)
+    totals = profile.totals
+    return {"layers": layer_macs((layer.name, layer.macs) for layer in profile.layers), "macs": totals.macs,
+            "flops": totals.flops, "param_bytes": totals.param_bytes, "peak": totals.peak_activation_bytes}
+
+
+@pytest.fixture(scope="module")
+def benchmark_exports(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str, str], ExportedModel]:
+    workdir = tmp_path_factory.mktemp("benchmark-exports")
+    cache: dict[tuple[str, str], ExportedModel] = {}
+
+    def export(model_name: str, exporter: str) -> ExportedModel:
+        if (model_name, exporter) not in cache:
+            model = BENCHMARK.build(model_name)
+            inputs = BENCHMARK.BENCHMARK_MODELS[model_name].inputs
+            cache[model_name, exporter] = export_model(model, inputs, name=f"{model_name}-{exporter}", workdir=workdir,
+                                                       exporter=exporter)
+        return cache[model_name, exporter]
+
+    return export
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model_name", sorted(BENCHMARK.BENCHMARK_MODELS))
+def test_both_exporters_record_the_same_layers_and_macs_of_the_benchmark_models(
+        benchmark_exports: Any, model_name: str) -> None:
+    torchscript = _recorded(benchmark_exports(model_name, "torchscript").path)
+    dynamo_file = _recorded(benchmark_exports(model_name, "dynamo").path)
+    assert torchscript["layers"] == dynamo_file["layers"] and torchscript["layers"]
+    assert (torchscript["macs"], torchscript["flops"]) == (dynamo_file["macs"], dynamo_file["flops"])
+    if model_name not in STORED_DIFFERENTLY:
+        assert torchscript["param_bytes"] == dynamo_file["param_bytes"]
+
+
+def _with_weight_bytes(path: Path, written: Path) -> None:
+    """A copy of `path` whose unwritten weights are written out (zeros of their dims and dtype)."""
+    model = onnx.load(path, load_external_data=False)
+    for tensor in model.graph.initializer:
+        if tensor.data_location == TensorProto.EXTERNAL:
+            itemsize = onnx.helper.tensor_dtype_to_np_dtype(tensor.data_type).itemsize
+            del tensor.external_data[:]
+            tensor.data_location = TensorProto.DEFAULT
+            tensor.raw_data = bytes(itemsize * int(np.prod(tensor.dims)))
+    onnx.save(model, written)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model_name", sorted(BENCHMARK.BENCHMARK_MODELS))
+def test_unwritten_weight_bytes_change_nothing_the_budget_records(
+        benchmark_exports: Any, model_name: str, tmp_path: Path) -> None:
+    unwritten = benchmark_exports(model_name, "dynamo").path
+    _with_weight_bytes(unwritten, tmp_path / "written.onnx")
+    assert _recorded(unwritten) == _recorded(tmp_path / "written.onnx")
+
+
+def test_this_torch_has_the_torchscript_exporter() -> None:
+    assert has_torchscript_exporter()
+
+
+@pytest.mark.slow
+def test_without_the_torchscript_exporter_the_dynamo_exporter_stands_in(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setattr("pytest_maccbudget.export.has_torchscript_exporter", lambda: False)
+    result = export_model(nn.Linear(4, 2), [(1, 4)], name="lin", workdir=tmp_path)
+    assert result.exporter == "dynamo"
+    assert result.log == (
+        f"note: torch {torch.__version__} has no TorchScript exporter (torch.onnx.export(dynamo=False)), so the "
+        "dynamo exporter ran; set ini macc_budget_exporter = dynamo to say so"
+    )
+    assert profile_model(result.path).totals.macs == 8
 
 
 # --- the dynamo renaming's fallbacks (no FX graph at hand) -----------------------------------

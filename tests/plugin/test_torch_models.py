@@ -143,3 +143,50 @@ def test_params_are_the_models_own_count_whichever_exporter(project: Project, ex
     total = project.budget()["models"]["tagger"]["total"]
     assert total["params"] == TIED_MODEL_PARAMS
     assert total["param_bytes"] != 4 * TIED_MODEL_PARAMS  # what the export stores is another number
+
+
+EMPTY_MODELS = """
+import pytest
+from torch import nn
+
+
+class ReturnsNone(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+
+    def forward(self, x):
+        self.fc(x)
+
+
+class ReturnsAConstant(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+
+    def forward(self, x):
+        return self.fc.weight * 2
+
+
+@pytest.mark.macc_budget("returns_none", inputs=[(1, 4)])
+def test_returns_none():
+    return ReturnsNone()
+
+
+@pytest.mark.macc_budget("returns_a_constant", inputs=[(1, 4)])
+def test_returns_a_constant():
+    return ReturnsAConstant()
+"""
+
+
+@pytest.mark.parametrize("xdist_args", [()], ids=["no-xdist-args"])
+def test_a_model_whose_graph_computes_nothing_fails_with_that_reason(project: Project) -> None:
+    project.add_test("test_empty", EMPTY_MODELS)
+
+    result = project.run("--macc-budget-update")
+
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.assert_outcomes(failed=2)
+    for name in ("returns_none", "returns_a_constant"):
+        result.stdout.fnmatch_lines([f"*model '{name}': its graph computes nothing from its inputs*"])
+    assert not project.file().exists()  # never recorded as 0 MACs
