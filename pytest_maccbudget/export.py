@@ -328,7 +328,7 @@ def _exported_torch_module(module: Any, inputs: object, name: str, path: Path, e
     specs = _in_forward_order(specs, arg_names) if isinstance(inputs, Mapping) else specs
     import torch
 
-    tensors = _example_tensors(torch, specs, _module_device(torch, module))
+    tensors = example_tensors(torch, specs, module_device(torch, module))
     by_name = isinstance(inputs, Mapping)
     args = () if by_name else tuple(tensors)
     kwargs = {spec.name: tensor for spec, tensor in zip(specs, tensors)} if by_name else None
@@ -365,7 +365,7 @@ def _run_exporter(torch: Any, exporter: str, module: Any, args: tuple[Any, ...],
 @contextlib.contextmanager
 def _export_state(torch: Any, module: Any) -> Iterator[None]:
     """What an export runs under; everything is restored afterwards."""
-    with _eval_mode(module), torch.no_grad(), _mha_fastpath_disabled(torch), _one_thread(torch), _collector_paused():
+    with eval_mode(module), torch.no_grad(), mha_fastpath_disabled(torch), _one_thread(torch), _collector_paused():
         yield
 
 
@@ -524,7 +524,7 @@ def _onnx_input_names(specs: Sequence[InputSpec], arg_names: Sequence[str], by_n
     return [spec.name for spec in specs]
 
 
-def _module_device(torch: Any, module: Any) -> Any:
+def module_device(torch: Any, module: Any) -> Any:
     for tensor in module.parameters():
         return tensor.device
     for tensor in module.buffers():
@@ -532,7 +532,7 @@ def _module_device(torch: Any, module: Any) -> Any:
     return torch.device("cpu")
 
 
-def _example_tensors(torch: Any, specs: Sequence[InputSpec], device: Any) -> list[Any]:
+def example_tensors(torch: Any, specs: Sequence[InputSpec], device: Any) -> list[Any]:
     """The user's example tensor where given; otherwise ones for floating types and zeros for
     integer and bool ones (a valid index for embeddings, "not masked" for masks)."""
     tensors = []
@@ -547,7 +547,7 @@ def _example_tensors(torch: Any, specs: Sequence[InputSpec], device: Any) -> lis
 
 
 @contextlib.contextmanager
-def _eval_mode(module: Any) -> Iterator[None]:
+def eval_mode(module: Any) -> Iterator[None]:
     """Eval mode for the export; each submodule's own training flag is restored afterwards
     (a model may keep, say, a frozen BatchNorm in eval mode while training)."""
     flags = [(submodule, submodule.training) for submodule in module.modules()]
@@ -572,7 +572,7 @@ def _one_thread(torch: Any) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def _mha_fastpath_disabled(torch: Any) -> Iterator[None]:
+def mha_fastpath_disabled(torch: Any) -> Iterator[None]:
     """In eval mode under no_grad, nn.TransformerEncoder and nn.MultiheadAttention take a fused
     "fastpath" (aten::_transformer_encoder_layer_fwd) that the TorchScript exporter cannot export."""
     mha = getattr(torch.backends, "mha", None)

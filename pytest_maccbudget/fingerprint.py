@@ -349,60 +349,20 @@ def user_file_test(root: Path) -> Callable[[str], bool]:
 
 
 def record_forward(model: Any, specs: list[Any], by_name: bool, is_user_file: Callable[[str], bool]) -> CodeRecord:
-    """Run the model once on the export's example inputs (eval mode, no grad) and record what ran.
-    A forward that fails gives a record that never verifies: such a model is not cached."""
+    """Run the model once on the export's example inputs, as the export runs it (eval mode, no
+    grad, MultiheadAttention's fused path off) and record what ran. A forward that fails gives
+    a record that never verifies: such a model is not cached."""
+    from .export import eval_mode, example_tensors, mha_fastpath_disabled, module_device
+
     torch = sys.modules["torch"]
-    tensors = _example_tensors(torch, specs, _device(torch, model))
-    flags = [(module, module.training) for module in model.modules()]
+    tensors = example_tensors(torch, specs, module_device(torch, model))
     recorder = CodeRecorder(is_user_file)
     try:
-        model.eval()
-        with torch.no_grad(), _mha_fastpath_off(torch), recorder:
+        with eval_mode(model), torch.no_grad(), mha_fastpath_disabled(torch), recorder:
             if by_name:
                 model(**{spec.name: tensor for spec, tensor in zip(specs, tensors)})
             else:
                 model(*tensors)
     except Exception:  # noqa: BLE001  (the export succeeded; this run is only for the record)
         recorder.record.unresolvable = True
-    finally:
-        for module, training in flags:
-            module.training = training
     return recorder.record
-
-
-def _example_tensors(torch: Any, specs: list[Any], device: Any) -> list[Any]:
-    """As the export makes them: the user's example, else ones (floating) or zeros (integer, bool)."""
-    tensors = []
-    for spec in specs:
-        if spec.example is not None:
-            tensors.append(spec.example)
-            continue
-        dtype = getattr(torch, spec.dtype)
-        fill = torch.ones if (dtype.is_floating_point or dtype.is_complex) else torch.zeros
-        tensors.append(fill(spec.shape, dtype=dtype, device=device))
-    return tensors
-
-
-def _device(torch: Any, model: Any) -> Any:
-    for tensor in model.parameters():
-        return tensor.device
-    for tensor in model.buffers():
-        return tensor.device
-    return torch.device("cpu")
-
-
-class _mha_fastpath_off:
-    """As during the export: nn.MultiheadAttention's fused path off (it changes what runs)."""
-
-    def __init__(self, torch: Any) -> None:
-        self.mha = getattr(torch.backends, "mha", None)
-        self.previous: Optional[bool] = None
-
-    def __enter__(self) -> None:
-        if self.mha is not None and hasattr(self.mha, "set_fastpath_enabled"):
-            self.previous = self.mha.get_fastpath_enabled()
-            self.mha.set_fastpath_enabled(False)
-
-    def __exit__(self, *exc_info: object) -> None:
-        if self.previous is not None:
-            self.mha.set_fastpath_enabled(self.previous)
