@@ -28,7 +28,13 @@
     On a machine whose cores are busy with other processes, torch's intra-op threads slow the
     export down several times; --torch-threads 1 shows the export without that.
 
-Usage: python benchmarks/plugin_overhead.py [--repeat N] [--skip-startup] [--skip-models]
+(c) A suite of six models built in code (benchmarks/models.py) run by pytest, with each torch
+    exporter: plain pytest, the first `--macc-budget` run (measurement cache empty), and a second
+    run with nothing changed; per model the CPU of export, profile and the rest; and the goals
+    (first run's overhead at most 1.25x the exports + 1 s, the unchanged rerun's at most a fifth
+    of the first's). See benchmarks/suite_overhead.py.
+
+Usage: python benchmarks/plugin_overhead.py [--repeat N] [--skip-startup] [--skip-models] [--skip-suite]
 """
 from __future__ import annotations
 
@@ -345,6 +351,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--repeat", type=int, default=15, help="processes or calls per figure (default 15)")
     parser.add_argument("--skip-startup", action="store_true", help="skip (a), the start-up measurement")
     parser.add_argument("--skip-models", action="store_true", help="skip (b), the per-model measurement")
+    parser.add_argument("--skip-suite", action="store_true", help="skip (c), the suite of six models run by pytest")
+    parser.add_argument("--suite-repeat", type=int, default=3, metavar="N",
+                        help="pytest runs per figure of (c), the least kept (default 3)")
     parser.add_argument("--torch-threads", type=int, default=None, metavar="N",
                         help="torch.set_num_threads(N) before (b) (default: torch's own default, as the plugin runs)")
     args = parser.parse_args(argv)
@@ -369,6 +378,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             torch.set_num_threads(args.torch_threads)
         print(f"torch {torch.__version__} ({torch.get_num_threads()} intra-op threads), onnx {onnx.__version__}")
         per_model(args.repeat)
+        print()
+    if not args.skip_suite:
+        sys.path.insert(0, str(REPO))
+        from benchmarks.suite_overhead import suite
+
+        suite(args.suite_repeat)
         print()
     print(f"load average {os.getloadavg()[0]:.2f} at the end (a shared machine: expect 10-20% spread)")
     return 0
