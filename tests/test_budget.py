@@ -986,3 +986,25 @@ def test_an_uncountable_model_is_refused_with_how_to_record_it_partially() -> No
     unknown = resnet(total={"macs": None})
     _, messages = update_budget(parse(COMPARE_BUDGET), [unknown])
     assert "set the ini key `macc_budget_unknown_ops = warn`" in messages[0] and "add a cost rule" in messages[0]
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("models: " + "[" * 100_000 + "]" * 100_000, "macc_budget.yaml:1: invalid YAML: nested more than 100 levels deep"),
+    ("version: 1\nmodels:\n  a\x00: {}\n", "macc_budget.yaml:3: invalid YAML: unacceptable character #x0000"),
+    ("models:\n  a:\n    total: {macs: !!int 10M}\n",
+     "macc_budget.yaml:3: models.a.total.macs: expected a number such as 1.2G, got '10M' "
+     "(invalid literal for int() with base 10: '10M')"),
+    ("a: &a [x,x,x,x,x,x,x,x,x,x]\nb: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a,*a]\nc: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b,*b]\n"
+     "d: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c,*c]\ne: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d,*d]\n"
+     "f: &f [*e,*e,*e,*e,*e,*e,*e,*e,*e,*e]\ng: [*f,*f,*f,*f,*f,*f,*f,*f,*f,*f]\n",
+     "macc_budget.yaml:6: invalid YAML: its aliases expand it to more than 1,000,000 values"),
+])
+def test_hostile_yaml_is_a_one_line_error_not_a_crash(text: str, message: str) -> None:
+    with pytest.raises(BudgetError) as raised:
+        parse(text)
+    assert str(raised.value) == message
+
+
+def test_aliases_within_bounds_are_read() -> None:
+    budget = parse("defaults:\n  tolerance: &t {macs: 2%}\nmodels:\n  a: {tolerance: *t}\n  b: {tolerance: *t}\n")
+    assert budget.tolerance_for("b", "macs").text == "2%"

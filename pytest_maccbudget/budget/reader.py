@@ -13,6 +13,7 @@ from ..units import (
     parse_whole_quantity,
 )
 from .errors import BudgetError
+from .yaml_nodes import TooComplex, compose
 from .model import (
     DEFAULTS_KEYS,
     EVERY_METRIC,
@@ -109,14 +110,14 @@ class _Reader:
     def __init__(self, text: str, path: Path) -> None:
         self.text = text
         self.path = path
-        self.loader = yaml.SafeLoader(text)
+        self.loader = yaml.SafeLoader("")  # for its constructor only: the text is composed by yaml_nodes
 
     def error(self, node: Node, key: str, message: str) -> BudgetError:
         return BudgetError(message, path=self.path, line=_line(node), key=key or None)
 
     def compose(self) -> Optional[Node]:
         try:
-            return self.loader.get_single_node()
+            return compose(self.text)
         except yaml.MarkedYAMLError as exc:
             mark = exc.problem_mark or exc.context_mark
             problem = exc.problem or exc.context or "cannot be parsed"
@@ -129,10 +130,11 @@ class _Reader:
             raise BudgetError(f"invalid YAML: unacceptable character #x{exc.character:04x}"
                               if isinstance(exc.character, int) else f"invalid YAML: {exc.reason}",
                               path=self.path, line=line) from None
+        except TooComplex as exc:
+            line = exc.problem_mark.line + 1 if exc.problem_mark is not None else None
+            raise BudgetError(f"invalid YAML: {exc.problem}", path=self.path, line=line) from None
         except yaml.YAMLError as exc:
             raise BudgetError(f"invalid YAML: {exc}", path=self.path) from None
-        finally:
-            self.loader.dispose()
 
     def scalar(self, node: Node, key: str, expected: str) -> Any:
         """The Python value of a scalar node (int, float, str, bool or None)."""
@@ -140,7 +142,7 @@ class _Reader:
             raise self.error(node, key, f"expected {expected}, got {_describe(node)}")
         try:
             return self.loader.construct_object(node, deep=True)
-        except yaml.YAMLError as exc:
+        except (yaml.YAMLError, ValueError, TypeError, OverflowError) as exc:  # `!!int 10M` is a ValueError
             problem = getattr(exc, "problem", None) or str(exc)
             raise self.error(node, key, f"expected {expected}, got {node.value!r} ({problem})") from None
 
