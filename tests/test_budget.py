@@ -1008,3 +1008,12 @@ def test_hostile_yaml_is_a_one_line_error_not_a_crash(text: str, message: str) -
 def test_aliases_within_bounds_are_read() -> None:
     budget = parse("defaults:\n  tolerance: &t {macs: 2%}\nmodels:\n  a: {tolerance: *t}\n  b: {tolerance: *t}\n")
     assert budget.tolerance_for("b", "macs").text == "2%"
+
+
+def test_a_long_list_of_ops_not_counted_is_capped_in_a_message_line() -> None:
+    ops = tuple(f"acme::Op{i} (node{i}): no cost rule" for i in range(207))
+    measured = resnet(total={"macs": None}, layers={})
+    measured = Measurement(measured.name, measured.nodeid, measured.inputs, measured.total, measured.layers, ops)
+    [line] = [f for f in compare(parse(COMPARE_BUDGET), measured).failures if f.startswith("macs")]
+    assert line.count("acme::Op") == 10 and "and 197 more" in line
+    assert len(line) < 600  # was 57 KB for swin_t's 207 unresolved layers

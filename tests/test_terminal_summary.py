@@ -145,3 +145,12 @@ def test_without_budget_edits_the_base_adds_only_the_column() -> None:
         "layers that changed most:",
         "  net  conv1: 900 k -> 950 k MACs (+5.6%)",
     ]
+
+
+def test_a_long_list_of_unused_entries_is_capped() -> None:
+    budget = parse_budget(BUDGET, Path("macc_budget.yaml"))
+    unused = [f"old{i:02d}" for i in range(25)]
+    lines = budget_summary_lines([compare(budget, _measure("small", {"fc": 80}, {"x": [1, 8]}, 90, peak=64))],
+                                 unused=unused, budget_path=Path("macc_budget.yaml"))
+    [line] = [text for text in lines if "not used by any test" in text]
+    assert "old09, and 15 more" not in line and "old09 and 15 more" in line and "old10" not in line

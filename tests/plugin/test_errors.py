@@ -176,3 +176,37 @@ def test_a_partial_entry_ends_once_every_op_is_counted(project: Project) -> None
                                  "(partial: true) and is not comparable: run `pytest --macc-budget-update*` to re-record it*"])
     project.record()
     assert "partial" not in project.budget()["models"]["net"]
+
+MANY_UNKNOWN_OPS = '''
+from pathlib import Path
+
+import pytest
+
+
+def write_chain(path, count):
+    import onnx
+    from onnx import TensorProto, helper
+
+    nodes = [helper.make_node("Frobnicate", [f"t{i}"], [f"t{i + 1}"], name=f"frob{i}", domain="com.example")
+             for i in range(count)]
+    graph = helper.make_graph(nodes, "chain", [helper.make_tensor_value_info("t0", TensorProto.FLOAT, [1, 4])],
+                              [helper.make_tensor_value_info(f"t{count}", TensorProto.FLOAT, None)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("com.example", 1)])
+    onnx.save(model, str(path))
+
+
+@pytest.mark.macc_budget("chain", model="chain.onnx")
+def test_chain():
+    write_chain(Path(__file__).with_name("chain.onnx"), 14)
+'''
+
+
+@pytest.mark.parametrize("xdist_args", [()], ids=["no-xdist-args"])
+def test_a_long_list_of_uncounted_ops_is_capped_and_listed_whole_in_the_section(project: Project) -> None:
+    project.add_test("test_chain", MANY_UNKNOWN_OPS)
+    result = project.run("--macc-budget-update")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    headline = next(line for line in result.stdout.lines if line.startswith("model 'chain': not recorded: 14 ops"))
+    assert headline.count("(frob") == 10 and "and 4 more" in headline
+    result.stdout.fnmatch_lines(["all 14 ops that could not be counted:"]
+                                + [f"  com.example::Frobnicate (frob{i}): *" for i in range(14)])
