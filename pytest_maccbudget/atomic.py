@@ -15,7 +15,7 @@ def write_atomically(path: Union[Path, str], text: str, *, durable: bool = True)
     path = Path(path)
     data = text.encode("utf-8")
     mode = _mode_of(path)
-    fd, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name[:40]}.", suffix=".tmp")
+    fd, temp_name = tempfile.mkstemp(dir=path.parent, prefix=_temp_prefix(path), suffix=_TEMP_SUFFIX)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
@@ -32,6 +32,27 @@ def write_atomically(path: Union[Path, str], text: str, *, durable: bool = True)
         raise
     if durable:
         _sync_directory(path.parent)
+
+
+_TEMP_SUFFIX = ".tmp"
+
+
+def _temp_prefix(path: Path) -> str:
+    return f".{path.name[:40]}."
+
+
+def remove_stale_temporaries(path: Union[Path, str]) -> list[Path]:
+    """Delete the temporary files a killed writer of `path` left beside it (call it holding the
+    file's lock, when no writer can be running); returns what was deleted."""
+    path = Path(path)
+    removed = []
+    for candidate in path.parent.glob(f"{_temp_prefix(path)}*{_TEMP_SUFFIX}"):
+        try:
+            candidate.unlink()
+            removed.append(candidate)
+        except OSError:
+            pass
+    return removed
 
 
 def _mode_of(path: Path) -> int:

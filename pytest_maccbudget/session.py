@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import os
 import shutil
 import tempfile
 from dataclasses import dataclass, field
@@ -281,9 +282,11 @@ def _export_and_profile(state: BudgetSession, item: pytest.Item, name: str, mode
             state.exports[name] = exported
         onnx_inputs = _onnx_input_shapes(inputs) if exported.exporter == "onnx" else None
         profile = profile_model(exported.path, onnx_inputs)  # errors name the file
-        problem = "" if profile.runtime_layers else _computes_nothing(name)
+        problem = _negative_counts(name, profile) or ("" if profile.runtime_layers else _computes_nothing(name))
     except (ExportError, InputSpecError, ModelError) as error:
         problem = str(error) if repr(name) in str(error) else f"model {name!r}: {error}"
+    except Exception as error:  # noqa: BLE001  (a bug of ours must fail this model, not the session)
+        problem = f"model {name!r}: internal error ({type(error).__name__}: {_first_line(error)}); please report it"
     if problem:  # failed outside the except block, so pytest shows one message, not a chain
         state.errors.append({"name": name, "test": item.nodeid, "message": problem})
         pytest.fail(neutralise(problem), pytrace=False)
@@ -317,6 +320,24 @@ def _as_checked(measurement: "Measurement", settings: "Settings") -> "Measuremen
         return measurement
     total = {**measurement.total, "macs": None, "flops": None}
     return dataclasses.replace(measurement, total=total, partial=False)
+
+
+def _negative_counts(name: str, profile: Any) -> str:
+    """A count below zero can only come from a graph that declares a negative size: never recorded."""
+    totals = profile.totals
+    figures = {"macs": totals.macs, "flops": totals.flops, "params": totals.params, "param_bytes": totals.param_bytes,
+               "peak_activation_bytes": totals.peak_activation_bytes}
+    negative = [metric for metric, value in figures.items() if value is not None and value < 0]
+    negative += [layer.name for layer in profile.layers if layer.macs is not None and layer.macs < 0]
+    if not negative:
+        return ""
+    return (f"model {name!r}: its graph gives negative counts ({capped_list(negative, ', ')}): it declares a "
+            "negative dimension somewhere; nothing is recorded")
+
+
+def _first_line(error: BaseException) -> str:
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return lines[0] if lines else "no message"
 
 
 def _computes_nothing(name: str) -> str:
@@ -416,15 +437,36 @@ def _selects_the_whole_suite(config: pytest.Config, state: BudgetSession) -> boo
 
 
 def write_update(session: pytest.Session, state: BudgetSession) -> None:
+    """Record this run's measurements. Under the budget file's lock, the file is read again and
+    the measurements merged into it as it is then, so a concurrent update's entries are kept."""
+    from .file_lock import LockTimeout, locked
+
+    path = state.settings.budget_path
+    try:
+        with locked(path):
+            _merge_into_the_file(session, state, _budget_as_it_is_now(state))
+    except LockTimeout as error:
+        _update_failed(session, state, f"could not update the budget file: {error}")
+    except BudgetError as error:
+        _update_failed(session, state, f"could not update the budget file: it changed while the tests ran and no "
+                                       f"longer reads ({error})")
+
+
+def _budget_as_it_is_now(state: BudgetSession) -> Budget:
+    path = state.settings.budget_path
+    return load_budget(path) if path.exists() or state.budget.exists else state.budget
+
+
+def _merge_into_the_file(session: pytest.Session, state: BudgetSession, current: Budget) -> None:
     duplicated = state.duplicate_names  # which worker's measurement wins would depend on timing
     recordable = [r.measurement for r in state.records if not r.failed and r.measurement.name not in duplicated]
     new_only = state.settings.update_new_only
     unused = [] if new_only else _unused_entries(state)
     remove = [] if state.removal_withheld else unused
-    updated, messages = update_budget(state.budget, recordable, new_only=new_only, remove_unused=remove)
+    updated, messages = update_budget(current, recordable, new_only=new_only, remove_unused=remove)
     state.update_messages = messages
     state.removed = remove
-    state.update_outcomes = {r.measurement.name: _update_outcome(r, state.budget, updated, new_only, duplicated)
+    state.update_outcomes = {r.measurement.name: _update_outcome(r, current, updated, new_only, duplicated)
                              for r in state.records}
     path = state.settings.budget_path
     if not path.exists() and not updated.models:
@@ -432,13 +474,32 @@ def write_update(session: pytest.Session, state: BudgetSession) -> None:
     text = dump_budget(updated)
     if path.exists() and path.read_text(encoding="utf-8") == text:
         return
+    refusal = _unwritable(path)
+    if refusal:
+        _update_failed(session, state, refusal)
+        return
+    from .atomic import remove_stale_temporaries
+
+    remove_stale_temporaries(path)  # a killed update's leftovers (no writer runs while we hold the lock)
     try:
         write_budget(path, text)
     except OSError as error:
-        state.update_messages.append(f"could not write the budget file {path}: {error.strerror or error}")
-        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        _update_failed(session, state, f"could not write the budget file {path}: {error.strerror or error}")
         return
     state.written = True
+
+
+def _unwritable(path: Path) -> str:
+    """Why the budget file must not be replaced: a read-only file is someone's decision."""
+    if path.exists() and not path.stat().st_mode & 0o222:  # by its mode: root may write anything
+        return (f"the budget file {path} is read-only: not replaced (make it writable to record, "
+                "e.g. chmod u+w)")
+    return ""
+
+
+def _update_failed(session: pytest.Session, state: BudgetSession, message: str) -> None:
+    state.update_messages.append(message)
+    session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 def _update_outcome(record: CheckRecord, before: Budget, after: Budget, new_only: bool, duplicated: set[str]) -> str:

@@ -22,6 +22,8 @@ def load_report(text: str, path: str) -> dict[str, Any]:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise ValueError(f"{path}: not a JSON report: {exc.msg} (line {exc.lineno}, column {exc.colno})") from None
+    except RecursionError:  # json's decoder recurses once per nesting level
+        raise ValueError(f"{path}: not a pytest-maccbudget report: nested too deep") from None
     if not isinstance(data, dict):
         raise ValueError(f"{path}: not a pytest-maccbudget report: expected a JSON object, got {_json_type(data)}")
     if data.get("schema") != SCHEMA:
