@@ -48,7 +48,6 @@ def read_budget(settings: "Settings") -> Budget:
 def _github_base_branch(ref: str, commit: str) -> str:
     """In a GitHub pull_request run given the base commit itself (as the action does), the name
     of the branch the pull request merges into, for the report to say."""
-    import os
 
     if os.environ.get("GITHUB_ACTIONS") != "true" or not commit.lower().startswith(ref.lower()):
         return ""
@@ -552,14 +551,12 @@ def wants_report(settings: "Settings") -> bool:
 
 
 def _in_github_actions() -> bool:
-    import os
 
     return os.environ.get("GITHUB_ACTIONS") == "true"
 
 
 def write_reports(session: pytest.Session, state: BudgetSession) -> None:
     """The report as markdown and JSON files, and in GitHub Actions the step summary."""
-    import os
 
     from .atomic import write_atomically
     from .pr_report import STEP_SUMMARY_LIMIT, build_report, dump_report, render_markdown
@@ -633,7 +630,6 @@ def annotation_lines(state: BudgetSession) -> list[str]:
     from .budget import model_lines
 
     import copy
-    import os
 
     # the runner reads an annotation's file relative to the repository (GITHUB_WORKSPACE), while
     # the report's paths are relative to the rootdir, which may be a subdirectory (examples/)
