@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import Callable, Optional, Sequence, TextIO, Union
+from typing import Any, Callable, Optional, Sequence, TextIO, Union
 
 from . import __version__
 
@@ -46,6 +46,31 @@ def parse_input_spec(text: str) -> tuple[str, InputValue]:
         raise argparse.ArgumentTypeError(f"dims must be positive integers separated by commas, got {text!r}")
     dims = [int(p) for p in parts]
     return name, (dims if is_dims else dims[0])
+
+
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
+
+
+def memory_limit(text: str) -> Optional[int]:
+    """"16GB", "512MiB" -> bytes; "none" -> None (no limit)."""
+    from .units import BYTES_KIND, parse_quantity
+
+    if text.strip().lower() == "none":
+        return None
+    try:
+        value = int(parse_quantity(text, BYTES_KIND))
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a size such as 4GB, or none, got {text!r}")
+    return value
 
 
 def positive_int(text: str) -> int:
@@ -85,6 +110,7 @@ def _version_text() -> str:
 
 
 def _add_profile_parser(subparsers: argparse._SubParsersAction, name: str) -> None:
+    from .isolation import DEFAULT_MEMORY_BYTES, DEFAULT_TIMEOUT_S
     from .profile_report import FORMATS
 
     sub = subparsers.add_parser(
@@ -105,17 +131,22 @@ def _add_profile_parser(subparsers: argparse._SubParsersAction, name: str) -> No
     sub.add_argument("--all", dest="show_all", action="store_true",
                      help="also list zero-cost and folded layers in the table/markdown")
     sub.add_argument("--strict", action="store_true", help="exit 1 when any op could not be costed")
+    sub.add_argument("--timeout", type=positive_float, default=DEFAULT_TIMEOUT_S, metavar="SECONDS",
+                     help=f"stop profiling after this long, exit 2 (default: {DEFAULT_TIMEOUT_S:g})")
+    sub.add_argument("--memory-limit", type=memory_limit, default=DEFAULT_MEMORY_BYTES, metavar="SIZE",
+                     help="address space the profiling may use, e.g. 4GB, or none (default: 16GiB)")
 
 
 # --- commands -----------------------------------------------------------------------------
 
 
 def _run_profile(args: argparse.Namespace) -> int:
-    from .engine.profile import profile_model
     from .profile_report import coverage_line, render
     from .units import plural
 
-    profile = profile_model(args.model, dict(args.inputs) or None, batch=args.batch)
+    # in a child process: onnx's C++ can abort or hang on a hostile graph; this process then
+    # prints its one line and exits 2
+    profile = _profile(args)
     _write(sys.stdout, render(profile, args.format, top=args.top, show_all=args.show_all))
     if args.format == "csv":  # CSV has no room for these: say them on stderr
         for note in profile.notes:
@@ -127,6 +158,29 @@ def _run_profile(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return EXIT_STRICT
     return EXIT_OK
+
+
+def _profile(args: argparse.Namespace) -> Any:
+    """The profile, made in a child process: onnx's C++ can abort or hang on a hostile graph, and
+    this process then prints its one line and exits 2. --debug profiles here, for the traceback."""
+    from .isolation import IsolatedProfiler, InternalError, Limits
+
+    inputs = dict(args.inputs) or None
+    if args.debug:
+        from .engine.profile import profile_model
+
+        return profile_model(args.model, inputs, batch=args.batch)
+    profiler = IsolatedProfiler(Limits(args.timeout, args.memory_limit))
+    try:
+        return profiler.profile(args.model, inputs, batch=args.batch)
+    except InternalError as error:
+        raise _Reported(f"{error}; rerun with --debug for the traceback") from None
+    finally:
+        profiler.close()
+
+
+class _Reported(Exception):
+    """An error whose message is already the one line to print."""
 
 
 def _add_merge_parser(subparsers: argparse._SubParsersAction, name: str) -> None:
@@ -261,7 +315,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 def _describe(error: Exception, args: argparse.Namespace) -> str:
     from .engine.errors import ModelError
 
-    if isinstance(error, ModelError):
+    if isinstance(error, (ModelError, _Reported)):
         return str(error)  # already starts with the file name
     if isinstance(error, OSError):
         where = error.filename if error.filename is not None else getattr(args, "model", "")

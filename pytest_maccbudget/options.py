@@ -81,6 +81,10 @@ def add_options(parser: pytest.Parser) -> None:
     parser.addini("macc_budget_missing", "a model with no budget entry: fail or warn (default: fail)", default="fail")
     parser.addini("macc_budget_unknown_ops", "a model with ops the engine cannot count: fail or warn (default: fail)",
                   default="fail")
+    parser.addini("macc_budget_profile_timeout", "seconds one model's graph may take to profile before its test fails "
+                  "(default: 600)", default="600")
+    parser.addini("macc_budget_profile_memory", "memory (address space) the profiling process may use, e.g. 16GB, "
+                  "or none (default: 16GiB)", default="16GiB")
     parser.addini("macc_budget_strict", "fail models that got cheaper than their budget (default: false)",
                   type="bool", default=False)
 
@@ -104,6 +108,8 @@ class Settings:
     shard: Optional[tuple[int, int]] = None  # (I, N) of --macc-budget-shard I/N
     budget_file_named: bool = False  # given by --macc-budget-file or the ini key, not the default name
     use_cache: bool = True  # the measurement cache (off with --macc-budget-no-cache)
+    profile_timeout_s: float = 600.0   # a graph that takes longer fails its test (onnx can hang on a hostile one)
+    profile_memory_bytes: Optional[int] = 16 * 2**30  # the profiling process's address space; None: no limit
     update_command: str = UPDATE_COMMAND          # re-records what this run selected, the user's flags kept
     suite_update_command: str = UPDATE_COMMAND    # the same over the whole suite (no -k, -m, paths)
 
@@ -129,6 +135,8 @@ class Settings:
             shard=config.getoption("macc_budget_shard", None),
             budget_file_named=budget_file != DEFAULT_BUDGET_FILE,
             use_cache=not config.getoption("macc_budget_no_cache"),
+            profile_timeout_s=_seconds(config, "macc_budget_profile_timeout"),
+            profile_memory_bytes=_bytes_or_none(config, "macc_budget_profile_memory"),
             update_command=update_command(config.invocation_params.args),
             suite_update_command=update_command(config.invocation_params.args, whole_suite=True,
                                                 positional=_positional_args(config)),
@@ -189,3 +197,29 @@ def _option_of(arg: str, options: frozenset[str]) -> Optional[str]:
 def _positional_args(config: pytest.Config) -> list[str]:
     """The test paths the user gave on the command line (none when pytest used testpaths)."""
     return list(config.args) if config.args_source == pytest.Config.ArgsSource.ARGS else []
+
+
+def _seconds(config: pytest.Config, key: str) -> float:
+    text = str(config.getini(key)).strip()
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value > 0:
+        raise pytest.UsageError(f"ini {key} = {text!r}: expected a positive number of seconds")
+    return value
+
+
+def _bytes_or_none(config: pytest.Config, key: str) -> Optional[int]:
+    from .units import BYTES_KIND, parse_quantity
+
+    text = str(config.getini(key)).strip()
+    if text.lower() == "none":
+        return None
+    try:
+        value = int(parse_quantity(text, BYTES_KIND))
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise pytest.UsageError(f"ini {key} = {text!r}: expected a size such as 16GB, or none")
+    return value

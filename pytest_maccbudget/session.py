@@ -26,6 +26,7 @@ from .units import LIST_LIMIT, capped_list, format_count, plural
 if TYPE_CHECKING:
     from .export import ExportedModel
     from .cached_measure import CacheStats
+    from .isolation import IsolatedProfiler
     from .layer_sources import ConstructionRecorder
     from .measure_cache import MeasureCache
     from .options import Settings
@@ -106,6 +107,7 @@ class BudgetSession:
     cache_stats: "CacheStats" = field(default_factory=lambda: _new_cache_stats())
     _workdir: Optional[Path] = None
     _recorder: Optional["ConstructionRecorder"] = None
+    _profiler: Optional["IsolatedProfiler"] = None
 
     @property
     def wants_sources(self) -> bool:
@@ -130,7 +132,19 @@ class BudgetSession:
             self._workdir = Path(tempfile.mkdtemp(prefix="maccbudget-"))
         return self._workdir
 
+    @property
+    def profiler(self) -> "IsolatedProfiler":
+        """The child process that profiles graphs (started at the first graph)."""
+        if self._profiler is None:
+            from .isolation import IsolatedProfiler, Limits
+
+            limits = Limits(self.settings.profile_timeout_s, self.settings.profile_memory_bytes)
+            self._profiler = IsolatedProfiler(limits)
+        return self._profiler
+
     def cleanup(self) -> None:
+        if self._profiler is not None:
+            self._profiler.close()
         if self._workdir is not None:
             shutil.rmtree(self._workdir, ignore_errors=True)
 
@@ -263,8 +277,8 @@ def _record_sources(state: BudgetSession, name: str, model: Any, layers: Any) ->
 
 def _export_and_profile(state: BudgetSession, item: pytest.Item, name: str, model: Any, inputs: Any) -> "Measurement":
     from .engine.errors import ModelError
-    from .engine.profile import profile_model
     from .export import ONNX_FILE_EXPORTER, ExportError, InputSpecError, export_model
+    from .isolation import InternalError
     from .layers import layer_macs
 
     try:
@@ -280,11 +294,13 @@ def _export_and_profile(state: BudgetSession, item: pytest.Item, name: str, mode
                 item.add_report_section("call", "macc budget export", neutralise(exported.log))
             state.exports[name] = exported
         onnx_inputs = _onnx_input_shapes(inputs) if exported.exporter == "onnx" else None
-        profile = profile_model(exported.path, onnx_inputs)  # errors name the file
+        profile = state.profiler.profile(exported.path, onnx_inputs)  # in a child process; errors name the file
         problem = _negative_counts(name, profile) or ("" if profile.runtime_layers else _computes_nothing(name))
     except (ExportError, InputSpecError, ModelError) as error:
         problem = str(error) if repr(name) in str(error) else f"model {name!r}: {error}"
-    except Exception as error:  # noqa: BLE001  (a bug of ours must fail this model, not the session)
+    except InternalError as error:  # a bug of ours must fail this model, not the session
+        problem = f"model {name!r}: {error}; please report it"
+    except Exception as error:  # noqa: BLE001  (the same, from this process)
         problem = f"model {name!r}: internal error ({type(error).__name__}: {_first_line(error)}); please report it"
     if problem:  # failed outside the except block, so pytest shows one message, not a chain
         state.errors.append({"name": name, "test": item.nodeid, "message": problem})
