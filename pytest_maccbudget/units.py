@@ -20,6 +20,9 @@ Parsing (what people write in budget files and on the command line), ``parse_qua
   Returns an int.
 * ``kind="percent"``: ``2%``, ``-0.5 %``, ``+10%``. The ``%`` sign is required (a bare ``2`` could
   mean 2% or 200%). Returns a fraction: ``"2%"`` -> ``0.02``.
+* ``kind="ms"`` (estimated latencies): ``12``, ``12ms``, ``800us``, ``1.5s``; a bare number is in
+  milliseconds. ``kind="mJ"`` (estimated energies): ``3.2``, ``3.2mJ``, ``450uJ``, ``20nJ``, ``1J``; a
+  bare number is in millijoules. Both return a float in their unit.
 
 A leading ``+`` or ``-`` is accepted for every kind (deltas); the caller decides whether a
 negative value makes sense. Anything else raises ``ValueError`` quoting the bad text.
@@ -37,7 +40,9 @@ UNKNOWN = "?"
 COUNT_KIND = "count"
 BYTES_KIND = "bytes"
 PERCENT_KIND = "percent"
-KINDS = (COUNT_KIND, BYTES_KIND, PERCENT_KIND)
+MS_KIND = "ms"   # durations in milliseconds (device latency estimates)
+MJ_KIND = "mJ"   # energies in millijoules (device energy estimates)
+KINDS = (COUNT_KIND, BYTES_KIND, PERCENT_KIND, MS_KIND, MJ_KIND)
 
 _COUNT_PREFIXES = ("", "k", "M", "G", "T", "P", "E")
 _BYTE_UNITS = ("B", "KB", "MB", "GB", "TB", "PB", "EB")
@@ -52,6 +57,17 @@ _BYTE_MULTIPLIERS: dict[str, int] = {
     "ki": 2**10, "kib": 2**10, "mi": 2**20, "mib": 2**20, "gi": 2**30, "gib": 2**30,
     "ti": 2**40, "tib": 2**40, "pi": 2**50, "pib": 2**50,
 }
+
+_DURATION_MULTIPLIERS: dict[str, Decimal] = {
+    "": Decimal(1), "ms": Decimal(1), "us": Decimal("0.001"), "ns": Decimal("0.000001"), "s": Decimal(1000),
+}
+_ENERGY_MULTIPLIERS: dict[str, Decimal] = {
+    "": Decimal(1), "mj": Decimal(1), "uj": Decimal("0.001"), "nj": Decimal("0.000001"), "j": Decimal(1000),
+}
+_MEASURE_MULTIPLIERS = {MS_KIND: _DURATION_MULTIPLIERS, MJ_KIND: _ENERGY_MULTIPLIERS}
+# the units a duration or an energy is printed in, smallest first, with their size in ms or mJ
+_DURATION_STEPS = (("ns", Decimal("0.000001")), ("µs", Decimal("0.001")), ("ms", Decimal(1)), ("s", Decimal(1000)))
+_ENERGY_STEPS = (("nJ", Decimal("0.000001")), ("µJ", Decimal("0.001")), ("mJ", Decimal(1)), ("J", Decimal(1000)))
 
 Number = Union[int, float]
 
@@ -110,6 +126,36 @@ def format_bytes(n: Optional[Number]) -> str:
     return f"{sign}{text} {unit}"
 
 
+def format_duration(ms: Optional[Number]) -> str:
+    """Milliseconds with 3 significant digits in the unit that fits: 10.41 -> "10.4 ms",
+    0.8125 -> "813 µs", 1500 -> "1.50 s"."""
+    return _format_measure(ms, _DURATION_STEPS)
+
+
+def format_energy(mj: Optional[Number]) -> str:
+    """Millijoules with 3 significant digits in the unit that fits: 3.215 -> "3.22 mJ",
+    0.00041 -> "410 nJ"."""
+    return _format_measure(mj, _ENERGY_STEPS)
+
+
+def _format_measure(value: Optional[Number], steps: tuple[tuple[str, Decimal], ...]) -> str:
+    if value is None:
+        return UNKNOWN
+    sign = "-" if value < 0 else ""
+    magnitude = abs(Decimal(repr(float(value))))
+    if magnitude == 0:
+        return f"0 {steps[-2][0]}"
+    unit, size = steps[0]
+    for candidate, candidate_size in steps:
+        if magnitude >= candidate_size:
+            unit, size = candidate, candidate_size
+    text = _three_digits(magnitude / size)
+    if Decimal(text) >= 1000 and unit != steps[-1][0]:  # 999.7 µs rounds to 1.00 ms
+        unit, size = next((u, s) for u, s in steps if s > size)
+        text = _three_digits(magnitude / size)
+    return f"{sign}{text} {unit}"
+
+
 def format_percent(fraction: Optional[float], digits: int = 1) -> str:
     """0.973 -> "97.3%". A tiny non-zero share is "<0.1%", a share just below 1 is ">99.9%"."""
     if fraction is None or (isinstance(fraction, float) and math.isnan(fraction)):
@@ -134,6 +180,8 @@ _EXAMPLES = {
     COUNT_KIND: "e.g. 512, 30k, 350M, 1.82G",
     BYTES_KIND: "e.g. 512B, 1.5KB, 24MB, 1.5GiB",
     PERCENT_KIND: "e.g. 2%, 0.5%",
+    MS_KIND: "e.g. 12, 12ms, 800us, 1.5s",
+    MJ_KIND: "e.g. 3.2, 3.2mJ, 450uJ, 20nJ",
 }
 
 
@@ -158,6 +206,11 @@ def parse_quantity(text: Union[str, int, float], kind: str = COUNT_KIND) -> Numb
         if unit != "%":
             raise ValueError(f"cannot read {text!r} as a percentage: write it with a % sign, e.g. '2%'")
         return float(number / 100)
+    if kind in _MEASURE_MULTIPLIERS:
+        scale = _MEASURE_MULTIPLIERS[kind].get(unit.lower())
+        if scale is None:
+            raise ValueError(f"cannot read {text!r} as a {kind} quantity: unknown unit {unit!r} ({_EXAMPLES[kind]})")
+        return float(number * scale)
     multipliers = _COUNT_MULTIPLIERS if kind == COUNT_KIND else _BYTE_MULTIPLIERS
     multiplier = multipliers.get(unit.lower())
     if multiplier is None:
@@ -181,6 +234,8 @@ def _parse_plain_number(value: Number, kind: str) -> Number:
         raise ValueError(f"{value!r} is not a finite {kind} quantity")
     if kind == PERCENT_KIND:
         raise ValueError(f"cannot read {value!r} as a percentage: write it with a % sign, e.g. '{value}%'")
+    if kind in _MEASURE_MULTIPLIERS:
+        return float(value)
     return value if isinstance(value, int) else _round(Decimal(repr(value)))
 
 

@@ -218,21 +218,21 @@ def test_empty_sections_are_empty():
          "macc_budget.yaml:3: invalid YAML: expected ',' or '}', but got '<stream end>' "
          "(while parsing a flow mapping)"),
         ("- a\n- b\n",
-         "macc_budget.yaml:1: expected the budget file to be a mapping with keys version, rules, defaults, models, "
+         "macc_budget.yaml:1: expected the budget file to be a mapping with keys version, rules, defaults, devices, models, "
          "got a list"),
         ("version: 1\nmodel: {}\n",
-         "macc_budget.yaml:2: model: unknown key 'model'; allowed: version, rules, defaults, models"),
+         "macc_budget.yaml:2: model: unknown key 'model'; allowed: version, rules, defaults, devices, models"),
         ("defaults:\n  tolerances: {macs: 2%}\n",
          "macc_budget.yaml:2: defaults.tolerances: unknown key 'tolerances'; allowed: tolerance"),
         ("models:\n  resnet:\n    totals: {macs: 1}\n",
          "macc_budget.yaml:3: models.resnet.totals: unknown key 'totals'; "
-         "allowed: inputs, rules, partial, limit, tolerance, total, layers"),
+         "allowed: inputs, rules, partial, limit, tolerance, total, devices, layers"),
         ("models:\n  resnet:\n    total: {mac: 1}\n",
          "macc_budget.yaml:3: models.resnet.total.mac: unknown key 'mac'; "
          "allowed: macs, flops, params, param_bytes, peak_activation_bytes"),
         ("models:\n  resnet:\n    tolerance: {layers: 2%}\n",
          "macc_budget.yaml:3: models.resnet.tolerance.layers: unknown key 'layers'; "
-         "allowed: all, macs, flops, params, param_bytes, peak_activation_bytes, layer_macs"),
+         "allowed: all, macs, flops, params, param_bytes, peak_activation_bytes, layer_macs, latency_ms, energy_mj"),
         ("models:\n  resnet:\n    layers:\n      conv1: {flops: 2}\n",
          "macc_budget.yaml:4: models.resnet.layers.conv1.flops: unknown key 'flops'; allowed: macs"),
         ("models:\n  resnet:\n    layers:\n      conv1: {}\n",
@@ -246,10 +246,10 @@ def test_empty_sections_are_empty():
          "macc_budget.yaml:1: models: expected a mapping of model name to entry, got a list"),
         ("models:\n  resnet:\n",
          "macc_budget.yaml:2: models.resnet: expected a mapping with keys inputs, rules, partial, limit, tolerance, total, "
-         "layers, got nothing"),
+         "devices, layers, got nothing"),
         ("models:\n  resnet: 42\n",
          "macc_budget.yaml:2: models.resnet: expected a mapping with keys inputs, rules, partial, limit, tolerance, total, "
-         "layers, got '42'"),
+         "devices, layers, got '42'"),
         ("version: 1\nmodels:\n  resnet:\n    total: {macs: 1}\n\n\n    layers: {}\n    total: {macs: 2}\n",
          "macc_budget.yaml:8: models.resnet.total: duplicate key 'total' (first at line 4)"),
         ("models:\n  resnet:\n    total:\n      macs: -3\n",

@@ -14,11 +14,11 @@ from __future__ import annotations
 
 from ..units import change_percent, parse_whole_quantity
 from .compare import (
-    LAYER_FINDING_PREFIXES, Comparison, LayerChange, Measurement, MetricChange, compare, shapes_text,
+    LAYER_FINDING_PREFIXES, Comparison, DeviceFigures, LayerChange, Measurement, MetricChange, compare, shapes_text,
 )
 from .errors import BudgetError, display_path
 from .model import (
-    BYTE_METRICS, EVERY_METRIC, GREW, INPUTS_CHANGED, LAYER_METRIC, MISSING, NEW, OK, OVER_LIMIT, REGRESSED, REMOVED, RULES_CHANGED,
+    BYTE_METRICS, DEVICE_METRICS, ENERGY_METRIC, LATENCY_METRIC, CustomDevice, DeviceEntry, device_figure, EVERY_METRIC, GREW, INPUTS_CHANGED, LAYER_METRIC, MISSING, NEW, OK, OVER_LIMIT, REGRESSED, REMOVED, RULES_CHANGED,
     SCHEMA_VERSION, SHRANK, TIGHTENABLE, TOLERANCE_KEYS, TOTAL_METRICS, UNKNOWN, UPDATE_COMMAND, ZERO_TOLERANCE, Budget, ModelEntry,
     Tolerance, format_metric, metric_kind, signed_metric,
 )
@@ -27,7 +27,8 @@ from .update import update_budget
 from .writer import dump_budget, write_budget
 
 __all__ = [
-    "BYTE_METRICS", "EVERY_METRIC", "GREW", "INPUTS_CHANGED", "LAYER_FINDING_PREFIXES", "LAYER_METRIC", "MISSING", "NEW", "OK",
+    "BYTE_METRICS", "DEVICE_METRICS", "ENERGY_METRIC", "LATENCY_METRIC", "CustomDevice", "DeviceEntry", "DeviceFigures",
+    "device_figure", "EVERY_METRIC", "GREW", "INPUTS_CHANGED", "LAYER_FINDING_PREFIXES", "LAYER_METRIC", "MISSING", "NEW", "OK",
     "OVER_LIMIT", "REGRESSED", "REMOVED", "RULES_CHANGED", "SCHEMA_VERSION", "SHRANK", "TIGHTENABLE", "TOLERANCE_KEYS", "TOTAL_METRICS",
     "UNKNOWN", "UPDATE_COMMAND", "ZERO_TOLERANCE", "Budget", "BudgetError", "Comparison", "LayerChange", "Measurement",
     "MetricChange", "ModelEntry", "Tolerance", "change_percent", "compare", "display_path", "dump_budget",

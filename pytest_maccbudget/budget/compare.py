@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping, Optional, Sequence
 
 from ..units import (
+    Number,
     capped_list,
     change_percent,
     format_count,
@@ -12,6 +13,7 @@ from ..units import (
 from ..rules import RULES_VERSION, change_text
 from .errors import display_path
 from .model import (
+    DEVICE_METRICS,
     GREW,
     INPUTS_CHANGED,
     LAYER_METRIC,
@@ -28,6 +30,7 @@ from .model import (
     UNKNOWN,
     UPDATE_COMMAND,
     Budget,
+    DeviceEntry,
     ModelEntry,
     Tolerance,
     format_metric,
@@ -39,6 +42,37 @@ _ALWAYS_FAILING = frozenset({REGRESSED, OVER_LIMIT, INPUTS_CHANGED, UNKNOWN, RUL
 
 def inputs_as_lists(inputs: Any) -> dict[str, list[int]]:
     return {str(name): [int(dim) for dim in shape] for name, shape in dict(inputs).items()}
+
+
+@dataclass(frozen=True)
+class DeviceFigures:
+    """A model's estimates on one device (a roofline of its profile): None where unknown."""
+
+    latency_ms: Optional[float]
+    energy_mj: Optional[float]
+    # the layers that spend longest moving bytes, slowest first: (layer key, milliseconds)
+    memory_bound: tuple[tuple[str, float], ...] = ()
+    unknown_reason: str = ""  # why an estimate is unknown (a layer not counted, no fp16 peak, ...)
+
+    def figure(self, metric: str) -> Optional[float]:
+        return self.latency_ms if metric == "latency_ms" else self.energy_mj
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"latency_ms": self.latency_ms, "energy_mj": self.energy_mj,
+                                "memory_bound": [[layer, ms] for layer, ms in self.memory_bound]}
+        if self.unknown_reason:
+            data["unknown_reason"] = self.unknown_reason
+        return data
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> DeviceFigures:
+        def number(key: str) -> Optional[float]:
+            value = data.get(key)
+            return None if value is None else float(value)
+
+        return cls(latency_ms=number("latency_ms"), energy_mj=number("energy_mj"),
+                   memory_bound=tuple((str(layer), float(ms)) for layer, ms in data.get("memory_bound") or ()),
+                   unknown_reason=str(data.get("unknown_reason") or ""))
 
 
 @dataclass(frozen=True)
@@ -54,6 +88,7 @@ class Measurement:
     # the totals count only what could be counted (lower bounds), taken as they are because the
     # project lets uncountable ops pass (ini macc_budget_unknown_ops = warn)
     partial: bool = False
+    devices: dict[str, DeviceFigures] = field(default_factory=dict)  # estimates per device name
 
     def to_json(self) -> dict[str, Any]:
         data = {
@@ -66,6 +101,8 @@ class Measurement:
         }
         if self.partial:
             data["partial"] = True
+        if self.devices:
+            data["devices"] = {name: figures.to_json() for name, figures in self.devices.items()}
         return data
 
     @classmethod
@@ -78,17 +115,24 @@ class Measurement:
             layers={str(k): None if v is None else int(v) for k, v in (data.get("layers") or {}).items()},
             unknown_ops=tuple(str(op) for op in data.get("unknown_ops") or ()),
             partial=bool(data.get("partial", False)),
+            devices={str(name): DeviceFigures.from_json(figures) for name, figures in (data.get("devices") or {}).items()},
         )
 
 
 @dataclass(frozen=True)
 class MetricChange:
     metric: str
-    old: Optional[int]
-    new: Optional[int]
+    old: Optional[Number]
+    new: Optional[Number]
     tolerance: Optional[Tolerance]
-    limit: Optional[int]
+    limit: Optional[Number]
     status: str   # ok, grew (within tolerance), regressed, over_limit, shrank, new, unknown
+    device: str = ""  # for latency_ms and energy_mj: the device they are estimated on
+
+    @property
+    def label(self) -> str:
+        """"macs"; "latency_ms on phone-cpu"."""
+        return f"{self.metric} on {self.device}" if self.device else self.metric
 
 
 @dataclass(frozen=True)
@@ -150,23 +194,32 @@ class _Findings:
     limit: list[str] = field(default_factory=list)
     regressed: list[str] = field(default_factory=list)
     unknown: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)  # estimates on a device not recorded yet
     lower: list[str] = field(default_factory=list)
     lower_layers: int = 0
 
 
 def _compare_metric(budget: Budget, entry: ModelEntry, measured: Measurement, metric: str,
-                    findings: _Findings, against_budget: bool) -> MetricChange:
-    old = entry.total.get(metric)
-    new = measured.total.get(metric)
-    limit = entry.limit.get(metric)
-    tolerance = budget.tolerance_for(entry.name, metric)
+                    findings: _Findings, against_budget: bool, device: str = "", context: str = "") -> MetricChange:
+    """One total, or (with `device`) one estimate on a device. `context` ends its regression
+    line ("although MACs +1.0%")."""
+    if device:
+        recorded = entry.devices.get(device) or DeviceEntry()
+        figures = measured.devices[device]
+        old, new, limit = recorded.figures.get(metric), figures.figure(metric), recorded.limit.get(metric)
+        label = f"{metric} on {device}"
+        why_unknown = f"could not be estimated ({figures.unknown_reason or 'unknown layers'})"
+    else:
+        old, new, limit = entry.total.get(metric), measured.total.get(metric), entry.limit.get(metric)
+        label = metric
+        why_unknown = f"could not be counted{ops_phrase(measured.unknown_ops)}"
+    tolerance = budget.tolerance_for(entry.name, metric, device)
     if new is None:
         compared_with = [f"budget {format_metric(metric, old)}"] if old is not None and against_budget else []
         compared_with += [f"limit {format_metric(metric, limit)}"] if limit is not None else []
         if compared_with:
-            findings.unknown.append(f"{metric} could not be counted{ops_phrase(measured.unknown_ops)}; "
-                                    f"{' and '.join(compared_with)}")
-        return MetricChange(metric, old, new, tolerance, limit, UNKNOWN)
+            findings.unknown.append(f"{label} {why_unknown}; {' and '.join(compared_with)}")
+        return MetricChange(metric, old, new, tolerance, limit, UNKNOWN, device)
     status = NEW if old is None else OK
     if old is not None and new != old:
         status = GREW if new > old else SHRANK
@@ -174,24 +227,61 @@ def _compare_metric(budget: Budget, entry: ModelEntry, measured: Measurement, me
         if not tolerance.allows_growth(old, new):
             status = REGRESSED
             percent = change_percent(old, new) or signed_metric(metric, new - old)
-            findings.regressed.append(f"{metric} {format_metric(metric, new)} > budget "
+            findings.regressed.append(f"{label} {format_metric(metric, new)} > budget "
                                       f"{format_metric(metric, old)} ({percent}, tolerance {tolerance.describe()})"
-                                      + _tolerance_hint(budget, entry, metric, tolerance))
+                                      + context + _tolerance_hint(budget, entry, metric, tolerance, device))
         elif new < old:
             percent = change_percent(old, new)
-            findings.lower.append(f"{metric} {format_metric(metric, new)} < budget {format_metric(metric, old)}"
+            findings.lower.append(f"{label} {format_metric(metric, new)} < budget {format_metric(metric, old)}"
                                   + (f" ({percent})" if percent else ""))
     if limit is not None and new > limit:
         status = OVER_LIMIT
-        findings.limit.append(f"{metric} {format_metric(metric, new)} > limit {format_metric(metric, limit)}")
-    return MetricChange(metric, old, new, tolerance, limit, status)
+        findings.limit.append(f"{label} {format_metric(metric, new)} > limit {format_metric(metric, limit)}" + context)
+    return MetricChange(metric, old, new, tolerance, limit, status, device)
 
 
-def _tolerance_hint(budget: Budget, entry: ModelEntry, metric: str, tolerance: Tolerance) -> str:
+def _macs_context(entry: ModelEntry, measured: Measurement) -> str:
+    """How MACs moved, for a device estimate's regression line: "although MACs +1.0%"."""
+    old, new = entry.total.get("macs"), measured.total.get("macs")
+    if old is None or new is None:
+        return ""
+    if old == new:
+        return "; MACs unchanged"
+    return f"; MACs {change_percent(old, new) or signed_metric('macs', new - old)}"
+
+
+def _compare_devices(budget: Budget, entry: ModelEntry, measured: Measurement, findings: _Findings,
+                     against_budget: bool, update_command: str) -> list[MetricChange]:
+    """Each estimated device's latency and energy against the entry's; a limit on a device
+    that this run did not estimate is a failure (nothing checks it), estimates recorded for one
+    are left for an update to drop."""
+    changes: list[MetricChange] = []
+    context = _macs_context(entry, measured)
+    for device in sorted(set(measured.devices) | set(entry.devices)):
+        recorded = entry.devices.get(device)
+        if device not in measured.devices:
+            if recorded is not None and recorded.limit:
+                findings.unknown.append(f"limit on device {device} is not checked: this test does not estimate the "
+                                        f"model on {device} (ini macc_budget_devices or the marker's devices=)")
+            elif recorded is not None and recorded.figures and against_budget:
+                findings.lower.append(f"estimates on device {device} are recorded but no longer made")
+            continue
+        if against_budget and (recorded is None or not recorded.figures):
+            findings.missing.append(f"no estimates for device {device} in the budget entry of model "
+                                    f"{measured.name!r}; run `{update_command}` to record them")
+        changes += [_compare_metric(budget, entry, measured, metric, findings, against_budget, device, context)
+                    for metric in DEVICE_METRICS]
+    return changes
+
+
+def _tolerance_hint(budget: Budget, entry: ModelEntry, metric: str, tolerance: Tolerance, device: str = "") -> str:
     """When a metric has no tolerance while others do: say a tolerance covers its metric only."""
     if not tolerance.is_zero:
         return ""
-    others = sorted({key for tolerances in (entry.tolerance, budget.default_tolerance) for key, other in tolerances.items()
+    scopes = [entry.tolerance, budget.default_tolerance]
+    if device and device in entry.devices:
+        scopes.append(entry.devices[device].tolerance)
+    others = sorted({key for tolerances in scopes for key, other in tolerances.items()
                      if key != metric and not other.is_zero})
     if not others:
         return ""
@@ -278,6 +368,9 @@ def compare(budget: Budget, measured: Measurement, *, strict: bool = False,
     if entry is None:
         metrics = [MetricChange(m, None, measured.total.get(m), None, None,
                                 UNKNOWN if measured.total.get(m) is None else NEW) for m in TOTAL_METRICS]
+        metrics += [MetricChange(m, None, figures.figure(m), None, None,
+                                 UNKNOWN if figures.figure(m) is None else NEW, device)
+                    for device, figures in sorted(measured.devices.items()) for m in DEVICE_METRICS]
         text = (f"no budget entry for model {measured.name!r} in {display_path(budget.path)}; "
                 f"run `{update_command}` to record it")
         return Comparison(measured.name, measured.nodeid, MISSING, metrics, [], [text], **settings)
@@ -287,6 +380,7 @@ def compare(budget: Budget, measured: Measurement, *, strict: bool = False,
     findings = _Findings()
     metrics = [_compare_metric(budget, entry, measured, metric, findings, not inputs_changed)
                for metric in TOTAL_METRICS]
+    metrics += _compare_devices(budget, entry, measured, findings, not inputs_changed, update_command)
     if inputs_changed:
         recorded = shapes_text(inputs_as_lists(entry.inputs))
         text = (f"inputs of model {measured.name!r} changed: the budget was recorded for {recorded}, "
@@ -298,7 +392,7 @@ def compare(budget: Budget, measured: Measurement, *, strict: bool = False,
     if measured.partial and not entry.partial:
         findings.unknown.insert(0, f"model {measured.name!r}: ops could not be counted "
                                    f"({capped_list(measured.unknown_ops)}), while its budget entry counted every op")
-    failures = findings.limit + findings.regressed + findings.unknown
+    failures = findings.limit + findings.regressed + findings.unknown + findings.missing
     recorded_rules = budget.rules_of(measured.name)
     moved = bool(findings.regressed or findings.lower or findings.lower_layers)
     if findings.limit:
@@ -316,6 +410,8 @@ def compare(budget: Budget, measured: Measurement, *, strict: bool = False,
         status = REGRESSED
     elif findings.unknown:
         status = UNKNOWN
+    elif findings.missing:
+        status = MISSING
     elif findings.lower or findings.lower_layers:
         status = TIGHTENABLE
         failures = [_tightenable_line(measured.name, findings, update_command)]

@@ -12,9 +12,14 @@ from typing import Optional
 from ..units import (
     BYTES_KIND,
     COUNT_KIND,
+    MJ_KIND,
+    MS_KIND,
     PERCENT_KIND,
+    Number,
     format_bytes,
     format_count,
+    format_duration,
+    format_energy,
     parse_quantity,
     parse_whole_quantity,
 )
@@ -24,13 +29,19 @@ from .errors import BudgetError
 SCHEMA_VERSION = 1
 TOTAL_METRICS = ("macs", "flops", "params", "param_bytes", "peak_activation_bytes")
 BYTE_METRICS = {"param_bytes", "peak_activation_bytes"}
-TOLERANCE_KEYS = TOTAL_METRICS + ("layer_macs",)
+# Estimates on a target device (a roofline of the profile, devices/): per model and device, in
+# milliseconds and millijoules, recorded to 4 significant digits.
+LATENCY_METRIC = "latency_ms"
+ENERGY_METRIC = "energy_mj"
+DEVICE_METRICS = (LATENCY_METRIC, ENERGY_METRIC)
+TOLERANCE_KEYS = TOTAL_METRICS + ("layer_macs",) + DEVICE_METRICS
 LAYER_METRIC = "layer_macs"
 EVERY_METRIC = "all"  # `tolerance: 2%`, or `tolerance: {all: 2%, params: 0}`: every metric not named
 
-TOP_KEYS = ("version", "rules", "defaults", "models")
+TOP_KEYS = ("version", "rules", "defaults", "devices", "models")
 DEFAULTS_KEYS = ("tolerance",)
-MODEL_KEYS = ("inputs", "rules", "partial", "limit", "tolerance", "total", "layers")
+MODEL_KEYS = ("inputs", "rules", "partial", "limit", "tolerance", "total", "devices", "layers")
+DEVICE_ENTRY_KEYS = ("limit", "tolerance") + DEVICE_METRICS
 LAYER_KEYS = ("macs",)
 
 UPDATE_COMMAND = "pytest --macc-budget-update"
@@ -52,18 +63,34 @@ NEW = "new"            # no budget value to compare with
 REMOVED = "removed"    # LayerChange only: in the budget, not measured
 
 
+_DEVICE_KINDS = {LATENCY_METRIC: MS_KIND, ENERGY_METRIC: MJ_KIND}
+
+
 def metric_kind(metric: str) -> str:
-    """"bytes" for the byte metrics, "count" for the others (MACs, FLOPs, parameters)."""
+    """"bytes" for the byte metrics, "ms" and "mJ" for the device estimates, "count" for the
+    others (MACs, FLOPs, parameters)."""
+    if metric in _DEVICE_KINDS:
+        return _DEVICE_KINDS[metric]
     return BYTES_KIND if metric in BYTE_METRICS else COUNT_KIND
 
 
-
-def format_metric(metric: str, value: Optional[int]) -> str:
-    """1_820_000_000 MACs -> "1.82 G"; 24_000_000 param bytes -> "24.0 MB"; None -> "?"."""
+def format_metric(metric: str, value: Optional[Number]) -> str:
+    """1_820_000_000 MACs -> "1.82 G"; 24_000_000 param bytes -> "24.0 MB"; 10.41 latency_ms ->
+    "10.4 ms"; None -> "?"."""
+    if metric == LATENCY_METRIC:
+        return format_duration(value)
+    if metric == ENERGY_METRIC:
+        return format_energy(value)
     return format_bytes(value) if metric in BYTE_METRICS else format_count(value)
 
 
-def signed_metric(metric: str, delta: int) -> str:
+def device_figure(value: Optional[float]) -> Optional[float]:
+    """An estimate as it is recorded and compared: 4 significant digits (a roofline is not
+    exact beyond that, and a budget file should not change with the last bit of a sum)."""
+    return None if value is None else float(f"{value:.4g}")
+
+
+def signed_metric(metric: str, delta: Number) -> str:
     """A change in a metric's unit with its sign: "+1.20 M", "-4.00 KB"."""
     text = format_metric(metric, delta)
     return f"+{text}" if delta > 0 else text
@@ -73,21 +100,27 @@ def signed_metric(metric: str, delta: int) -> str:
 _AND = re.compile(r"\s+and\s+", re.IGNORECASE)
 
 
+def _exact(value: Number) -> Fraction:
+    """A recorded estimate as the decimal it was written as (10.41, not the float nearest it),
+    so that growth exactly at the tolerance passes."""
+    return Fraction(value) if isinstance(value, int) else Fraction(Decimal(repr(value)))
+
+
 @dataclass(frozen=True)
 class Tolerance:
     """Growth allowed before a metric fails: relative ("2%"), absolute ("1M"), or both
     ("2% and 1M": fail only when the growth is more than 2% *and* more than 1 M)."""
 
     relative: Optional[Fraction]
-    absolute: Optional[int]
+    absolute: Optional[Number]  # a float only for the device estimates (milliseconds, millijoules)
     text: str
 
-    def allows_growth(self, old: int, new: int) -> bool:
-        growth = new - old
+    def allows_growth(self, old: Number, new: Number) -> bool:
+        growth = _exact(new) - _exact(old)
         if growth <= 0:
             return True
-        within_relative = self.relative is not None and growth <= self.relative * old
-        within_absolute = self.absolute is not None and growth <= self.absolute
+        within_relative = self.relative is not None and growth <= self.relative * _exact(old)
+        within_absolute = self.absolute is not None and growth <= _exact(self.absolute)
         return within_relative or within_absolute
 
     @property
@@ -108,8 +141,11 @@ class Tolerance:
 ZERO_TOLERANCE = Tolerance(relative=None, absolute=0, text="0")
 
 
+_EXAMPLE_AMOUNTS = {BYTES_KIND: "1MB", COUNT_KIND: "1M", MS_KIND: "0.5ms", MJ_KIND: "0.1mJ"}
+
+
 def _tolerance_examples(metric: str) -> str:
-    amount = "1MB" if metric in BYTE_METRICS else "1M"
+    amount = _EXAMPLE_AMOUNTS[metric_kind(metric)]
     return f"write e.g. '2%', '0', '{amount}' or '2% and {amount}'"
 
 
@@ -141,7 +177,8 @@ def parse_tolerance(value: object, metric: str, text: Optional[str]) -> Toleranc
             else:
                 if absolute is not None:
                     raise ValueError("more than one absolute amount")
-                absolute = parse_whole_quantity(part, metric_kind(metric))
+                kind = metric_kind(metric)
+                absolute = parse_quantity(part, kind) if kind in (MS_KIND, MJ_KIND) else parse_whole_quantity(part, kind)
                 negative = absolute < 0
         except ValueError as exc:
             raise BudgetError(f"cannot read tolerance {text!r}: {exc}; {_tolerance_examples(metric)}") from None
@@ -171,6 +208,32 @@ def tolerance_text(tolerance: Tolerance, metric: str) -> str:
 
 
 @dataclass
+class DeviceEntry:
+    """A model's budget on one device: estimates recorded by update, a limit and a tolerance
+    written by hand (an update never changes those)."""
+
+    figures: dict[str, float] = field(default_factory=dict)     # recorded: latency_ms, energy_mj
+    limit: dict[str, float] = field(default_factory=dict)
+    limit_text: dict[str, str] = field(default_factory=dict)
+    tolerance: dict[str, Tolerance] = field(default_factory=dict)
+
+    @property
+    def hand_written(self) -> bool:
+        return bool(self.limit or self.tolerance)
+
+
+@dataclass(frozen=True)
+class CustomDevice:
+    """A device profile defined in the budget file's `devices:` section. Only its YAML is kept
+    here (the budget package does not read profiles): `node` for the reader of profiles, whose
+    errors then name the budget file's lines; `text` to write the section back as it was."""
+
+    name: str
+    node: object  # a yaml MappingNode
+    key: str      # its dotted key in the file, e.g. "devices.my-board"
+
+
+@dataclass
 class ModelEntry:
     name: str
     inputs: Optional[dict[str, list[int]]] = None              # recorded by update
@@ -179,6 +242,7 @@ class ModelEntry:
     tolerance: dict[str, Tolerance] = field(default_factory=dict)  # hand-written, per model
     total: dict[str, int] = field(default_factory=dict)         # recorded totals
     layers: dict[str, int] = field(default_factory=dict)        # recorded per-layer MACs
+    devices: dict[str, DeviceEntry] = field(default_factory=dict)  # per device name
     rules: Optional[int] = None  # counting rules it was recorded under, when not the file's
     partial: bool = False  # recorded with ops that could not be counted: the totals are lower bounds
 
@@ -190,6 +254,8 @@ class Budget:
     default_tolerance: dict[str, Tolerance] = field(default_factory=dict)
     models: dict[str, ModelEntry] = field(default_factory=dict)
     rules: Optional[int] = None  # the file's counting rules; None: not recorded (the first version)
+    custom_devices: dict[str, CustomDevice] = field(default_factory=dict)
+    custom_devices_text: str = ""  # the `devices:` section as written, comments included
 
     def rules_of(self, model: str) -> int:
         """The counting rules the model's entry was recorded under."""
@@ -198,14 +264,17 @@ class Budget:
             return entry.rules
         return self.rules if self.rules is not None else FIRST_VERSION
 
-    def tolerance_for(self, model: str, metric: str) -> Tolerance:
+    def tolerance_for(self, model: str, metric: str, device: str = "") -> Tolerance:
         """The metric's own tolerance, the model's then the default one; then (for layers,
-        layer_macs falls back to macs) the same for the fallbacks, the one for every metric last."""
+        layer_macs falls back to macs) the same for the fallbacks, the one for every metric last.
+        A device's estimates look in the model's entry for that device first."""
         entry = self.models.get(model)
         own = entry.tolerance if entry is not None else {}
+        device_entry = entry.devices.get(device) if entry is not None and device else None
+        scopes = ([device_entry.tolerance] if device_entry is not None else []) + [own, self.default_tolerance]
         lookup = ([metric] if metric != LAYER_METRIC else [LAYER_METRIC, "macs"]) + [EVERY_METRIC]
         for key in lookup:
-            for tolerances in (own, self.default_tolerance):
+            for tolerances in scopes:
                 if key in tolerances:
                     return tolerances[key]
         return ZERO_TOLERANCE

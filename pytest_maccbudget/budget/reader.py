@@ -10,12 +10,16 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from ..rules import FIRST_VERSION, RULES_VERSION
 from ..units import (
     BYTES_KIND,
+    MS_KIND,
+    parse_quantity,
     parse_whole_quantity,
 )
 from .errors import BudgetError
 from .yaml_nodes import TooComplex, compose
 from .model import (
     DEFAULTS_KEYS,
+    DEVICE_ENTRY_KEYS,
+    DEVICE_METRICS,
     EVERY_METRIC,
     LAYER_KEYS,
     MODEL_KEYS,
@@ -24,6 +28,8 @@ from .model import (
     TOP_KEYS,
     TOTAL_METRICS,
     Budget,
+    CustomDevice,
+    DeviceEntry,
     ModelEntry,
     Tolerance,
     metric_kind,
@@ -186,6 +192,9 @@ class _Reader:
                 budget.rules = self.rules(node, "rules")
             elif name == "defaults":
                 budget.default_tolerance = self.defaults(node)
+            elif name == "devices":
+                budget.custom_devices = self.custom_devices(node)
+                budget.custom_devices_text = self.section_text(root, name, node)
             else:
                 budget.models = self.models(node)
         return budget
@@ -217,11 +226,11 @@ class _Reader:
             tolerance = self.tolerances(value, _join("defaults", name))
         return tolerance
 
-    def tolerances(self, node: Node, key: str) -> dict[str, Tolerance]:
+    def tolerances(self, node: Node, key: str, keys: tuple[str, ...] = (EVERY_METRIC,) + TOLERANCE_KEYS
+                   ) -> dict[str, Tolerance]:
         """`tolerance: 2%` (every metric) or a mapping: {macs: '2% and 1M', all: 1%, ...}."""
         if isinstance(node, ScalarNode) and not _is_null(node):
             return {EVERY_METRIC: self.tolerance(node, key, EVERY_METRIC)}
-        keys = (EVERY_METRIC,) + TOLERANCE_KEYS
         expected = f"a tolerance for every metric such as 2%, or a mapping of metric to tolerance ({', '.join(keys)})"
         return {metric: self.tolerance(value_node, _join(key, metric), metric)
                 for metric, value_node in self.section(node, key, keys, expected)}
@@ -234,6 +243,27 @@ class _Reader:
             return parse_tolerance(value, metric, node.value)
         except BudgetError as exc:
             raise self.error(node, key, exc.message) from None
+
+    def custom_devices(self, node: Node) -> dict[str, CustomDevice]:
+        """Device profiles defined in the budget file: name -> profile mapping (read by the
+        devices package when a test uses one, so that a typo in one breaks only its users)."""
+        devices: dict[str, CustomDevice] = {}
+        for name, value in self.section(node, "devices", None, "a mapping of device name to device profile"):
+            key = _join("devices", name)
+            if not isinstance(value, MappingNode):
+                raise self.error(value, key, f"expected a device profile (a mapping with peak_macs_per_s, "
+                                             f"memory_bandwidth, ...), got {_describe(value)}")
+            devices[name] = CustomDevice(name=name, node=value, key=key)
+        return devices
+
+    def section_text(self, root: Node, name: str, value: Node) -> str:
+        """A top-level section as written (from its key to the end of its value): the writer
+        puts it back unchanged, comments and all."""
+        key_node = next(key for key, item in root.value if item is value)
+        if key_node.start_mark.column == 0:
+            return self.text[key_node.start_mark.index:value.end_mark.index].rstrip()
+        # a flow-style file ({version: 1, devices: {...}}): the section's value on a line of its own
+        return f"{name}: " + self.text[value.start_mark.index:value.end_mark.index].strip()
 
     def models(self, node: Node) -> dict[str, ModelEntry]:
         models: dict[str, ModelEntry] = {}
@@ -258,6 +288,8 @@ class _Reader:
                 entry.tolerance = self.tolerances(value, field_key)
             elif field_name == "total":
                 entry.total = self.totals(value, field_key)
+            elif field_name == "devices":
+                entry.devices = self.device_entries(value, field_key)
             else:
                 entry.layers = self.layers(value, field_key)
         return entry
@@ -306,6 +338,41 @@ class _Reader:
         expected = f"a mapping of metric to number ({', '.join(TOTAL_METRICS)})"
         return {metric: self.amount(value, _join(key, metric), metric)
                 for metric, value in self.section(node, key, TOTAL_METRICS, expected)}
+
+    def device_entries(self, node: Node, key: str) -> dict[str, DeviceEntry]:
+        return {device: self.device_entry(value, _join(key, device))
+                for device, value in self.section(node, key, None, "a mapping of device name to its estimates")}
+
+    def device_entry(self, node: Node, key: str) -> DeviceEntry:
+        entry = DeviceEntry()
+        expected = f"a mapping with keys {', '.join(DEVICE_ENTRY_KEYS)}"
+        for name, value in self.section(node, key, DEVICE_ENTRY_KEYS, expected):
+            field_key = _join(key, name)
+            if name == "limit":
+                for metric, limit_node in self.section(value, field_key, DEVICE_METRICS,
+                                                       f"a mapping of metric to limit ({', '.join(DEVICE_METRICS)})"):
+                    entry.limit[metric] = self.estimate(limit_node, _join(field_key, metric), metric)
+                    entry.limit_text[metric] = limit_node.value
+            elif name == "tolerance":
+                entry.tolerance = self.tolerances(value, field_key, (EVERY_METRIC,) + DEVICE_METRICS)
+            else:
+                entry.figures[name] = self.estimate(value, field_key, name)
+        return entry
+
+    def estimate(self, node: Node, key: str, metric: str) -> float:
+        """A latency in ms or an energy in mJ: a number, or one with its unit (800us, 20nJ)."""
+        kind = metric_kind(metric)
+        example = "12 or 800us" if kind == MS_KIND else "3.2 or 450uJ"
+        value = self.scalar(node, key, f"a number such as {example}")
+        if value is None or isinstance(value, bool) or not isinstance(value, (int, float, str)):
+            raise self.error(node, key, f"expected a number such as {example}, got {_describe(node)}")
+        try:
+            number = parse_quantity(value, kind)
+        except ValueError as exc:
+            raise self.error(node, key, str(exc)) from None
+        if number < 0:
+            raise self.error(node, key, f"expected a non-negative number, got {node.value!r}")
+        return float(number)
 
     def layers(self, node: Node, key: str) -> dict[str, int]:
         layers: dict[str, int] = {}

@@ -6,7 +6,7 @@ from typing import Iterable, Optional
 
 from ..rules import RULES_VERSION
 from .compare import Measurement, inputs_as_lists, ops_phrase
-from .model import TOTAL_METRICS, Budget, ModelEntry, format_metric
+from .model import DEVICE_METRICS, TOTAL_METRICS, Budget, DeviceEntry, ModelEntry, format_metric
 
 
 PARTIAL_HOW = ("To record what can be counted as a partial entry (lower bounds, `partial: true`), set the ini key "
@@ -29,12 +29,46 @@ def _refusal(measured: Measurement, entry: Optional[ModelEntry]) -> Optional[str
     if entry is None:
         return None
     over = [m for m in TOTAL_METRICS if m in entry.limit and (measured.total.get(m) or 0) > entry.limit[m]]
-    if not over:
+    details = [f"{m} {format_metric(m, measured.total[m])} ({measured.total[m]}) is over its limit "
+               f"{entry.limit_text.get(m, str(entry.limit[m]))} ({format_metric(m, entry.limit[m])})" for m in over]
+    details += _devices_over_limit(measured, entry)
+    if not details:
         return None
-    details = "; ".join(
-        f"{m} {format_metric(m, measured.total[m])} ({measured.total[m]}) is over its limit "
-        f"{entry.limit_text.get(m, str(entry.limit[m]))} ({format_metric(m, entry.limit[m])})" for m in over)
-    return f"refused to record model {measured.name!r}: {details}; {kept}"
+    return f"refused to record model {measured.name!r}: {'; '.join(details)}; {kept}"
+
+
+def _devices_over_limit(measured: Measurement, entry: ModelEntry) -> list[str]:
+    details = []
+    for device, figures in sorted(measured.devices.items()):
+        recorded = entry.devices.get(device)
+        for metric in DEVICE_METRICS:
+            value = figures.figure(metric)
+            if recorded is None or metric not in recorded.limit or value is None or value <= recorded.limit[metric]:
+                continue
+            details.append(f"{metric} on {device} {format_metric(metric, value)} is over its limit "
+                           f"{recorded.limit_text.get(metric, str(recorded.limit[metric]))}")
+    return details
+
+
+def _recorded_devices(measured: Measurement, entry: ModelEntry, messages: list[str]) -> dict[str, DeviceEntry]:
+    """The entry's devices with this measurement's estimates: a device no longer estimated
+    keeps only what its owner wrote (limit, tolerance); an estimate that could not be made is
+    left out, and said."""
+    devices: dict[str, DeviceEntry] = {}
+    for device in sorted(set(entry.devices) | set(measured.devices)):
+        before = entry.devices.get(device) or DeviceEntry()
+        figures = measured.devices.get(device)
+        recorded: dict[str, float] = {}
+        if figures is not None:
+            recorded = {m: figures.figure(m) for m in DEVICE_METRICS if figures.figure(m) is not None}
+            unknown = [m for m in DEVICE_METRICS if figures.figure(m) is None]
+            if unknown:
+                messages.append(f"model {measured.name!r}: {' and '.join(unknown)} on {device} could not be estimated "
+                                f"({figures.unknown_reason or 'unknown layers'}); not recorded")
+        if recorded or before.hand_written:
+            devices[device] = DeviceEntry(figures=recorded, limit=dict(before.limit), limit_text=dict(before.limit_text),
+                                          tolerance=dict(before.tolerance))
+    return devices
 
 
 def update_budget(budget: Budget, measurements: Iterable[Measurement], *, new_only: bool = False,
@@ -60,6 +94,7 @@ def update_budget(budget: Budget, measurements: Iterable[Measurement], *, new_on
         entry.inputs = inputs_as_lists(measured.inputs)
         entry.total = {m: int(measured.total[m]) for m in TOTAL_METRICS if measured.total.get(m) is not None}
         entry.layers = {key: int(value) for key, value in sorted(measured.layers.items()) if value is not None}
+        entry.devices = _recorded_devices(measured, entry, messages)
         entry.partial = measured.partial
         updated.models[measured.name] = entry
         recorded_by[measured.name] = measured.nodeid

@@ -8,7 +8,10 @@ from typing import Iterable, Optional
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode
 
+from decimal import Decimal
+
 from ..units import (
+    parse_quantity,
     parse_whole_quantity,
 )
 from ..atomic import write_atomically
@@ -19,7 +22,9 @@ from .model import (
     TOLERANCE_KEYS,
     TOTAL_METRICS,
     UPDATE_COMMAND,
+    DEVICE_METRICS,
     Budget,
+    DeviceEntry,
     ModelEntry,
     Tolerance,
     metric_kind,
@@ -117,6 +122,43 @@ def _limit_text(entry: ModelEntry, metric: str) -> str:
     return str(value)
 
 
+def _estimate_text(value: float) -> str:
+    """A recorded estimate as a plain decimal (never 1e-05, which YAML reads as text)."""
+    return format(Decimal(repr(float(value))), "f")
+
+
+def _device_limit_text(device: DeviceEntry, metric: str) -> str:
+    value = device.limit[metric]
+    text = device.limit_text.get(metric)
+    if text is not None:
+        try:
+            if parse_quantity(text, metric_kind(metric)) == value:
+                return _value_text(text)
+        except ValueError:
+            pass
+    return _estimate_text(value)
+
+
+def _device_lines(indent: str, devices: dict[str, DeviceEntry]) -> list[str]:
+    """`devices:` with one flow line per device; a device with a limit or a tolerance gets a
+    block of its own, those first, as they were written."""
+    lines = [f"{indent}devices:"]
+    for name in sorted(devices):
+        device = devices[name]
+        figures = [(m, _estimate_text(device.figures[m])) for m in DEVICE_METRICS if m in device.figures]
+        if not device.hand_written:
+            lines.extend(_block_entry(indent + "  ", name, _flow(figures)))
+            continue
+        lines.extend(_block_entry(indent + "  ", name, ""))
+        inner = indent + "    "
+        if device.limit:
+            lines.append(f"{inner}limit: {_flow((m, _device_limit_text(device, m)) for m in DEVICE_METRICS if m in device.limit)}")
+        if device.tolerance:
+            lines.append(f"{inner}tolerance: {_tolerance_flow(device.tolerance)}")
+        lines.extend(f"{inner}{metric}: {text}" for metric, text in figures)
+    return lines
+
+
 def _tolerance_flow(tolerances: dict[str, Tolerance]) -> str:
     """`2%` when one tolerance covers every metric, else {all: 1%, macs: 2% and 1M, ...}."""
     if set(tolerances) == {EVERY_METRIC}:
@@ -158,6 +200,8 @@ def _model_lines(name: str, entry: ModelEntry) -> list[str]:
         body.append(f"{inner}tolerance: {_tolerance_flow(entry.tolerance)}")
     if entry.total:
         body.extend(_total_lines(inner, entry.total))
+    if entry.devices:
+        body.extend(_device_lines(inner, entry.devices))
     if entry.layers:
         body.append(f"{inner}layers:")
         for key in sorted(entry.layers):
@@ -177,6 +221,8 @@ def dump_budget(budget: Budget) -> str:
     if budget.default_tolerance:
         lines.append("defaults:")
         lines.append(f"  tolerance: {_tolerance_flow(budget.default_tolerance)}")
+    if budget.custom_devices_text:
+        lines.extend(budget.custom_devices_text.splitlines())
     if not budget.models:
         lines.append("models: {}")
     else:
