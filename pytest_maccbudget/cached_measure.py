@@ -7,7 +7,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any, Optional, Sequence
 
 if TYPE_CHECKING:
     from .budget import Measurement
@@ -22,7 +22,7 @@ class CacheKey:
     hit: Optional[dict[str, Any]]  # the cached measurement (without name and test) on a hit
 
 
-def cache_lookup(state: "BudgetSession", model: Any, inputs: Any) -> Optional[CacheKey]:
+def cache_lookup(state: "BudgetSession", model: Any, inputs: Any, devices: Sequence[Any] = ()) -> Optional[CacheKey]:
     """The model's cache key and, when its entry is still good, the cached measurement; None
     when the model cannot be cached (no cache, not a torch module, inputs the export will
     refuse, Python < 3.11)."""
@@ -40,7 +40,12 @@ def cache_lookup(state: "BudgetSession", model: Any, inputs: Any) -> Optional[Ca
         fingerprint = static_fingerprint(model, specs, isinstance(inputs, Mapping))
     except (InputSpecError, Exception):  # noqa: BLE001  (the export reports a bad model; the cache steps aside)
         return None
-    key = cache_key(environment(state.settings.exporter), fingerprint)
+    settings = environment(state.settings.exporter)
+    if devices:  # the estimates depend on the device profiles too
+        from .device_estimates import devices_fingerprint
+
+        settings["devices"] = devices_fingerprint(devices)
+    key = cache_key(settings, fingerprint)
     hit = cache.lookup(key)
     state.cache_stats.record(hit is not None, cache.stale_reasons.get(key))
     return CacheKey(key, specs, isinstance(inputs, Mapping), None if hit is None else hit.measurement)
@@ -58,6 +63,8 @@ def cache_store(state: "BudgetSession", key: CacheKey, model: Any, measurement: 
     data = measurement.to_json()
     cached = {field: data[field] for field in ("inputs", "total", "layers", "unknown_ops")}
     cached["partial"] = measurement.partial
+    if "devices" in data:
+        cached["devices"] = data["devices"]
     state.cache.store(key.key, cached, record)
 
 

@@ -2,6 +2,9 @@
 
     maccbudget profile MODEL.onnx [--input NAME=DIMS ...] [--batch N]
                                   [--format table|json|markdown|csv] [--top N] [--all] [--strict]
+                                  [--device NAME|PROFILE.yaml] [--dtype fp32|fp16|int8]
+    maccbudget devices [--format table|json] [--show NAME]
+    maccbudget calibrate MODEL.onnx... --output PROFILE.yaml [--name NAME] [--format table|json]
 
 Exit codes: 0 profiled; 1 --strict and some ops could not be costed; 2 bad usage or a model
 that cannot be profiled (one line on stderr, never a traceback; --debug shows it).
@@ -135,6 +138,11 @@ def _add_profile_parser(subparsers: argparse._SubParsersAction, name: str) -> No
                      help=f"stop profiling after this long, exit 2 (default: {DEFAULT_TIMEOUT_S:g})")
     sub.add_argument("--memory-limit", type=memory_limit, default=DEFAULT_MEMORY_BYTES, metavar="SIZE",
                      help="address space the profiling may use, e.g. 4GB, or none (default: 16GiB)")
+    sub.add_argument("--device", metavar="NAME|PROFILE.yaml",
+                     help="add each layer's latency, energy and bound on this device (`maccbudget devices` lists "
+                          "the built-in ones; or a profile file, e.g. from `maccbudget calibrate`)")
+    sub.add_argument("--dtype", choices=("fp32", "fp16", "int8"),
+                     help="with --device: compute every layer in this dtype (default: the dtype of its weights)")
 
 
 # --- commands -----------------------------------------------------------------------------
@@ -144,10 +152,21 @@ def _run_profile(args: argparse.Namespace) -> int:
     from .profile_report import coverage_line, render
     from .units import plural
 
+    device = _device(args.device) if args.device else None
+    if args.dtype and device is None:
+        _error("--dtype needs --device")
+        return EXIT_ERROR
     # in a child process: onnx's C++ can abort or hang on a hostile graph; this process then
     # prints its one line and exits 2
     profile = _profile(args)
-    _write(sys.stdout, render(profile, args.format, top=args.top, show_all=args.show_all))
+    if device is None:
+        _write(sys.stdout, render(profile, args.format, top=args.top, show_all=args.show_all))
+    else:
+        from .devices import estimate
+        from .devices.report import render_profile
+
+        model_estimate = estimate(profile, device, dtype=args.dtype, model_path=args.model)
+        _write(sys.stdout, render_profile(profile, model_estimate, args.format, top=args.top, show_all=args.show_all))
     if args.format == "csv":  # CSV has no room for these: say them on stderr
         for note in profile.notes:
             print(f"{PROG}: note: {note}", file=sys.stderr)
@@ -181,6 +200,132 @@ def _profile(args: argparse.Namespace) -> Any:
 
 class _Reported(Exception):
     """An error whose message is already the one line to print."""
+
+
+def _device(name_or_path: str) -> Any:
+    from .devices import DeviceError, load_device
+
+    try:
+        return load_device(name_or_path)
+    except DeviceError as error:
+        raise _Reported(str(error)) from None
+
+
+def _add_devices_parser(subparsers: argparse._SubParsersAction, name: str) -> None:
+    from .devices.report import DEVICE_FORMATS
+
+    sub = subparsers.add_parser(
+        name,
+        help="list the built-in device profiles for `profile --device`",
+        description="The built-in device profiles: name, class, fp32 peak, memory bandwidth and where the figures "
+                    "come from (docs/devices.md gives every source).",
+        epilog="Exit codes: 0 ok, 2 an unknown name for --show.",
+    )
+    sub.add_argument("--format", choices=DEVICE_FORMATS, default="table", help="output format (default: table)")
+    sub.add_argument("--show", metavar="NAME", help="print this built-in profile as YAML, to start a profile of your own")
+
+
+def _run_devices(args: argparse.Namespace) -> int:
+    from .devices.catalog import BUILTIN_NAMES, builtin_devices, builtin_text
+    from .devices.report import render_devices
+
+    if args.show is not None:
+        if args.show not in BUILTIN_NAMES:
+            _error(f"no built-in device {args.show!r}; built-in devices: {', '.join(BUILTIN_NAMES)}")
+            return EXIT_ERROR
+        _write(sys.stdout, builtin_text(args.show))
+        return EXIT_OK
+    _write(sys.stdout, render_devices(builtin_devices(), args.format))
+    return EXIT_OK
+
+
+def _add_calibrate_parser(subparsers: argparse._SubParsersAction, name: str) -> None:
+    from .devices.report import DEVICE_FORMATS
+
+    sub = subparsers.add_parser(
+        name,
+        help="time models with onnxruntime on this machine and fit a device profile to them",
+        description="Run each model with onnxruntime (CPU), time it (warm-up runs, then the median of timed runs) and "
+                    "each of its nodes (onnxruntime's profiler), fit the profile's peak, bandwidth, overheads and "
+                    "per-op-class efficiencies, write the profile and print predicted against measured times. "
+                    "Needs onnxruntime: pip install 'pytest-maccbudget[calibrate]'.",
+        epilog="Exit codes: 0 ok, 2 onnxruntime missing, a model that cannot be run or profiled, or measurements "
+               "that cannot determine a profile.",
+    )
+    sub.add_argument("models", metavar="MODEL.onnx", nargs="+", help="models to time (several, of different kinds)")
+    sub.add_argument("--output", required=True, metavar="PROFILE.yaml", help="write the fitted profile here")
+    sub.add_argument("--name", help="the profile's name (default: the output file's name without .yaml)")
+    sub.add_argument("--format", choices=DEVICE_FORMATS, default="table", help="output format (default: table)")
+    sub.add_argument("--input", dest="inputs", metavar="NAME=DIMS", action="append", type=parse_input_spec, default=[],
+                     help="dims of an input or value of a symbolic dim, for every model; repeatable")
+    sub.add_argument("--runs", type=positive_int, default=20, metavar="N", help="timed runs per model (default: 20)")
+    sub.add_argument("--warmup", type=positive_int, default=5, metavar="N", help="warm-up runs per model (default: 5)")
+    sub.add_argument("--threads", type=positive_int, metavar="N",
+                     help="onnxruntime's intra-op threads (default: onnxruntime's own choice)")
+    sub.add_argument("--cpu-clock", action="store_true",
+                     help="time the CPU of the thread running the model instead of the wall clock: steadier on a "
+                          "shared machine; needs --threads 1")
+    sub.add_argument("--cache", type=memory_limit, metavar="SIZE",
+                     help="last-level cache size, e.g. 32MiB: layers whose bytes fit get a bandwidth of their own")
+    sub.add_argument("--base", metavar="NAME|PROFILE.yaml",
+                     help="take the energy figures (which timing cannot measure) and the class from this profile")
+
+
+def _run_calibrate(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .devices.calibrate import CalibrationError, calibrate_device, compare
+    from .devices.profiles import dump_device
+    from .devices.report import render_calibration
+    from .devices.timing import TimingError, onnxruntime_module
+
+    if args.cpu_clock and args.threads != 1:
+        _error("--cpu-clock measures one thread: add --threads 1")
+        return EXIT_ERROR
+    base = _device(args.base) if args.base else None
+    try:
+        ort = onnxruntime_module()
+        measured = [_measured(model, args) for model in args.models]
+        name = args.name or Path(args.output).stem
+        clock = "the CPU clock of its thread" if args.cpu_clock else "the wall clock"
+        threads = f"{args.threads} intra-op thread(s)" if args.threads else "onnxruntime's default threads"
+        source = (f"maccbudget calibrate on {len(measured)} model(s), onnxruntime {ort.__version__} CPU, {threads}, "
+                  f"{clock}, median of {args.runs} runs")
+        device, _ = calibrate_device(measured, name=name, cache_bytes=args.cache, base=base,
+                                     description=f"calibrated from {', '.join(Path(m).name for m in args.models)}",
+                                     source=source)
+    except (TimingError, CalibrationError) as error:
+        _error(str(error))
+        return EXIT_ERROR
+    Path(args.output).write_text(dump_device(device, header=f"Written by {PROG} calibrate: {source}."), encoding="utf-8")
+    models, classes = compare(measured, device)
+    _write(sys.stdout, render_calibration(device, models, classes, args.format, written_to=args.output))
+    return EXIT_OK
+
+
+def _measured(model: str, args: argparse.Namespace) -> Any:
+    from .devices.calibrate import Measured
+    from .devices.timing import time_model
+    from .isolation import DEFAULT_MEMORY_BYTES, DEFAULT_TIMEOUT_S
+
+    profile_args = argparse.Namespace(model=model, inputs=_inputs_of(model, args.inputs), batch=None,
+                                      debug=args.debug, timeout=DEFAULT_TIMEOUT_S, memory_limit=DEFAULT_MEMORY_BYTES)
+    profile = _profile(profile_args)
+    timing = time_model(model, profile.inputs, runs=args.runs, warmup=args.warmup, threads=args.threads,
+                        cpu_clock=args.cpu_clock)
+    groups = tuple((group.group.layers, group.median_ms / 1e3) for group in timing.groups)
+    return Measured(profile, timing.latency_ms / 1e3, groups)
+
+
+def _inputs_of(model: str, inputs: Sequence[tuple[str, InputValue]]) -> list[tuple[str, InputValue]]:
+    """The --input specs that name an input or a symbolic dim of this model (calibrate's specs
+    apply to every model that has them)."""
+    from .engine.loader import load_skeleton
+
+    graph = load_skeleton(model).graph
+    names = {value.name for value in graph.input}
+    names |= {dim.dim_param for value in graph.input for dim in value.type.tensor_type.shape.dim if dim.dim_param}
+    return [(name, value) for name, value in inputs if name in names]
 
 
 def _add_merge_parser(subparsers: argparse._SubParsersAction, name: str) -> None:
@@ -284,6 +429,8 @@ _COMMANDS: dict[str, tuple[Callable[[argparse._SubParsersAction, str], None], Ha
     "profile": (_add_profile_parser, _run_profile),
     "merge": (_add_merge_parser, _run_merge),
     "history": (_add_history_parser, _run_history),
+    "devices": (_add_devices_parser, _run_devices),
+    "calibrate": (_add_calibrate_parser, _run_calibrate),
 }
 
 

@@ -13,11 +13,13 @@ MARKER = "macc_budget"
 CAPTURED = pytest.StashKey[Any]()  # a marked test's return value
 
 
-def macc_budget(name: str, inputs: Optional[object] = None, model: Optional[object] = None) -> None:
+def macc_budget(name: str, inputs: Optional[object] = None, model: Optional[object] = None,
+                devices: Optional[object] = None) -> None:
     """check this model's MACs, FLOPs, parameters and peak activation memory against the budget
     file under --macc-budget. The model is the test's return value, or model= (a path to an .onnx
     file or a zero-argument factory). inputs: shapes like [(1, 3, 224, 224)], (shape, dtype) pairs,
-    example tensors, or a dict of them by input name."""
+    example tensors, or a dict of them by input name. devices: device profiles to estimate its
+    latency and energy on, instead of ini macc_budget_devices ([] for none)."""
 
 
 MARKER_KWARGS = tuple(inspect.signature(macc_budget).parameters)[1:]
@@ -45,6 +47,9 @@ def validate_marker(item: pytest.Item, marker: pytest.Mark) -> str:
     model = marker.kwargs.get("model")
     if model is not None and not (callable(model) or looks_like_onnx_path(model)):
         raise MarkerError(f"{where}: model= must be a path to an .onnx file or a zero-argument factory, got {model!r}")
+    devices = marker.kwargs.get("devices")
+    if devices is not None and not (isinstance(devices, (list, tuple)) and all(isinstance(d, str) for d in devices)):
+        raise MarkerError(f"{where}: devices= must be a list of device names or profile files, got {devices!r}")
     if marker.kwargs.get("inputs") is not None:
         from .export import InputSpecError, parse_inputs
 

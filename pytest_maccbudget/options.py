@@ -85,6 +85,9 @@ def add_options(parser: pytest.Parser) -> None:
                   "(default: 600)", default="600")
     parser.addini("macc_budget_profile_memory", "memory (address space) the profiling process may use, e.g. 16GB, "
                   "or none (default: 16GiB)", default="16GiB")
+    parser.addini("macc_budget_devices", "devices to estimate latency and energy on, one per line: a built-in profile "
+                  "(`maccbudget devices` lists them), a profile in the budget file's devices: section, or a profile "
+                  "YAML file relative to the rootdir (default: none)", type="linelist", default=[])
     parser.addini("macc_budget_strict", "fail models that got cheaper than their budget (default: false)",
                   type="bool", default=False)
 
@@ -110,6 +113,7 @@ class Settings:
     use_cache: bool = True  # the measurement cache (off with --macc-budget-no-cache)
     profile_timeout_s: float = 600.0   # a graph that takes longer fails its test (onnx can hang on a hostile one)
     profile_memory_bytes: Optional[int] = 16 * 2**30  # the profiling process's address space; None: no limit
+    devices: tuple[str, ...] = ()  # ini macc_budget_devices: profiles every model is estimated on
     update_command: str = UPDATE_COMMAND          # re-records what this run selected, the user's flags kept
     suite_update_command: str = UPDATE_COMMAND    # the same over the whole suite (no -k, -m, paths)
 
@@ -137,6 +141,7 @@ class Settings:
             use_cache=not config.getoption("macc_budget_no_cache"),
             profile_timeout_s=_seconds(config, "macc_budget_profile_timeout"),
             profile_memory_bytes=_bytes_or_none(config, "macc_budget_profile_memory"),
+            devices=tuple(str(line).strip() for line in config.getini("macc_budget_devices") if str(line).strip()),
             update_command=update_command(config.invocation_params.args),
             suite_update_command=update_command(config.invocation_params.args, whole_suite=True,
                                                 positional=_positional_args(config)),

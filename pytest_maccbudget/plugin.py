@@ -47,6 +47,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
     state = BudgetSession(settings, read_budget(settings), is_worker=hasattr(config, "workerinput"))
     state.cache = open_cache(config, settings)
+    state.resolve_default_devices()
     if settings.base_ref and not state.is_worker:
         state.read_base()
     config.stash[_STATE] = state
@@ -175,7 +176,7 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> Iterator[None]:
     if state is not None:
         from .session import check_model
 
-        check_model(state, pyfuncitem, marker.args[0], model, marker.kwargs.get("inputs"))
+        check_model(state, pyfuncitem, marker.args[0], model, marker.kwargs.get("inputs"), marker.kwargs.get("devices"))
     return result
 
 
@@ -185,14 +186,16 @@ class MaccBudgetFixture:
     def __init__(self, item: pytest.Item) -> None:
         self._item = item
 
-    def check(self, model: Any, inputs: Any = None, name: Optional[str] = None) -> None:
+    def check(self, model: Any, inputs: Any = None, name: Optional[str] = None,
+              devices: Optional[list[str]] = None) -> None:
         """Export (if needed), profile and compare `model` with its budget entry `name`
-        (default: the test's name). Does nothing unless --macc-budget is on."""
+        (default: the test's name); `devices` replaces ini macc_budget_devices for it. Does
+        nothing unless --macc-budget is on."""
         state = self._item.config.stash.get(_STATE, None)
         if state is not None:
             from .session import check_model
 
-            check_model(state, self._item, name or self._item.name, model, inputs)
+            check_model(state, self._item, name or self._item.name, model, inputs, devices)
 
 
 @pytest.fixture

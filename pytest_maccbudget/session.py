@@ -24,6 +24,7 @@ from .terminal_summary import NOT_ALL_SELECTED, budget_summary_lines, render_lay
 from .units import LIST_LIMIT, capped_list, format_count, plural
 
 if TYPE_CHECKING:
+    from .devices.profiles import Device
     from .export import ExportedModel
     from .cached_measure import CacheStats
     from .isolation import IsolatedProfiler
@@ -105,6 +106,8 @@ class BudgetSession:
     errors: list[dict[str, str]] = field(default_factory=list)  # checks that failed before measuring
     cache: Optional["MeasureCache"] = None  # None: no cache dir (-p no:cacheprovider) or --macc-budget-no-cache
     cache_stats: "CacheStats" = field(default_factory=lambda: _new_cache_stats())
+    default_devices: tuple["Device", ...] = ()  # ini macc_budget_devices
+    _marker_devices: dict[tuple[str, tuple[str, ...]], tuple["Device", ...]] = field(default_factory=dict)
     _workdir: Optional[Path] = None
     _recorder: Optional["ConstructionRecorder"] = None
     _profiler: Optional["IsolatedProfiler"] = None
@@ -147,6 +150,40 @@ class BudgetSession:
             self._profiler.close()
         if self._workdir is not None:
             shutil.rmtree(self._workdir, ignore_errors=True)
+
+    def resolve_default_devices(self) -> None:
+        """The ini's devices, read once: a name or file that cannot be read stops the run."""
+        if not self.settings.devices:
+            return
+        from .device_estimates import DeviceSpecError, resolve_devices
+
+        try:
+            self.default_devices = resolve_devices(self.settings.devices, self.budget, self.settings.rootdir,
+                                                   "ini macc_budget_devices")
+        except DeviceSpecError as error:
+            raise pytest.UsageError(f"pytest-maccbudget: {error}") from None
+
+    def devices_for(self, item: pytest.Item, specs: Optional[Any]) -> tuple["Device", ...]:
+        """The devices a check estimates on: its own (marker devices=, relative paths from the
+        test's file), else the ini's. A device that cannot be read fails that test."""
+        if specs is None:
+            return self.default_devices
+        if not isinstance(specs, (list, tuple)) or not all(isinstance(spec, str) for spec in specs):
+            pytest.fail(neutralise(f"devices= must be a list of device names or profile files, got {specs!r}"),
+                        pytrace=False)
+        base_dir = Path(getattr(item, "path", self.settings.rootdir)).parent
+        key = (str(base_dir), tuple(specs))
+        if key not in self._marker_devices:
+            from .device_estimates import DeviceSpecError, resolve_devices
+
+            problem = ""
+            try:
+                self._marker_devices[key] = resolve_devices(specs, self.budget, base_dir, "devices=")
+            except DeviceSpecError as error:
+                problem = str(error)
+            if problem:  # failed outside the except block: one message, not a chain
+                pytest.fail(neutralise(problem), pytrace=False)
+        return self._marker_devices[key]
 
     def read_base(self) -> None:
         """The budget file at the merge-base of HEAD and --macc-budget-base (never rebuilt)."""
@@ -204,9 +241,11 @@ class BudgetSession:
         self.checked_by[name] = nodeid
 
 
-def check_model(state: BudgetSession, item: pytest.Item, name: str, model: Any, inputs: Any) -> None:
+def check_model(state: BudgetSession, item: pytest.Item, name: str, model: Any, inputs: Any,
+                devices: Optional[Any] = None) -> None:
     state.claim_name(name, item.nodeid)
-    measurement = _as_checked(_measure(state, item, name, model, inputs), state.settings)
+    targets = state.devices_for(item, devices)
+    measurement = _as_checked(_measure(state, item, name, model, inputs, targets), state.settings)
     settings = state.settings
     comparison = compare(state.budget, measurement, strict=settings.strict, missing_fails=settings.missing_fails,
                          update_command=settings.update_command)
@@ -227,9 +266,14 @@ def _add_junit_properties(item: pytest.Item, measurement: Measurement, compariso
     item.user_properties.append(("macc_budget.status", comparison.status))
     for metric, value in measurement.total.items():
         item.user_properties.append((f"macc_budget.{metric}", "unknown" if value is None else value))
+    for device, figures in measurement.devices.items():
+        for metric in ("latency_ms", "energy_mj"):
+            value = figures.figure(metric)
+            item.user_properties.append((f"macc_budget.{device}.{metric}", "unknown" if value is None else value))
     for change in comparison.metrics:
         if change.old is not None:
-            item.user_properties.append((f"macc_budget.budget_{change.metric}", change.old))
+            prefix = f"{change.device}." if change.device else ""
+            item.user_properties.append((f"macc_budget.{prefix}budget_{change.metric}", change.old))
 
 
 def _headline(name: str, failures: list[str], comparison: "Comparison") -> str:
@@ -252,17 +296,18 @@ def _report_section(failures: list[str], comparison: "Comparison") -> list[str]:
     return lines
 
 
-def _measure(state: BudgetSession, item: pytest.Item, name: str, model: Any, inputs: Any) -> "Measurement":
-    """The model's measurement: from the cache when its computation did not change, else by
-    exporting and profiling it (and then stored in the cache)."""
+def _measure(state: BudgetSession, item: pytest.Item, name: str, model: Any, inputs: Any,
+             devices: tuple["Device", ...]) -> "Measurement":
+    """The model's measurement: from the cache when its computation (and the devices it is
+    estimated on) did not change, else by exporting and profiling it (and then stored in the cache)."""
     from .cached_measure import cache_lookup, cache_store
 
-    key = cache_lookup(state, model, inputs)
+    key = cache_lookup(state, model, inputs, devices)
     if key is not None and key.hit is not None:
         measurement = Measurement.from_json({**key.hit, "name": name, "nodeid": item.nodeid})
         _record_sources(state, name, model, measurement.layers)
         return measurement
-    measurement = _export_and_profile(state, item, name, model, inputs)
+    measurement = _export_and_profile(state, item, name, model, inputs, devices)
     if key is not None:
         cache_store(state, key, model, measurement)
     return measurement
@@ -275,7 +320,8 @@ def _record_sources(state: BudgetSession, name: str, model: Any, layers: Any) ->
         state.sources[name] = layer_chains(model, layers, state.recorder, state.recorder.user_code)
 
 
-def _export_and_profile(state: BudgetSession, item: pytest.Item, name: str, model: Any, inputs: Any) -> "Measurement":
+def _export_and_profile(state: BudgetSession, item: pytest.Item, name: str, model: Any, inputs: Any,
+                        devices: tuple["Device", ...]) -> "Measurement":
     from .engine.errors import ModelError
     from .export import ONNX_FILE_EXPORTER, ExportError, InputSpecError, export_model
     from .isolation import InternalError
@@ -324,7 +370,16 @@ def _export_and_profile(state: BudgetSession, item: pytest.Item, name: str, mode
         layers=layers,
         unknown_ops=tuple(f"{u.domain + '::' if u.domain else ''}{u.op_type} ({u.name}): {u.reason}" for u in profile.unknown),
         partial=partial,
+        devices=_device_figures(profile, devices, partial and not state.settings.unknown_fails, exported.path),
     )
+
+
+def _device_figures(profile: Any, devices: tuple["Device", ...], lower_bounds: bool, path: Path) -> dict[str, Any]:
+    if not devices:
+        return {}
+    from .device_estimates import device_figures
+
+    return device_figures(profile, devices, partial=lower_bounds, model_path=path)
 
 
 def _as_checked(measurement: "Measurement", settings: "Settings") -> "Measurement":

@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Mapping, Optional, Sequence
 
-from .budget import NEW, REMOVED, UNKNOWN, Budget, Comparison, LayerChange, MetricChange, signed_metric
+from .budget import NEW, REMOVED, UNKNOWN, Budget, Comparison, LayerChange, MetricChange, format_metric, signed_metric
 from .units import capped_list, change_percent
 from .texttable import aligned_table
-from .units import format_bytes, format_count
+from .units import format_bytes, format_count, format_duration, format_energy
 
 STATUS_TEXT = {
     "ok": "ok",
@@ -53,6 +53,7 @@ def budget_summary_lines(
     outcomes = update_outcomes if update else None
     table = model_table(comparisons, outcomes, base[1] if base else None, not_measured)
     lines = table if comparisons or not_measured else []
+    lines += device_table(comparisons)
     lines += _branch_lines(base)
     changed = top_layer_changes(comparisons)
     if changed:
@@ -101,6 +102,28 @@ def _model_row(comparison: Comparison, update_outcomes: Optional[Mapping[str, st
     return (*cells, format_count(params.new if params else None), format_bytes(peak.new if peak else None), status)
 
 
+DEVICE_HEADER = ("model", "device", "latency", "vs budget", "energy", "vs budget", "memory-bound layers (slowest)")
+
+
+def device_table(comparisons: Sequence[Comparison]) -> list[str]:
+    """The models' estimates per device, when any model is estimated on one."""
+    rows = []
+    for comparison in sorted(comparisons, key=lambda c: c.name):
+        by_device: dict[str, dict[str, MetricChange]] = {}
+        for change in comparison.metrics:
+            if change.device:
+                by_device.setdefault(change.device, {})[change.metric] = change
+        for device in sorted(by_device):
+            latency, energy = by_device[device].get("latency_ms"), by_device[device].get("energy_mj")
+            slowest = ", ".join(f"{layer} ({format_duration(ms)})" for layer, ms in comparison.memory_bound.get(device, ()))
+            rows.append((comparison.name, device, format_duration(latency.new if latency else None), _change(latency),
+                         format_energy(energy.new if energy else None), _change(energy), slowest or "-"))
+    if not rows:
+        return []
+    return ["", "estimated on devices (roofline of the counted costs):"] + aligned_table(
+        DEVICE_HEADER, rows, right_aligned={2, 3, 4, 5})
+
+
 def _vs_base(base_budget: Budget, name: str, now: Optional[int]) -> str:
     entry = base_budget.models.get(name)
     old = entry.total.get("macs") if entry is not None else None
@@ -137,7 +160,7 @@ def _change(metric: Optional[MetricChange]) -> str:
     if metric.old == metric.new:
         return "="
     if metric.old == 0:
-        return f"+{format_count(metric.new)}"
+        return f"+{format_metric(metric.metric, metric.new)}"
     return change_percent(metric.old, metric.new) or "-"
 
 

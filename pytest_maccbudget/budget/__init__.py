@@ -19,7 +19,7 @@ from .compare import (
 from .errors import BudgetError, display_path
 from .model import (
     BYTE_METRICS, DEVICE_METRICS, ENERGY_METRIC, LATENCY_METRIC, CustomDevice, DeviceEntry, device_figure, EVERY_METRIC, GREW, INPUTS_CHANGED, LAYER_METRIC, MISSING, NEW, OK, OVER_LIMIT, REGRESSED, REMOVED, RULES_CHANGED,
-    SCHEMA_VERSION, SHRANK, TIGHTENABLE, TOLERANCE_KEYS, TOTAL_METRICS, UNKNOWN, UPDATE_COMMAND, ZERO_TOLERANCE, Budget, ModelEntry,
+    SCHEMA_VERSION, SHRANK, TIGHTENABLE, TOLERANCE_KEYS, TOTAL_METRICS, TOTAL_TOLERANCE_KEYS, UNKNOWN, UPDATE_COMMAND, ZERO_TOLERANCE, Budget, ModelEntry,
     Tolerance, format_metric, metric_kind, signed_metric,
 )
 from .reader import load_budget, model_lines, parse_budget
@@ -29,7 +29,7 @@ from .writer import dump_budget, write_budget
 __all__ = [
     "BYTE_METRICS", "DEVICE_METRICS", "ENERGY_METRIC", "LATENCY_METRIC", "CustomDevice", "DeviceEntry", "DeviceFigures",
     "device_figure", "EVERY_METRIC", "GREW", "INPUTS_CHANGED", "LAYER_FINDING_PREFIXES", "LAYER_METRIC", "MISSING", "NEW", "OK",
-    "OVER_LIMIT", "REGRESSED", "REMOVED", "RULES_CHANGED", "SCHEMA_VERSION", "SHRANK", "TIGHTENABLE", "TOLERANCE_KEYS", "TOTAL_METRICS",
+    "OVER_LIMIT", "REGRESSED", "REMOVED", "RULES_CHANGED", "SCHEMA_VERSION", "SHRANK", "TIGHTENABLE", "TOLERANCE_KEYS", "TOTAL_METRICS", "TOTAL_TOLERANCE_KEYS",
     "UNKNOWN", "UPDATE_COMMAND", "ZERO_TOLERANCE", "Budget", "BudgetError", "Comparison", "LayerChange", "Measurement",
     "MetricChange", "ModelEntry", "Tolerance", "change_percent", "compare", "display_path", "dump_budget",
     "format_metric", "load_budget", "metric_kind", "model_lines", "parse_budget", "parse_whole_quantity",

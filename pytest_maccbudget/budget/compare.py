@@ -159,6 +159,8 @@ class Comparison:
     failures: list[str]   # why the status is not "ok" (also when that does not fail the test)
     strict: bool = False
     missing_fails: bool = True
+    # per estimated device, its slowest memory-bound layers: (layer key, milliseconds)
+    memory_bound: dict[str, tuple[tuple[str, float], ...]] = field(default_factory=dict)
 
     @property
     def failed(self) -> bool:
@@ -364,7 +366,8 @@ def compare(budget: Budget, measured: Measurement, *, strict: bool = False,
     """Compare one measurement with its budget entry (see Comparison.status for the outcomes).
     `update_command` is the command the failure lines tell to run (the user's own flags kept)."""
     entry = budget.models.get(measured.name)
-    settings = dict(strict=strict, missing_fails=missing_fails)
+    settings: dict[str, Any] = dict(strict=strict, missing_fails=missing_fails,
+                                    memory_bound={name: figures.memory_bound for name, figures in measured.devices.items()})
     if entry is None:
         metrics = [MetricChange(m, None, measured.total.get(m), None, None,
                                 UNKNOWN if measured.total.get(m) is None else NEW) for m in TOTAL_METRICS]

@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any, Iterator, Mapping, Optional, Sequence
 
 from ..budget import (
-    TOLERANCE_KEYS, TOTAL_METRICS, UPDATE_COMMAND, Budget, BudgetError, Measurement, Tolerance, change_percent, compare, signed_metric,
+    DEVICE_METRICS, TOTAL_METRICS, TOTAL_TOLERANCE_KEYS, UPDATE_COMMAND, Budget, BudgetError, Measurement, Tolerance, change_percent, compare, signed_metric,
 )
+from .devices import entry_devices_json
 from .schema import SCHEMA, SCHEMA_VERSION, is_count
 from .vocabulary import ADDED, CHANGED, LOWERED, METRIC_LABELS, RAISED, REMOVED, UNCHANGED
 
@@ -115,14 +116,17 @@ def entry_json(budget: Optional[Budget], name: str) -> Optional[dict[str, Any]]:
     if budget is None or name not in budget.models:
         return None
     entry = budget.models[name]
-    return {
+    data = {
         "inputs": None if entry.inputs is None else {key: [int(d) for d in shape]
                                                      for key, shape in sorted(entry.inputs.items())},
         "limit": {metric: entry.limit[metric] for metric in TOTAL_METRICS if metric in entry.limit},
-        "tolerance": {key: budget.tolerance_for(name, key).describe() for key in TOLERANCE_KEYS},
+        "tolerance": {key: budget.tolerance_for(name, key).describe() for key in TOTAL_TOLERANCE_KEYS},
         "total": {metric: entry.total[metric] for metric in TOTAL_METRICS if metric in entry.total},
         "layers": {key: entry.layers[key] for key in sorted(entry.layers)},
     }
+    if entry.devices:
+        data["devices"] = entry_devices_json(budget, name)
+    return data
 
 
 def budget_change(base_entry: Optional[Mapping[str, Any]], entry: Optional[Mapping[str, Any]]) -> str:
@@ -167,14 +171,19 @@ def _entries_differ(base_entry: Mapping[str, Any], entry: Mapping[str, Any]) -> 
     old_tolerance, new_tolerance = base_entry.get("tolerance") or {}, entry.get("tolerance") or {}
     return (base_entry["total"] != entry["total"] or base_entry["limit"] != entry["limit"]
             or base_entry["inputs"] != entry["inputs"] or base_entry["layers"] != entry["layers"]
-            or not all(same_tolerance(old_tolerance.get(key), new_tolerance.get(key), key) for key in TOLERANCE_KEYS))
+            or (base_entry.get("devices") or {}) != (entry.get("devices") or {})
+            or not all(same_tolerance(old_tolerance.get(key), new_tolerance.get(key), key)
+                       for key in TOTAL_TOLERANCE_KEYS))
 
 
 def _total_moves(base_entry: Mapping[str, Any], entry: Mapping[str, Any]) -> set[str]:
     """"up"/"down" for each recorded total that differs (a raised and a lowered total: both)."""
     moves = set()
-    for metric in TOTAL_METRICS:
-        old, new = base_entry["total"].get(metric), entry["total"].get(metric)
+    pairs = [(base_entry["total"].get(metric), entry["total"].get(metric)) for metric in TOTAL_METRICS]
+    old_devices, new_devices = base_entry.get("devices") or {}, entry.get("devices") or {}
+    pairs += [(old_devices[device]["figures"].get(metric), new_devices[device]["figures"].get(metric))
+              for device in set(old_devices) & set(new_devices) for metric in DEVICE_METRICS]
+    for old, new in pairs:
         if old is not None and new is not None and old != new:
             moves.add("up" if new > old else "down")
     return moves
@@ -194,6 +203,15 @@ def _loosened(base_entry: Mapping[str, Any], entry: Mapping[str, Any]) -> bool:
     old_limits, new_limits = base_entry.get("limit") or {}, entry.get("limit") or {}
     if any(metric not in new_limits or new_limits[metric] > value for metric, value in old_limits.items()):
         return True
+    old_devices, new_devices = base_entry.get("devices") or {}, entry.get("devices") or {}
+    for device, old_device in old_devices.items():
+        new_device = new_devices.get(device) or {}
+        new_device_limits = new_device.get("limit") or {}
+        if any(metric not in new_device_limits or new_device_limits[metric] > value
+               for metric, value in (old_device.get("limit") or {}).items()):
+            return True
+        if (old_device.get("tolerance") or {}) != (new_device.get("tolerance") or {}):
+            return True
     return (base_entry.get("tolerance") or {}) != (entry.get("tolerance") or {})
 
 

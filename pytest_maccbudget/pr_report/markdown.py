@@ -8,12 +8,13 @@ from dataclasses import dataclass, replace
 from typing import Any, Iterator, Mapping, Optional, Sequence
 
 from ..action.commands import MARKER
-from ..budget import MISSING, OK, OVER_LIMIT, REGRESSED, RULES_CHANGED, INPUTS_CHANGED, UNKNOWN, TOLERANCE_KEYS, TOTAL_METRICS, UPDATE_COMMAND
+from ..budget import MISSING, OK, OVER_LIMIT, REGRESSED, RULES_CHANGED, INPUTS_CHANGED, UNKNOWN, TOTAL_TOLERANCE_KEYS, TOTAL_METRICS, UPDATE_COMMAND
 from ..budget import change_percent, format_metric, shapes_text, signed_metric
 from ..markdown_text import code, escape, table
 from ..units import format_count, plural
 from .build import first_moved_metric, same_tolerance
 from .chart import chart_lines
+from .devices import device_table, latency_notes
 from .query import (
     LayerRow, entry_layers, entry_total, failures_shown, has_changes, is_flagged, is_regression, layer_rows, now_total,
 )
@@ -220,6 +221,7 @@ def _detail_lines(report: Mapping[str, Any], model: Mapping[str, Any], shape: _S
     phrase = _budget_change_phrase(model)
     if phrase is not None:
         notes.append(("⚠️ " if is_flagged(model) else "") + escape(phrase))
+    notes += latency_notes(model)
     if model["measurement"].get("unknown_ops"):
         notes.append("ops not counted: " + ", ".join(code(op) for op in model["measurement"]["unknown_ops"]))
     if not _numbers_differ(model):
@@ -230,6 +232,7 @@ def _detail_lines(report: Mapping[str, Any], model: Mapping[str, Any], shape: _S
         lines += [f"- {note}" for note in notes] + [""]
     if _numbers_differ(model):
         lines += _metric_table(report, model)
+    lines += device_table(report, model)
     lines += _layer_section(report, model, shape)
     return lines
 
@@ -341,7 +344,7 @@ def entry_differences(base_entry: Mapping[str, Any], entry: Mapping[str, Any]) -
             phrases.append(f"limit on {METRIC_LABELS[metric]} {_limit_value(metric, old)} → "
                            f"{_limit_value(metric, new)}")
     old_tolerance, new_tolerance = base_entry.get("tolerance") or {}, entry.get("tolerance") or {}
-    for key in TOLERANCE_KEYS:
+    for key in TOTAL_TOLERANCE_KEYS:
         old, new = old_tolerance.get(key), new_tolerance.get(key)
         if not same_tolerance(old, new, key):
             phrases.append(f"tolerance on {METRIC_LABELS[key]} {old or '?'} → {new or '?'}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Mapping, Optional, Sequence
 
-from ..budget import Budget, Measurement, ModelEntry, Tolerance
+from ..budget import Budget, DeviceEntry, Measurement, ModelEntry, Tolerance
 
 Pairs = list[tuple[Measurement, bool]]
 
@@ -105,6 +105,15 @@ def entry_from_json(name: str, entry: Mapping[str, Any]) -> ModelEntry:
         tolerance={str(key): Tolerance.parse(text, key) for key, text in (entry.get("tolerance") or {}).items()},
         total={str(metric): int(value) for metric, value in entry["total"].items()},
         layers={str(key): int(value) for key, value in entry["layers"].items()},
+        devices={str(device): _device_entry_from_json(data) for device, data in (entry.get("devices") or {}).items()},
+    )
+
+
+def _device_entry_from_json(data: Mapping[str, Any]) -> DeviceEntry:
+    return DeviceEntry(
+        figures={str(metric): float(value) for metric, value in (data.get("figures") or {}).items()},
+        limit={str(metric): float(value) for metric, value in (data.get("limit") or {}).items()},
+        tolerance={str(metric): Tolerance.parse(text, metric) for metric, text in (data.get("tolerance") or {}).items()},
     )
 
 

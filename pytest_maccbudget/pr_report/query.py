@@ -8,6 +8,7 @@ from typing import Any, Mapping, Optional, Sequence
 
 from ..budget import LAYER_FINDING_PREFIXES, OK, TOTAL_METRICS
 from ..units import plural
+from .devices import devices_differ
 from .vocabulary import FLAGGED_CHANGES, LAYER_FINDINGS, LOWERED, REGRESSION_STATUSES, REGRESSION_WHEN_FAILED
 
 
@@ -145,4 +146,4 @@ def has_changes(model: Mapping[str, Any]) -> bool:
         if any(entry["total"].get(metric) is not None and entry["total"][metric] != now_total(model, metric)
                for metric in TOTAL_METRICS):
             return True
-    return bool(layer_rows(model))
+    return bool(layer_rows(model)) or devices_differ(model)

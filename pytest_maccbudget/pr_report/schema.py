@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any, Mapping
 
+from .devices import validate_entry_devices, validate_measured_devices
 from .vocabulary import BUDGET_CHANGES, STATUSES
 
 SCHEMA = "pytest-maccbudget-report"
@@ -154,6 +155,8 @@ def _validate_measurement(measurement: Any, where: str, name: str) -> None:
     _validate_inputs(measurement.get("inputs"), f"{where}.inputs")
     _expect_counts(measurement.get("total"), f"{where}.total", nullable=True)
     _expect_counts(measurement.get("layers"), f"{where}.layers", nullable=True)
+    if "devices" in measurement:
+        validate_measured_devices(measurement["devices"], f"{where}.devices", _Invalid)
     ops = measurement.get("unknown_ops", [])
     _expect(ops, list, f"{where}.unknown_ops", "a list")
     for index, op in enumerate(ops):
@@ -174,6 +177,8 @@ def _validate_entry(entry: Any, where: str) -> None:
         _validate_inputs(entry["inputs"], f"{where}.inputs")
     for key in ("limit", "total", "layers"):
         _expect_counts(entry.get(key), f"{where}.{key}", nullable=False)
+    if "devices" in entry:
+        validate_entry_devices(entry["devices"], f"{where}.devices", _Invalid)
     tolerance = entry.get("tolerance", {})
     _expect(tolerance, dict, f"{where}.tolerance", "an object")
     for key, text in tolerance.items():

@@ -37,13 +37,15 @@ def test_help_lists_every_flag_and_ini_key_with_its_default(project: Project,
         "  *fail or warn (default: fail)",
         "  macc_budget_unknown_ops (string):",
         "  *fail or warn (default: fail)",
+        "  macc_budget_devices (linelist):",
+        "  *devices to estimate latency and energy on*(default: none)",
         "  macc_budget_strict (bool):",
         "  *(default: false)",
     ])
 
     markers = project.run("--markers")
     assert markers.ret == pytest.ExitCode.OK
-    markers.stdout.fnmatch_lines(["@pytest.mark.macc_budget(name, inputs=None, model=None): *"])
+    markers.stdout.fnmatch_lines(["@pytest.mark.macc_budget(name, inputs=None, model=None, devices=None): *"])
 
 
 def test_failure_text_reaches_junit_xml(project: Project) -> None:
