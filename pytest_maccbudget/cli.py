@@ -1,7 +1,7 @@
 """The `maccbudget` command line.
 
     maccbudget profile MODEL.onnx [--input NAME=DIMS ...] [--batch N]
-                                  [--format table|json|markdown|csv] [--top N] [--all] [--strict]
+                                  [--format table|json|markdown|csv] [--indent N] [--top N] [--all] [--strict]
                                   [--device NAME|PROFILE.yaml] [--dtype fp32|fp16|int8]
     maccbudget devices [--format table|json] [--show NAME]
     maccbudget calibrate MODEL.onnx... --output PROFILE.yaml [--name NAME] [--format table|json]
@@ -127,8 +127,12 @@ def _add_profile_parser(subparsers: argparse._SubParsersAction, name: str) -> No
         "--input", dest="inputs", metavar="NAME=DIMS", action="append", type=parse_input_spec, default=[],
         help="dims of an input (data=1,3,224,224) or value of a symbolic dim (seq_len=128); repeatable",
     )
-    sub.add_argument("--batch", type=positive_int, metavar="N", help="batch size: the leading dim of every input of rank >= 2 where it is symbolic or 1 (default: a symbolic batch counts as 1)")
+    sub.add_argument("--batch", type=positive_int, metavar="N", help="batch size: each input's batch dim, found by its symbolic name (batch, N, B, ...) wherever "
+                     "it sits, else the leading dim of an input of rank >= 2 where it is symbolic or 1; a note says "
+                     "which dim was set (default: a symbolic batch counts as 1)")
     sub.add_argument("--format", choices=FORMATS, default="table", help="output format (default: table)")
+    sub.add_argument("--indent", type=positive_int, metavar="N",
+                     help="with --format json: indent by N spaces (default: one compact line)")
     sub.add_argument("--top", type=positive_int, metavar="N",
                      help="only the N layers with the most MACs (table, markdown, csv; json lists every layer)")
     sub.add_argument("--all", dest="show_all", action="store_true",
@@ -137,7 +141,8 @@ def _add_profile_parser(subparsers: argparse._SubParsersAction, name: str) -> No
     sub.add_argument("--timeout", type=positive_float, default=DEFAULT_TIMEOUT_S, metavar="SECONDS",
                      help=f"stop profiling after this long, exit 2 (default: {DEFAULT_TIMEOUT_S:g})")
     sub.add_argument("--memory-limit", type=memory_limit, default=DEFAULT_MEMORY_BYTES, metavar="SIZE",
-                     help="address space the profiling may use, e.g. 4GB, or none (default: 16GiB)")
+                     help="address space the profiling may add to what the process had, e.g. 4GB, or none "
+                          "(default: 16GiB)")
     sub.add_argument("--device", metavar="NAME|PROFILE.yaml",
                      help="add each layer's latency, energy and bound on this device (`maccbudget devices` lists "
                           "the built-in ones; or a profile file, e.g. from `maccbudget calibrate`)")
@@ -156,17 +161,21 @@ def _run_profile(args: argparse.Namespace) -> int:
     if args.dtype and device is None:
         _error("--dtype needs --device")
         return EXIT_ERROR
+    if args.indent is not None and args.format != "json":
+        _error("--indent applies to --format json only")
+        return EXIT_ERROR
     # in a child process: onnx's C++ can abort or hang on a hostile graph; this process then
     # prints its one line and exits 2
     profile = _profile(args)
     if device is None:
-        _write(sys.stdout, render(profile, args.format, top=args.top, show_all=args.show_all))
+        _write(sys.stdout, render(profile, args.format, top=args.top, show_all=args.show_all, indent=args.indent))
     else:
         from .devices import estimate
         from .devices.report import render_profile
 
         model_estimate = estimate(profile, device, dtype=args.dtype, model_path=args.model)
-        _write(sys.stdout, render_profile(profile, model_estimate, args.format, top=args.top, show_all=args.show_all))
+        _write(sys.stdout, render_profile(profile, model_estimate, args.format, top=args.top, show_all=args.show_all,
+                                          indent=args.indent))
     if args.format == "csv":  # CSV has no room for these: say them on stderr
         for note in profile.notes:
             print(f"{PROG}: note: {note}", file=sys.stderr)

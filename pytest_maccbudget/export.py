@@ -35,7 +35,6 @@ entry point loads an object with ``handles(model) -> bool`` and
 """
 from __future__ import annotations
 
-import ast
 import contextlib
 import functools
 import hashlib
@@ -70,10 +69,7 @@ ACCEPTED_INPUTS = (
 
 _MESSAGE_LINES = 6  # lines of an exporter's message kept in an ExportError
 _MESSAGE_LINE_CHARS = 400
-_WEIGHTED_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul")
-_NAME_SCOPES_KEY = "pkg.torch.onnx.name_scopes"
 _FX_NODE_KEY = "pkg.torch.onnx.fx_node"
-_REWRITE_RULE_KEY = "pkg.onnxscript.rewriter.rule_name"
 
 
 class ExportError(Exception):
@@ -1062,30 +1058,15 @@ def name_dynamo_nodes_by_module(program: Any) -> None:
 
 
 def _node_module_scopes(node: Any, fx_scopes: Mapping[str, list[str]], initializer_names: set[str]) -> Optional[list[str]]:
-    recorded = _recorded_scopes(node.metadata_props.get(_NAME_SCOPES_KEY))
+    from .layers import NAME_SCOPES_KEY, REWRITE_RULE_KEY, WEIGHTED_OPS, absorbed_batch_norm, recorded_scopes
+
+    recorded = recorded_scopes(node.metadata_props.get(NAME_SCOPES_KEY))
     if recorded is None:
         return None  # not made by the exporter from torch code: keep the name it has
     scopes = recorded[1:-1]  # [root, module scopes..., aten op]
-    if node.op_type in _WEIGHTED_OPS and _absorbed_batch_norm(node, recorded):
+    if node.op_type in WEIGHTED_OPS and absorbed_batch_norm(recorded, node.metadata_props.get(REWRITE_RULE_KEY, "")):
         return _producer_scopes(node, fx_scopes) or _weight_scopes(node, scopes, initializer_names) or scopes
     return scopes
-
-
-def _recorded_scopes(text: Optional[str]) -> Optional[list[str]]:
-    if not text:
-        return None
-    try:
-        scopes = ast.literal_eval(text)
-    except (ValueError, SyntaxError):
-        return None
-    if not isinstance(scopes, list) or not scopes or not all(isinstance(s, str) for s in scopes):
-        return None
-    return scopes
-
-
-def _absorbed_batch_norm(node: Any, recorded: Sequence[str]) -> bool:
-    rules = node.metadata_props.get(_REWRITE_RULE_KEY, "")
-    return "batch_norm" in recorded[-1] or "FuseBatchNorm" in rules
 
 
 def _fx_module_scopes(program: Any) -> dict[str, list[str]]:
@@ -1113,17 +1094,13 @@ def _producer_scopes(node: Any, fx_scopes: Mapping[str, list[str]]) -> Optional[
 
 
 def _weight_scopes(node: Any, scopes: Sequence[str], initializer_names: set[str]) -> Optional[list[str]]:
-    """The conv's module path from its weight `<path>.weight`, when that module sits beside the
-    BatchNorm (the exporter merges identical weights, so a name from another block is refused)."""
+    """The conv's module path from its weight, as scopes (see layers.weight_module_path)."""
+    from .layers import weight_module_path
+
     weight = node.inputs[1] if len(node.inputs) > 1 else None
     weight_name = getattr(weight, "name", None) or ""
-    if weight_name not in initializer_names or not weight_name.endswith(".weight"):
-        return None
-    from .layers import module_path
-
-    path = weight_name[: -len(".weight")]
-    bn_path = module_path(scopes)
-    if path.rpartition(".")[0] != bn_path.rpartition(".")[0]:
+    path = weight_module_path(weight_name, scopes) if weight_name in initializer_names else None
+    if path is None:
         return None
     parts = path.split(".")
     return [".".join(parts[: i + 1]) for i in range(len(parts))]

@@ -1,5 +1,9 @@
 """Render a Profile as a terminal table, Markdown, CSV or JSON. Pure functions, no I/O.
 
+A layer is named by its budget key (`layers.layer_keys`: the PyTorch module path, whichever
+exporter wrote the file, so the rows match the budget file's `layers:`); CSV and JSON keep the
+node's own name in `name` and give the key in `layer_key`.
+
 Which layers the human formats (table, Markdown) show:
 
 * layers that compute constants before the graph runs (status "constant") are never shown;
@@ -11,8 +15,11 @@ Which layers the human formats (table, Markdown) show:
   many were left out and what share of the MACs they hold; otherwise rows are in graph order.
 
 CSV lists every layer (constant ones too, with their status) in graph order, or the top N;
-its numbers are raw integers, unknown cells are empty. JSON is ``Profile.to_dict()`` and always
-holds every layer. Unknown values print as "?" in the human formats, never as 0.
+its numbers are raw integers, unknown cells are empty. JSON is ``Profile.to_dict()`` (plus
+``layer_key``) and always
+holds every layer, on one line unless an indent is asked for. Unknown values print as "?" in the
+human formats, never as 0; a figure that is an upper bound (a shape that depends on data, as
+after a NonMaxSuppression) prints with "<=" before it, and CSV's `upper_bound` column names them.
 """
 from __future__ import annotations
 
@@ -23,6 +30,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Callable, Optional, Sequence
 
+from .engine.registry import DEFAULT_DOMAIN, normalize_domain
+from .layers import layer_keys
 from .engine.results import (
     CONSTANT,
     COSTED,
@@ -43,8 +52,9 @@ MAX_NOTE_WIDTH = 64
 HIDDEN_OPS_LISTED = 6  # op types named in a "not shown" line
 CSV_COLUMNS = (
     "name", "op_type", "domain", "status", "macs", "flops", "params", "param_bytes",
-    "output_bytes", "bytes_read", "bytes_written", "note",
+    "output_bytes", "bytes_read", "bytes_written", "note", "op_class", "upper_bound", "layer_key",
 )
+UPPER_BOUND_MARK = "<="  # before a figure that is an upper bound
 TABLE_HEADER = ("layer", "op", "MACs", "% MACs", "FLOPs", "params", "output bytes", "note")
 # Columns aligned to the right (numbers).
 _NUMERIC = frozenset({2, 3, 4, 5, 6})
@@ -131,7 +141,7 @@ def _count_phrase(counts: Counter, limit: Optional[int] = None) -> str:
 
 
 def _op_label(op_type: str, domain: str) -> str:
-    return op_type if domain in ("", "ai.onnx") else f"{domain}::{op_type}"
+    return op_type if normalize_domain(domain) == DEFAULT_DOMAIN else f"{domain}::{op_type}"
 
 
 def _share(part: Optional[int], whole: int) -> Optional[float]:
@@ -160,21 +170,44 @@ def coverage_line(profile: Profile) -> str:
     return line
 
 
+def bounded(text: str, is_bound: bool) -> str:
+    """A figure as printed: "<=1.2 G" when it is an upper bound."""
+    return f"{UPPER_BOUND_MARK}{text}" if is_bound and text != "?" else text
+
+
 def summary_items(profile: Profile) -> list[tuple[str, str]]:
     """(label, value) pairs printed under the table."""
     totals = profile.totals
+    bound = profile.is_upper_bound
+    traffic = (f"{bounded(format_bytes(totals.memory_traffic_bytes), bound('memory_traffic_bytes'))} "
+               f"(read {bounded(format_bytes(totals.bytes_read), bound('bytes_read'))}, "
+               f"written {bounded(format_bytes(totals.bytes_written), bound('bytes_written'))})")
     items = [
-        ("MACs", format_count(totals.macs)),
-        ("FLOPs", format_count(totals.flops)),
+        ("MACs", bounded(format_count(totals.macs), bound("macs"))),
+        ("FLOPs", bounded(format_count(totals.flops), bound("flops"))),
         ("parameters", f"{format_count(totals.params)} ({format_bytes(totals.param_bytes)})"),
-        ("peak activation memory", format_bytes(totals.peak_activation_bytes)),
-        ("memory traffic", f"{format_bytes(totals.memory_traffic_bytes)} "
-                           f"(read {format_bytes(totals.bytes_read)}, written {format_bytes(totals.bytes_written)})"),
+        ("peak activation memory", bounded(format_bytes(totals.peak_activation_bytes), bound("peak_activation_bytes"))),
+        ("memory traffic", traffic),
         ("coverage", coverage_line(profile)),
     ]
     if profile.partial:
         items.append(("partial", "totals add up only the layers that could be costed: they are lower bounds"))
+    if profile.bounded:
+        items.append(("upper bound", upper_bound_line(profile)))
     return items
+
+
+def upper_bound_line(profile: Profile) -> str:
+    """"FLOPs and peak activation memory are upper bounds (marked <=): 12 layers depend on data"."""
+    names = {"macs": "MACs", "flops": "FLOPs", "peak_activation_bytes": "peak activation memory",
+             "memory_traffic_bytes": "memory traffic"}
+    bounds = [names[m] for m in profile.upper_bounds if m in names]
+    layers = sum(1 for layer in profile.runtime_layers if layer.upper_bounds)
+    listed = ", ".join(bounds[:-1]) + (" and " if len(bounds) > 1 else "") + bounds[-1] if bounds else "some figures"
+    verb = "is an upper bound" if len(bounds) == 1 else "are upper bounds"
+    depend = "depends on data and is counted at its largest" if layers == 1 else \
+        "depend on data and are counted at their largest"
+    return f"{listed} {verb} (marked {UPPER_BOUND_MARK}): {plural(layers, 'layer')} {depend}"
 
 
 def header_lines(profile: Profile) -> list[str]:
@@ -188,15 +221,17 @@ def header_lines(profile: Profile) -> list[str]:
 # --- cells --------------------------------------------------------------------------------
 
 
-def layer_cells(layer: LayerCost, total_macs: int) -> list[str]:
+def layer_cells(layer: LayerCost, total_macs: int, label: Optional[str] = None) -> list[str]:
+    """A layer's cells; `label` names it (its budget key), else its node name."""
+    bounds = layer.upper_bounds
     return [
-        layer.name,
+        layer.name if label is None else label,
         _op_label(layer.op_type, layer.domain),
-        format_count(layer.macs),
+        bounded(format_count(layer.macs), "macs" in bounds),
         "" if layer.macs == 0 else format_percent(_share(layer.macs, total_macs)),
-        format_count(layer.flops),
+        bounded(format_count(layer.flops), "flops" in bounds),
         format_count(layer.params) if layer.params else "",
-        format_bytes(layer.output_bytes),
+        bounded(format_bytes(layer.output_bytes), "output_bytes" in bounds),
         status_note(layer),
     ]
 
@@ -204,10 +239,14 @@ def layer_cells(layer: LayerCost, total_macs: int) -> list[str]:
 def total_cells(profile: Profile) -> list[str]:
     totals = profile.totals
     not_costed = sum(1 for layer in profile.runtime_layers if not layer.counted)
-    note = f"lower bound: {plural(not_costed, 'layer')} not costed" if profile.partial else ""
+    notes = [f"lower bound: {plural(not_costed, 'layer')} not costed"] if profile.partial else []
+    if profile.bounded:
+        notes.append("upper bound: shapes depend on data")
     return [
-        "total", "", format_count(totals.macs), format_percent(1.0 if totals.macs else 0.0),
-        format_count(totals.flops), format_count(totals.params), "", note,
+        "total", "", bounded(format_count(totals.macs), profile.is_upper_bound("macs")),
+        format_percent(1.0 if totals.macs else 0.0),
+        bounded(format_count(totals.flops), profile.is_upper_bound("flops")), format_count(totals.params), "",
+        "; ".join(notes),
     ]
 
 
@@ -240,7 +279,8 @@ def shorten(text: str, width: int, middle: bool = True) -> str:
 def table_grid(profile: Profile, selection: RowSelection) -> tuple[list[str], list[list[str]], list[str]]:
     """(header, body rows, total row) as cell strings; the note column is dropped when empty."""
     header = list(TABLE_HEADER)
-    body = [layer_cells(layer, profile.totals.macs) for layer in selection.rows]
+    keys = layer_keys(profile)
+    body = [layer_cells(layer, profile.totals.macs, keys[layer.name]) for layer in selection.rows]
     total = total_cells(profile)
     if not any(row[-1] for row in [*body, total]):
         return header[:-1], [row[:-1] for row in body], total[:-1]
@@ -331,26 +371,48 @@ def render_csv(profile: Profile, top: Optional[int] = None) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
+    keys = layer_keys(profile)
     for layer in layers:
-        writer.writerow(["" if getattr(layer, c) is None else getattr(layer, c) for c in CSV_COLUMNS])
+        writer.writerow([_csv_cell(layer, column, keys) for column in CSV_COLUMNS])
     return buffer.getvalue()
 
 
-def render_json(profile: Profile) -> str:
-    """Profile.to_dict() as indented JSON: unknown values are null, never 0."""
-    return json.dumps(profile.to_dict(), indent=2)
+def _csv_cell(layer: LayerCost, column: str, keys: dict[str, str]) -> object:
+    if column == "upper_bound":
+        return ";".join(layer.upper_bounds)
+    if column == "layer_key":
+        return keys[layer.name]
+    value = getattr(layer, column)
+    return "" if value is None else value
+
+
+def render_json(profile: Profile, indent: Optional[int] = None) -> str:
+    """Profile.to_dict() as JSON, each layer with its budget key (`layer_key`) beside its node
+    name: one compact line, or indented by `indent` spaces. Unknown values are null, never 0."""
+    separators = (",", ":") if indent is None else (",", ": ")
+    return json.dumps(json_dict(profile), indent=indent, separators=separators)
+
+
+def json_dict(profile: Profile) -> dict[str, object]:
+    """Profile.to_dict() with each layer's budget key (`layer_key`) beside its node name."""
+    data = profile.to_dict()
+    keys = layer_keys(profile)
+    for layer in data["layers"]:
+        layer["layer_key"] = keys[layer["name"]]
+    return data
 
 
 # --- dispatch -----------------------------------------------------------------------------
 
 
-def render(profile: Profile, fmt: str = "table", top: Optional[int] = None, show_all: bool = False) -> str:
-    """The whole report in one format, ending with a newline."""
+def render(profile: Profile, fmt: str = "table", top: Optional[int] = None, show_all: bool = False,
+           indent: Optional[int] = None) -> str:
+    """The whole report in one format, ending with a newline (`indent` applies to JSON)."""
     renderers: dict[str, Callable[[], str]] = {
         "table": lambda: "\n".join(render_table(profile, top, show_all)) + "\n",
         "markdown": lambda: "\n".join(render_markdown(profile, top, show_all)) + "\n",
         "csv": lambda: render_csv(profile, top),
-        "json": lambda: render_json(profile) + "\n",
+        "json": lambda: render_json(profile, indent) + "\n",
     }
     if fmt not in renderers:
         raise ValueError(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")

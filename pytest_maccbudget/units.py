@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import math
 import re
-from decimal import ROUND_HALF_UP, Context, Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Context, Decimal, InvalidOperation, localcontext
 from fractions import Fraction
 from typing import Optional, Union
 
@@ -78,6 +78,13 @@ Number = Union[int, float]
 def _scaled(value: Number, units: tuple[str, ...], step: int) -> tuple[str, str]:
     """(mantissa with 3 significant digits, unit) for a non-negative value >= 1."""
     scaled = Decimal(value) if isinstance(value, int) else Decimal(repr(float(value)))
+    if scaled.is_finite() and scaled.adjusted() >= _DEFAULT_DIGITS:  # beyond the last unit: exact digits
+        with localcontext(_context_for(scaled)):
+            return _scaled_decimal(scaled, units, step)
+    return _scaled_decimal(scaled, units, step)
+
+
+def _scaled_decimal(scaled: Decimal, units: tuple[str, ...], step: int) -> tuple[str, str]:
     index = 0
     while index < len(units) - 1 and scaled >= step:
         scaled /= step
@@ -89,6 +96,15 @@ def _scaled(value: Number, units: tuple[str, ...], step: int) -> tuple[str, str]
     return text, units[index]
 
 
+# Digits the default decimal context holds; a value with more (a count beyond 10^24) is
+# divided and rounded in a context as wide as it is, so that any count formats.
+_DEFAULT_DIGITS = 24
+
+
+def _context_for(value: Decimal) -> Context:
+    return Context(prec=value.adjusted() + 8, Emax=max(999_999, value.adjusted() + 8))
+
+
 def _three_digits(value: Decimal) -> str:
     """3 significant digits, halves rounded up: 1.82, 30.0, 350 (99.95 -> 100, not 100.0)."""
     text = _fixed_for_magnitude(value)
@@ -96,8 +112,14 @@ def _three_digits(value: Decimal) -> str:
 
 
 def _fixed_for_magnitude(value: Decimal) -> str:
+    if not value.is_finite():
+        return "nan" if value.is_nan() else "inf"
     places = 0 if value >= 100 else 1 if value >= 10 else 2
-    return str(value.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP))
+    exponent = Decimal(1).scaleb(-places)
+    if value.adjusted() < _DEFAULT_DIGITS:
+        return str(value.quantize(exponent, rounding=ROUND_HALF_UP))
+    with localcontext(_context_for(value)):  # a value of more digits than the default context holds
+        return str(value.quantize(exponent, rounding=ROUND_HALF_UP))
 
 
 def format_count(n: Optional[Number]) -> str:

@@ -9,10 +9,10 @@ from typing import Optional
 import pytest
 
 from pytest_maccbudget.engine.results import (
-    CONSTANT, COSTED, FOLDED, FREE, UNKNOWN, UNRESOLVED, LayerCost, Profile, Totals, UnknownOp,
+    CONSTANT, COSTED, FOLDED, FREE, UNKNOWN, UNRESOLVED, LayerCost, NodeSource, Profile, Totals, UnknownOp,
 )
 from pytest_maccbudget.profile_report import (
-    TABLE_HEADER, coverage_line, render, render_csv, render_json, render_markdown, render_table,
+    TABLE_HEADER, coverage_line, json_dict, render, render_csv, render_json, render_markdown, render_table,
     select_rows, shorten,
 )
 
@@ -201,11 +201,12 @@ def test_top_larger_than_layer_count_leaves_nothing_out(small_profile):
 
 
 def test_long_names_are_shortened_in_the_middle():
-    name = "/encoder/layers.11/self_attention/output/dense/MatMul_with_a_very_long_suffix"
+    # the row shows the budget key: encoder.layers.11.self_attention.output.dense_with_a_long_suffix (62)
+    name = "/encoder/layers.11/self_attention/output/dense_with_a_long_suffix/MatMul"
     profile = make_profile([make_layer(name, "MatMul", 10, 20)])
     row = table_rows(render_table(profile))[0]
     shown = row.split()[0]
-    assert "..." in shown and shown.startswith("/encoder") and shown.endswith("suffix")
+    assert "..." in shown and shown.startswith("encoder.layers") and shown.endswith("suffix")
     assert len(shown) <= 48
 
 
@@ -259,8 +260,9 @@ def test_csv_top(big_profile):
     assert [r["name"] for r in rows] == ["conv103", "conv102"]
 
 
-def test_json_is_to_dict(big_profile):
+def test_json_is_to_dict_with_layer_keys(big_profile):
     data = json.loads(render_json(big_profile))
+    assert [layer.pop("layer_key") for layer in data["layers"]] == [layer.name for layer in big_profile.layers]
     assert data == json.loads(json.dumps(big_profile.to_dict()))
     assert data["partial"] is True
     assert data["total"]["macs"] == big_profile.totals.macs
@@ -278,3 +280,106 @@ def test_render_dispatch_ends_with_newline(small_profile, fmt):
 def test_render_unknown_format(small_profile):
     with pytest.raises(ValueError, match="xml"):
         render(small_profile, "xml")
+
+
+def test_json_is_compact_unless_an_indent_is_asked_for(small_profile):
+    compact = render_json(small_profile)
+    assert "\n" not in compact and ", " not in compact and '": ' not in compact
+    indented = render_json(small_profile, indent=2)
+    assert indented.startswith('{\n  "model": "net.onnx",')
+    assert json.loads(compact) == json.loads(indented) == json_dict(small_profile)
+    assert render(small_profile, "json").count("\n") == 1
+    assert render(small_profile, "json", indent=4).startswith('{\n    "model"')
+
+
+# --- upper bounds ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def bounded_profile() -> Profile:
+    """A detection tail: NMS FLOPs and what follows it are upper bounds; the conv is exact."""
+    conv = make_layer("conv", "Conv", 21_600, 42_400, params=216, output_bytes=3_200)
+    nms = LayerCost(name="nms", op_type="NonMaxSuppression", domain="", macs=0, flops=58_220, params=0, param_bytes=0,
+                    output_bytes=480, bytes_read=3_216, bytes_written=480, status=COSTED, note="worst case",
+                    op_class="other", upper_bounds=("flops", "output_bytes", "bytes_written"))
+    profile = make_profile([conv, nms])
+    totals = Totals(**{**profile.totals.__dict__, "upper_bounds": ("flops", "peak_activation_bytes", "bytes_written",
+                                                                  "memory_traffic_bytes")})
+    return Profile("det.onnx", profile.layers, totals, (), profile.inputs, (), opset=17)
+
+
+def test_upper_bounds_print_with_a_mark(bounded_profile):
+    lines = render_table(bounded_profile, show_all=True)
+    rows = table_rows(lines)
+    assert "<=58.2 k" in rows[1] and "<=480 B" in rows[1] and "<=" not in rows[0]
+    text = "\n".join(lines)
+    assert "MACs:                   21.6 k" in text  # exact: no mark
+    assert "FLOPs:                  <=" in text
+    assert ("upper bound:            FLOPs, peak activation memory and memory traffic are upper bounds "
+            "(marked <=): 1 layer depends on data and is counted at its largest") in text
+    total = [line for line in lines if line.startswith("total")][0]
+    assert "<=101 k" in total and "upper bound: shapes depend on data" in total
+
+
+def test_upper_bounds_in_csv_and_json(bounded_profile):
+    rows = list(csv.DictReader(io.StringIO(render_csv(bounded_profile))))
+    assert rows[1]["upper_bound"] == "flops;output_bytes;bytes_written" and rows[0]["upper_bound"] == ""
+    assert rows[1]["op_class"] == "other"
+    data = json.loads(render_json(bounded_profile))
+    assert data["upper_bound"] is True
+    assert data["total"]["upper_bound"] == ["flops", "peak_activation_bytes", "bytes_written", "memory_traffic_bytes"]
+    assert data["layers"][1]["upper_bound"] == ["flops", "output_bytes", "bytes_written"]
+    assert data["layers"][0]["upper_bound"] == []
+
+
+# --- layer names: budget keys ------------------------------------------------------------------
+
+
+def test_layers_are_named_by_budget_key_and_json_keeps_the_node_name():
+    # a TorchScript name carries the module path; a dynamo node (`node_Conv_3`) carries it in its
+    # metadata: [root, scopes..., aten op]; its BatchNorm was merged into it, so the scopes are the
+    # BN's and the key comes from the conv's weight (`blk.conv.weight`); a zoo-style name is its own key
+    scoped = make_layer("/blk/fc/Gemm", "Gemm", 30, 60)
+    dynamo = make_layer("node_Conv_3", "Conv", 100, 200)
+    plain = make_layer("n7", "Relu", 0, 5)
+    sources = {"node_Conv_3": NodeSource(
+        (("pkg.onnxscript.rewriter.rule_name", "FuseBatchNormIntoConv"),
+         ("pkg.torch.onnx.name_scopes", "['', 'blk', 'blk.bn', '_native_batch_norm_legit_no_training']")),
+        ("x", "blk.conv.weight", "blk.conv.bias"))}
+    base = make_profile([scoped, dynamo, plain])
+    profile = Profile("m.onnx", base.layers, base.totals, (), base.inputs, sources=sources)
+    rows = table_rows(render_table(profile, show_all=True))
+    assert [row.split()[0] for row in rows] == ["blk.fc", "blk.conv", "n7"]
+    data = json.loads(render_json(profile))
+    assert [(l["name"], l["layer_key"]) for l in data["layers"]] == [
+        ("/blk/fc/Gemm", "blk.fc"), ("node_Conv_3", "blk.conv"), ("n7", "n7")]
+    csv_rows = list(csv.DictReader(io.StringIO(render_csv(profile))))
+    assert [(r["name"], r["layer_key"]) for r in csv_rows] == [
+        ("/blk/fc/Gemm", "blk.fc"), ("node_Conv_3", "blk.conv"), ("n7", "n7")]
+
+
+def test_profile_command_prints_compact_json_unless_indent_is_given(tmp_path, capsys):
+    import numpy as np
+    from onnx import TensorProto, helper, numpy_helper, save_model
+
+    from pytest_maccbudget.cli import main
+
+    # one MatMul [2, 16] x [16, 4] named by scope: 2 * 16 * 4 = 128 MACs, key "blk.fc"
+    w = numpy_helper.from_array(np.ones((16, 4), np.float32), "w")
+    graph = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["y"], name="/blk/fc/MatMul")], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 16])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], [w])
+    path = tmp_path / "m.onnx"
+    save_model(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    assert main(["--debug", "profile", str(path), "--format", "json"]) == 0
+    compact = capsys.readouterr().out
+    assert compact.count("\n") == 1 and '": ' not in compact
+    layer = json.loads(compact)["layers"][0]
+    assert (layer["name"], layer["layer_key"], layer["macs"]) == ("/blk/fc/MatMul", "blk.fc", 128)
+    assert main(["--debug", "profile", str(path), "--format", "json", "--indent", "2"]) == 0
+    indented = capsys.readouterr().out
+    assert indented.startswith('{\n  "model": ') and json.loads(indented) == json.loads(compact)
+    assert main(["--debug", "profile", str(path), "--indent", "2"]) == 2
+    assert "--indent applies to --format json only" in capsys.readouterr().err
+    assert main(["--debug", "profile", str(path)]) == 0
+    assert "blk.fc  MatMul" in capsys.readouterr().out

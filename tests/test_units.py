@@ -173,3 +173,18 @@ def test_huge_quantities_parse_exactly_or_fail_cleanly() -> None:
     assert parse_quantity("1e30", "count") == 10**30
     with pytest.raises(ValueError, match="too large"):
         parse_quantity("1e900", "count")
+
+
+@pytest.mark.parametrize("value", [10**27, 10**28 + 1, 2**186, 2**62 * 2**62 * 2**62 * 1000, 10**400 + 7])
+def test_counts_of_any_size_format(value: int) -> None:
+    """Beyond 10^28 the default decimal context could not quantize (decimal.InvalidOperation):
+    a count of any size prints in the largest unit, whole (rounded half up), exactly."""
+    text = format_count(value)
+    assert text == f"{(value + 5 * 10**17) // 10**18} E"
+    assert format_bytes(value) == text[:-2] + " EB"
+    if value <= 10**30:
+        assert parse_quantity(text, "count") == (value + 5 * 10**17) // 10**18 * 10**18
+
+
+def test_huge_and_non_finite_floats_format() -> None:
+    assert format_count(1e300).endswith(" E") and format_count(float("inf")) == "inf E"

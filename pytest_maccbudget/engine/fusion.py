@@ -1,87 +1,101 @@
-"""Folding rules: which BatchNormalization (or exporter-emitted Mul+Add pair) is free at inference.
+"""Folding rules: which per-channel affine (a BatchNormalization, or an exporter's Mul+Add
+pair) is free at inference.
 
-A BN folds backward into the Conv/ConvTranspose/Gemm that produces its input when that output
-feeds nothing else, and forward into a following Conv when the BN's output feeds only that Conv.
-Anything in between (a ReLU, a second consumer, a graph output) prevents the fold.
+An affine folds backward into the op that produces its input when that op is registered with
+fold_into=FOLD_BACKWARD (Conv, ConvTranspose, Gemm) and its output feeds nothing else, and
+forward into a following op registered with FOLD_FORWARD (Conv) when the affine's output feeds
+only that op's data input. Anything in between (a ReLU, a second consumer, a graph output)
+prevents the fold. Which ops are affines is their `affine` trait.
 """
 from __future__ import annotations
 
-from collections import defaultdict
-from typing import Optional, Sequence
+from typing import Optional
 
-from onnx import NodeProto
+from .graph import PreparedGraph
+from .registry import AFFINE_SCALE, AFFINE_SHIFT, AFFINE_WHOLE, DEFAULT_TRAITS, FOLD_BACKWARD, FOLD_FORWARD, OpTraits
 
-from .types import TensorInfo
-
-_DEFAULT_DOMAINS = ("", "ai.onnx")
-_BACKWARD_TARGETS = {"Conv", "ConvTranspose", "Gemm"}
-_FORWARD_TARGETS = {"Conv"}
+Span = tuple[list[int], str, str]  # (member nodes, input tensor, output tensor)
 
 
-def layer_name(node: NodeProto) -> str:
-    return node.name or (node.output[0] if node.output else node.op_type)
+def find_folds(prepared: PreparedGraph) -> dict[int, str]:
+    """Map node index -> note ("folded into conv1") for every node that is free by folding."""
+    affines = [index for index in prepared.runtime if _traits(prepared, index).affine]
+    if not affines:
+        return {}
+    readers = _readers(prepared, affines)
+    folds: dict[int, str] = {}
+    for index in affines:
+        if index in folds or _traits(prepared, index).affine not in (AFFINE_WHOLE, AFFINE_SCALE):
+            continue
+        span = _affine_span(prepared, index, readers)
+        if span is None:
+            continue
+        members, span_input, span_output = span
+        target = _backward_target(prepared, span_input, members[0], readers)
+        if target is None:
+            target = _forward_target(prepared, span_output, readers)
+        if target is not None:
+            for member in members:
+                folds[member] = f"folded into {prepared.table.label(target)}"
+    return folds
 
 
-class _GraphLinks:
-    def __init__(self, nodes: Sequence[NodeProto], graph_outputs: set[str]) -> None:
-        self.nodes = nodes
-        self.producer: dict[str, int] = {}
-        self.consumers: dict[str, list[int]] = defaultdict(list)
-        for index, node in enumerate(nodes):
-            for name in node.output:
-                if name:
-                    self.producer[name] = index
-            for name in node.input:
-                if name:
-                    self.consumers[name].append(index)
-        self.graph_outputs = graph_outputs
-
-    def only_consumer(self, tensor: str) -> Optional[int]:
-        """The single node reading `tensor`, if exactly one does and it is not a graph output."""
-        readers = self.consumers.get(tensor, [])
-        if tensor in self.graph_outputs or len(set(readers)) != 1:
-            return None
-        return readers[0]
-
-    def producer_of(self, tensor: str) -> Optional[int]:
-        return self.producer.get(tensor)
+def _traits(prepared: PreparedGraph, index: int) -> OpTraits:
+    entry = prepared.entries[index]
+    return DEFAULT_TRAITS if entry is None else entry.traits
 
 
-def _is_op(node: NodeProto, op_types: set[str]) -> bool:
-    return node.op_type in op_types and node.domain in _DEFAULT_DOMAINS
+Readers = dict[str, list[int]]
 
 
-def _affine_span(links: _GraphLinks, index: int, tensors: dict[str, TensorInfo], constant_nodes: set[int]) -> Optional[tuple[list[int], str, str]]:
-    """If node `index` starts a per-channel affine (BN, or Mul-by-constant then Add-constant),
-    return (the node indices of the span, its input tensor, its output tensor)."""
-    node = links.nodes[index]
-    if index in constant_nodes or node.domain not in _DEFAULT_DOMAINS:
+def _readers(prepared: PreparedGraph, affines: list[int]) -> Readers:
+    """The nodes reading each input and output of the affine nodes (each reader once)."""
+    table = prepared.table
+    readers: Readers = {name: [] for index in affines for name in (*table.inputs[index], *table.outputs[index])}
+    for index, inputs in enumerate(table.inputs):
+        for name in inputs:
+            found = readers.get(name)
+            if found is not None and (not found or found[-1] != index):
+                found.append(index)
+    return readers
+
+
+def _only_reader(prepared: PreparedGraph, tensor: str, readers: Readers) -> Optional[int]:
+    """The single node reading `tensor`, if exactly one does and it is not a graph output."""
+    found = readers.get(tensor, ())
+    if len(found) != 1 or tensor in prepared.graph_outputs:
         return None
-    if node.op_type == "BatchNormalization":
-        if all(tensors.get(name, TensorInfo(name, None)).is_constant for name in node.input[1:5] if name):
-            return [index], node.input[0], node.output[0]
+    return found[0]
+
+
+def _affine_span(prepared: PreparedGraph, index: int, readers: Readers) -> Optional[Span]:
+    """The per-channel affine starting at node `index`: a whole affine (BatchNormalization with
+    constant statistics), or a scale followed by its only reader, a shift."""
+    table, values = prepared.table, prepared.values
+    inputs, outputs = table.inputs[index], table.outputs[index]
+    if _traits(prepared, index).affine == AFFINE_WHOLE:
+        if all(values.is_constant(name) for name in inputs[1:5] if name):
+            return [index], inputs[0], outputs[0]
         return None
-    if node.op_type != "Mul":
-        return None
-    data_input = _single_activation_input(node, tensors)
+    data_input = _single_activation_input(prepared, index)
     if data_input is None:
         return None
-    next_index = links.only_consumer(node.output[0])
-    if next_index is None:
+    shift = _only_reader(prepared, outputs[0], readers)
+    if shift is None or _traits(prepared, shift).affine != AFFINE_SHIFT or shift in prepared.constant_nodes:
         return None
-    add = links.nodes[next_index]
-    if not _is_op(add, {"Add"}) or _single_activation_input(add, tensors) != node.output[0]:
+    if _single_activation_input(prepared, shift) != outputs[0]:
         return None
-    return [index, next_index], data_input, add.output[0]
+    return [index, shift], data_input, table.outputs[shift][0]
 
 
-def _single_activation_input(node: NodeProto, tensors: dict[str, TensorInfo]) -> Optional[str]:
+def _single_activation_input(prepared: PreparedGraph, index: int) -> Optional[str]:
     """For a binary op with one runtime input and one small (per-channel) constant: the runtime input."""
-    if len(node.input) != 2:
+    inputs = prepared.table.inputs[index]
+    if len(inputs) != 2:
         return None
-    infos = [tensors.get(name, TensorInfo(name, None)) for name in node.input]
-    runtime = [i for i in infos if not i.is_constant]
-    constant = [i for i in infos if i.is_constant]
+    infos = [prepared.values[name] for name in inputs]
+    runtime = [info for info in infos if not info.is_constant]
+    constant = [info for info in infos if info.is_constant]
     if len(runtime) != 1 or len(constant) != 1 or constant[0].shape is None or runtime[0].shape is None:
         return None
     shape = runtime[0].shape
@@ -95,43 +109,16 @@ def _single_activation_input(node: NodeProto, tensors: dict[str, TensorInfo]) ->
     return None
 
 
-def find_folds(
-    nodes: Sequence[NodeProto],
-    tensors: dict[str, TensorInfo],
-    graph_outputs: set[str],
-    constant_nodes: set[int],
-) -> dict[int, str]:
-    """Map node index -> note ("folded into conv1") for every node that is free by folding."""
-    links = _GraphLinks(nodes, graph_outputs)
-    folds: dict[int, str] = {}
-    for index in range(len(nodes)):
-        if index in folds:
-            continue
-        span = _affine_span(links, index, tensors, constant_nodes)
-        if span is None:
-            continue
-        members, span_input, span_output = span
-        target = _backward_target(links, span_input, members[0])
-        if target is None:
-            target = _forward_target(links, span_output)
-        if target is not None:
-            for member in members:
-                folds[member] = f"folded into {layer_name(nodes[target])}"
-    return folds
-
-
-def _backward_target(links: _GraphLinks, span_input: str, first: int) -> Optional[int]:
-    producer = links.producer_of(span_input)
-    if producer is None or not _is_op(links.nodes[producer], _BACKWARD_TARGETS):
+def _backward_target(prepared: PreparedGraph, span_input: str, first: int, readers: Readers) -> Optional[int]:
+    producer = prepared.table.producer.get(span_input)
+    if producer is None or FOLD_BACKWARD not in _traits(prepared, producer).fold_into:
         return None
-    return producer if links.only_consumer(span_input) == first else None
+    return producer if _only_reader(prepared, span_input, readers) == first else None
 
 
-def _forward_target(links: _GraphLinks, span_output: str) -> Optional[int]:
-    consumer = links.only_consumer(span_output)
-    if consumer is None:
+def _forward_target(prepared: PreparedGraph, span_output: str, readers: Readers) -> Optional[int]:
+    reader = _only_reader(prepared, span_output, readers)
+    if reader is None or FOLD_FORWARD not in _traits(prepared, reader).fold_into:
         return None
-    node = links.nodes[consumer]
-    if _is_op(node, _FORWARD_TARGETS) and node.input and node.input[0] == span_output:
-        return consumer
-    return None
+    inputs = prepared.table.inputs[reader]
+    return reader if inputs and inputs[0] == span_output else None

@@ -1,497 +1,617 @@
-"""Graph preparation: real inputs, symbolic dimensions, shape inference, constants, node views.
+"""Graph preparation: input dims, one shape inference, then one topological pass.
 
 Works on a weightless skeleton (see loader.py): initializers keep dims and dtype, and keep
-their values only when small. Nothing here reads weight bytes.
+their values only when small. The pass visits every node once, in order, and decides:
+
+- whether it computes a constant (all inputs constant, or a Shape of a known shape): such
+  nodes run before the graph does and cost nothing;
+- for a runtime node whose output shape onnx's inference left unknown (shape arithmetic it
+  cannot propagate, a contrib op, a shape that depends on data): the node's own inference
+  with the values of its constant inputs, the op's registered shape function, or, for an op
+  whose output size depends on data (NonMaxSuppression, NonZero...), the op's worst case,
+  marked as an upper bound. Later nodes see what was learnt, so one pass reaches the fixpoint.
+
+Values are computed only when a shape or a cost asks for them, node by node, and never one
+larger than folding.FOLD_MAX_ELEMENTS: no weight is ever materialised.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Iterable, Mapping, Optional, Sequence, Union
+import math
+from itertools import chain
+from typing import Mapping, Optional, Sequence, Union
 
 import numpy as np
 import onnx
 import onnx.inliner
-from onnx import AttributeProto, GraphProto, ModelProto, NodeProto, TensorProto, helper, numpy_helper
+from onnx import AttributeProto, GraphProto, ModelProto, NodeProto, TensorProto, helper
 
+from . import folding
 from .errors import ModelError
-from .registry import OpRegistry, TypedShape, normalize_domain
-from .types import MAX_VALUE_ELEMENTS, NodeView, Shape, TensorInfo, decode_small_tensor
+from .input_dims import DATA_PROP_MAX_ELEMENTS, InputShapes, apply_input_shapes, real_input_names
+from .registry import (
+    ALIAS,
+    COMPUTED,
+    DEFAULT_TRAITS,
+    FROM_SHAPE,
+    RANDOM,
+    Known,
+    STORED,
+    OpEntry,
+    OpRegistry,
+    OpTraits,
+    TypedShape,
+    normalize_domain,
+)
+from .tables import NodeTable, ValueTable, check_text, describe_dims, read_nodes, shape_of
+from .types import NodeView, Shape, TensorInfo, attribute_value, decode_small_tensor
 
-# Nodes whose outputs are constants when all their inputs are (folded by any runtime at load).
-_NONDETERMINISTIC_OPS = {"RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike", "Multinomial", "Bernoulli"}
-# Ops whose outputs are known before the graph runs once their inputs' *shapes* are known.
-_SHAPE_OPS = {"Shape", "Size"}
+__all__ = ["InputShapes", "PreparedGraph", "infer_shapes", "prepare_graph", "real_input_names"]
+
+# Constant inputs of these element types are passed to a node's own shape inference as data.
+_INDEX_DTYPES = frozenset({TensorProto.INT64, TensorProto.INT32})
 
 
-@dataclass
+class GraphContext:
+    """What every (sub)graph of one model shares."""
+
+    def __init__(self, registry: OpRegistry, model: ModelProto) -> None:
+        self.registry = registry
+        self.opset_imports = list(model.opset_import)
+        self.opsets = {normalize_domain(op.domain): op.version for op in model.opset_import}
+        self.ir_version = model.ir_version
+
+
 class PreparedGraph:
     """A graph with shapes resolved as far as possible and everything a cost function needs."""
 
-    graph: GraphProto
-    tensors: dict[str, TensorInfo]
-    nodes: list[NodeProto]  # topologically sorted
-    real_inputs: list[str]
-    notes: list[str] = field(default_factory=list)
-    # constant tensors that are "roots" of stored data: initializers, Constant/ConstantOfShape outputs
-    weight_roots: dict[str, TensorInfo] = field(default_factory=dict)
-    # indices into `nodes` of nodes that only compute constants (run before the graph does)
-    constant_nodes: set[int] = field(default_factory=set)
-    # opset version per (normalized) domain
-    opsets: dict[str, int] = field(default_factory=dict)
-    _value_info_index: Optional[dict[str, onnx.ValueInfoProto]] = field(default=None, repr=False)
+    def __init__(self, graph: GraphProto, context: GraphContext, outer: Optional["PreparedGraph"] = None,
+                 notes: Optional[list[str]] = None) -> None:
+        self.graph = graph
+        self.context = context
+        self.registry = context.registry
+        self.opsets = context.opsets
+        self.outer = outer
+        self.values = ValueTable(graph, outer.values if outer is not None else None)
+        self.values.valuer = self.value_of
+        check_text(self.values.initializers, "an initializer name")
+        check_text(self.values.declared, "the name of a graph input, output or value")
+        self.real_inputs = [vi.name for vi in graph.input if vi.name not in self.values.initializers]
+        self.table: NodeTable = read_nodes(graph, set(self.values.initializers) | {vi.name for vi in graph.input})
+        if self.values.negative:
+            raise self._negative_dims()
+        self.graph_outputs = [output.name for output in graph.output]
+        check_text(self.graph_outputs, "the name of a graph output")
+        self.notes: list[str] = notes if notes is not None else []
+        self.constant_nodes: set[int] = set()
+        self.runtime: list[int] = []  # indices of the nodes that run at inference, in order
+        self.entries: list[Optional[OpEntry]] = []  # each node's registry entry (None: no rule)
+        self.tainted: set[str] = set()  # tensors made unknown on purpose (after a hard-coded reshape)
+        self._values: dict[str, Optional[np.ndarray]] = {}
+        self._run()
 
-    def _value_infos(self) -> dict[str, onnx.ValueInfoProto]:
-        if self._value_info_index is None:
-            self._value_info_index = {vi.name: vi for vi in list(self.graph.input) + list(self.graph.value_info)}
-        return self._value_info_index
+    # ---- the public view -------------------------------------------------------------------
 
-    def describe_unknown_inputs(self, node: NodeProto) -> str:
-        """E.g. "x [2, seq]" for each input of `node` whose shape is not resolved."""
-        value_infos = self._value_infos()
+    @property
+    def nodes(self) -> list[NodeProto]:
+        return self.table.protos
+
+    @property
+    def tensors(self) -> ValueTable:
+        return self.values
+
+    def entry(self, index: int) -> Optional[OpEntry]:
+        return self.entries[index]
+
+    def view(self, node: Union[int, NodeProto]) -> NodeView:
+        index = node if isinstance(node, int) else self.table.protos.index(node)
+        table, rows, row = self.table, self.values.rows, self.values.row
+        domain = table.domains[index]
+        return NodeView(table.names[index], table.op_types[index], domain,
+                        tuple([(rows.get(n) or row(n)) if n else None for n in table.inputs[index]]),
+                        tuple([(rows.get(n) or row(n)) if n else None for n in table.outputs[index]]),
+                        None, self.opsets.get(domain, 0), table.protos[index])
+
+    def describe_unknown_inputs(self, index: int) -> str:
+        """E.g. "'x' [2, seq]" for each input of the node whose shape is not resolved."""
         parts = []
-        for name in node.input:
-            if name and self.tensors.get(name, TensorInfo(name, None)).shape is None:
-                vi = value_infos.get(name)
-                parts.append(f"{name!r} {_describe_dims(vi.type) if vi is not None else 'unknown rank'}")
+        for name in self.table.inputs[index]:
+            if name and self.values[name].shape is None:
+                declared = self._value_info(name)
+                parts.append(f"{name!r} {describe_dims(declared.type) if declared is not None else 'unknown rank'}")
         return ", ".join(parts)
 
-    def view(self, node: NodeProto) -> NodeView:
-        domain = normalize_domain(node.domain)
-        return NodeView(
-            name=node.name,
-            op_type=node.op_type,
-            domain=domain,
-            inputs=tuple(self.tensors.get(n, TensorInfo(n, None)) if n else None for n in node.input),
-            outputs=tuple(self.tensors.get(n, TensorInfo(n, None)) if n else None for n in node.output),
-            attrs=node_attributes(node),
-            opset=self.opsets.get(domain, 0),
-        )
-
-
-def node_attributes(node: NodeProto) -> dict[str, object]:
-    attrs: dict[str, object] = {}
-    for attribute in node.attribute:
-        if attribute.type in (AttributeProto.GRAPH, AttributeProto.GRAPHS):
-            continue  # subgraphs are profiled by the profiler, not handed to cost functions
-        if attribute.type == AttributeProto.TENSOR:
-            attrs[attribute.name] = decode_small_tensor(attribute.t)
-            continue
-        value = helper.get_attribute_value(attribute)
-        if isinstance(value, bytes):
-            value = value.decode("utf-8", "replace")
-        elif isinstance(value, list) and value and isinstance(value[0], bytes):
-            value = [v.decode("utf-8", "replace") for v in value]
-        attrs[attribute.name] = value
-    return attrs
-
-
-def _shape_from_type(type_proto: onnx.TypeProto) -> Optional[Shape]:
-    tensor_type = type_proto.tensor_type
-    if not tensor_type.HasField("shape"):
+    def _value_info(self, name: str) -> Optional[onnx.ValueInfoProto]:
+        scope: Optional[PreparedGraph] = self
+        while scope is not None:
+            if name in scope.values.declared:
+                return scope.values.value_info(name)
+            scope = scope.outer
         return None
-    dims = tuple(dim.dim_value for dim in tensor_type.shape.dim)
-    if 0 in dims:  # unset (symbolic or unknown) dims read as 0; a real 0 is checked below
-        if any(not dim.HasField("dim_value") for dim in tensor_type.shape.dim):
-            return None
-    return dims if all(d >= 0 for d in dims) else None
 
+    def is_valued(self, name: str) -> bool:
+        return self.values.is_valued(name)
 
-def _describe_dims(type_proto: onnx.TypeProto) -> str:
-    if not type_proto.tensor_type.HasField("shape"):
-        return "unknown rank"
-    parts = []
-    for dim in type_proto.tensor_type.shape.dim:
-        parts.append(str(dim.dim_value) if dim.HasField("dim_value") else (dim.dim_param or "?"))
-    return "[" + ", ".join(parts) + "]"
+    @property
+    def any_bounded(self) -> bool:
+        """Some tensor here (or in a graph around) is an upper bound."""
+        return bool(self.values.bounded) or (self.outer is not None and self.outer.any_bounded)
 
+    def _negative_dims(self) -> "NegativeDims":
+        """The first tensor, in graph order, whose shape (declared, or inferred by onnx) has a negative dim."""
+        negative, table = self.values.negative, self.table
+        for index, outputs in enumerate(table.outputs):
+            for name in outputs:
+                if name in negative:
+                    hint = _NEGATIVE_DIM_HINTS.get(table.op_types[index], "")
+                    return NegativeDims(name, negative[name], f"{_node_label(table, index)}: its output {name!r} would "
+                                        f"have the dims {list(negative[name])}: its inputs and attributes do not fit the "
+                                        f"op{hint}")
+        name, dims = next(iter(negative.items()))
+        return NegativeDims(name, dims, f"value {name!r} is declared with a negative dim {list(dims)}")
 
-def real_input_names(graph: GraphProto) -> list[str]:
-    """Graph inputs that are not initializers (IR < 4 graphs list every weight as an input)."""
-    initializer_names = {t.name for t in graph.initializer}
-    return [vi.name for vi in graph.input if vi.name not in initializer_names]
+    def _learn(self, index: int, name: str, shape: Shape, dtype: Optional[int], bounded: bool) -> None:
+        """Learn an output shape computed here (a shape rule's, a node's own inference): refused
+        when a dim is negative or beyond what an ONNX dim (int64) holds."""
+        if shape and (min(shape) < 0 or max(shape) > INT64_MAX):
+            raise ModelError(f"{_node_label(self.table, index)}: its output {name!r} would have the dims "
+                             f"{list(shape)}: " + ("a negative dim (its inputs and attributes do not fit the op)"
+                                                   if min(shape) < 0 else "a dim beyond what ONNX holds (int64)"))
+        self.values.learn(name, shape, dtype, bounded=bounded)
 
+    # ---- the pass ----------------------------------------------------------------------------
 
-InputShapes = Optional[Union[Mapping[str, Union[Sequence[int], int]], Sequence[Sequence[int]]]]
+    def _run(self) -> None:
+        table = self.table
+        self.entries = _entries(self.registry, table)
+        constants = self.values.constants
+        for index, entry in enumerate(self.entries):
+            traits = entry.traits if entry is not None else DEFAULT_TRAITS
+            inputs = table.inputs[index]
+            if self.tainted and not self.tainted.isdisjoint(inputs):
+                self.runtime.append(index)
+                self._taint(table.outputs[index])
+            elif (traits.constant == COMPUTED and inputs and constants.issuperset(inputs)
+                  and (entry is not None and entry.body_cost is None)) or self._computes_constant(index, entry, traits):
+                self._mark_constant(index, traits)
+            else:
+                self.runtime.append(index)
+                self._resolve_runtime(index, traits)
 
+    def _computes_constant(self, index: int, entry: Optional[OpEntry], traits: OpTraits) -> bool:
+        """Known before the graph runs: all inputs constant (a Shape: its input's shape known)."""
+        kind = traits.constant
+        inputs = self.table.inputs[index]
+        if kind == RANDOM or (entry is not None and entry.body_cost is not None):
+            return False
+        if kind == FROM_SHAPE:
+            return bool(inputs) and self.values.shape(inputs[0]) is not None and not self.values.is_bounded(inputs[0])
+        if not inputs:
+            return kind == STORED  # Constant
+        for name in inputs:
+            if name and not self.values.is_constant(name):
+                return False
+        return entry is not None or not _has_subgraph(self.table.protos[index])
 
-def apply_input_shapes(
-    model: ModelProto,
-    input_shapes: InputShapes = None,
-    batch: Optional[int] = None,
-) -> list[str]:
-    """Fix the dims of the real inputs in place. Returns notes on values that were assumed.
+    def _mark_constant(self, index: int, traits: OpTraits) -> None:
+        self.constant_nodes.add(index)
+        outputs = self.table.outputs[index]
+        if "" in outputs:
+            outputs = [name for name in outputs if name]
+        self.values.constants.update(outputs)
+        self.values.valued.update(outputs)
+        if traits.constant == STORED:
+            self.values.stored.update(outputs)
 
-    `input_shapes` maps an input name to full dims, or a symbolic dim name to one value; or it
-    lists full dims for the inputs in order.
-    `batch` sets the leading dim of every input of rank 2 or more not given in full, when that
-    dim is symbolic or 1; a symbolic leading dim with no value becomes 1, with a note. Other
-    symbolic dims with no value stay unknown.
-    """
-    graph = model.graph
-    real_inputs = real_input_names(graph)
-    input_shapes = _by_input_name(input_shapes, real_inputs)
-    by_name = {vi.name: vi for vi in graph.input}
-    symbols = {d.dim_param for n in real_inputs for d in by_name[n].type.tensor_type.shape.dim if d.dim_param}
-    for key, value in list(input_shapes.items()):
-        if isinstance(value, int) and key in real_inputs and key not in symbols:
-            input_shapes[key] = [value]  # a rank-1 input given as one number
-    unknown = [k for k, v in input_shapes.items() if k not in real_inputs and not (isinstance(v, int) and k in symbols)]
-    if unknown:
-        known = f"inputs are {', '.join(real_inputs) or 'none'}"
-        if symbols:
-            known += f"; symbolic dims are {', '.join(sorted(symbols))}"
-        raise ModelError(f"no model input or symbolic dim named {', '.join(map(repr, unknown))}; {known}")
-    symbol_values = {k: int(v) for k, v in input_shapes.items() if isinstance(v, int)}
-    notes: list[str] = []
-    changed = False
-    for name in real_inputs:
-        given = input_shapes.get(name)
-        if given is not None and not isinstance(given, int):
-            _set_dims(by_name[name], list(given))
-            changed = True
-        elif by_name[name].type.tensor_type.HasField("shape"):
-            changed |= _fill_dims(by_name[name], symbol_values, batch, notes)
-    if changed:
-        _forget_declared_shapes(graph, set(real_inputs))
-    return notes
-
-
-def _by_input_name(input_shapes: "InputShapes", real_inputs: list[str]) -> dict[str, "Sequence[int] | int"]:
-    """Shapes given as a list apply to the model's inputs in order."""
-    if input_shapes is None:
-        return {}
-    if isinstance(input_shapes, Mapping):
-        return dict(input_shapes)
-    shapes = list(input_shapes)
-    if len(shapes) != len(real_inputs):
-        raise ModelError(f"{len(shapes)} input shape(s) given for {len(real_inputs)} model input(s) ({', '.join(real_inputs)})")
-    return dict(zip(real_inputs, shapes))
-
-
-def _fill_dims(value_info: onnx.ValueInfoProto, symbol_values: Mapping[str, int], batch: Optional[int], notes: list[str]) -> bool:
-    """Give symbolic dims their values; `batch` sets the leading dim of an input of rank 2 or more
-    when that dim is symbolic or 1. True if a dim changed."""
-    changed = False
-    dims = value_info.type.tensor_type.shape.dim
-    for position, dim in enumerate(dims):
-        fixed = dim.HasField("dim_value") and dim.dim_value > 0
-        if position == 0 and batch is not None and len(dims) >= 2 and (not fixed or dim.dim_value == 1):
-            changed |= not fixed or dim.dim_value != batch
-            dim.dim_value = batch
-        elif not fixed:
-            changed = True
-            symbol = dim.dim_param
-            if symbol and symbol in symbol_values:
-                dim.dim_value = symbol_values[symbol]
-            elif position == 0:
-                notes.append(f"symbolic batch dimension {symbol or '?'!r} of input {value_info.name!r} taken as 1 (set it with --batch or --input)")
-                dim.dim_value = 1
-    return changed
-
-
-def _forget_declared_shapes(graph: GraphProto, keep: set[str]) -> None:
-    """Drop the shapes the file declares for intermediate values and outputs: they were
-    written for the input dims the file was exported with, and inference keeps declared shapes
-    over inferred ones."""
-    graph.ClearField("value_info")
-    for output in graph.output:
-        if output.name not in keep and output.type.HasField("tensor_type"):
-            output.type.tensor_type.ClearField("shape")
-
-
-def _set_dims(value_info: onnx.ValueInfoProto, dims: list[int]) -> None:
-    tensor_type = value_info.type.tensor_type
-    if tensor_type.HasField("shape") and len(tensor_type.shape.dim) not in (0, len(dims)):
-        raise ModelError(
-            f"input {value_info.name!r} has rank {len(tensor_type.shape.dim)} "
-            f"({_describe_dims(value_info.type)}) but {len(dims)} dims were given: {dims}"
-        )
-    tensor_type.ClearField("shape")
-    for d in dims:
-        if int(d) <= 0:
-            raise ModelError(f"input {value_info.name!r}: dims must be positive, got {dims}")
-        tensor_type.shape.dim.add().dim_value = int(d)
-
-
-def topological_order(graph: GraphProto, outer_names: Iterable[str] = ()) -> list[NodeProto]:
-    """Nodes in an order where every producer comes first; raises ModelError on a cycle."""
-    available = set(outer_names) | {t.name for t in graph.initializer} | {vi.name for vi in graph.input} | {""}
-    producers: dict[str, int] = {}
-    for index, node in enumerate(graph.node):
-        for name in node.output:
+    def _taint(self, names: Sequence[str]) -> None:
+        for name in names:
             if name:
-                producers[name] = index
-    if all(all(i in available or producers.get(i, len(graph.node)) < idx for i in n.input)
-           for idx, n in enumerate(graph.node)):
-        return list(graph.node)  # already sorted: the common case
-    pending = {i: {producers[n] for n in node.input if n and n not in available and n in producers}
-               for i, node in enumerate(graph.node)}
-    order: list[NodeProto] = []
-    ready = sorted(i for i, deps in pending.items() if not deps)
-    consumers: dict[int, list[int]] = {}
-    for i, deps in pending.items():
-        for dep in deps:
-            consumers.setdefault(dep, []).append(i)
-    done: set[int] = set()
-    while ready:
-        index = ready.pop(0)
-        done.add(index)
-        order.append(graph.node[index])
-        for consumer in consumers.get(index, []):
-            pending[consumer].discard(index)
-            if not pending[consumer] and consumer not in done and consumer not in ready:
-                ready.append(consumer)
-    if len(order) != len(graph.node):
-        stuck = next(graph.node[i] for i in range(len(graph.node)) if i not in done)
-        raise ModelError(f"the graph has a cycle through node {stuck.name or stuck.output[0]!r} ({stuck.op_type})")
-    return order
+                self.tainted.add(name)
+                self.values.learn(name, None)
+
+    def _resolve_runtime(self, index: int, traits: OpTraits) -> None:
+        shape = self.values.shape
+        for name in self.table.outputs[index]:
+            if name and shape(name) is None and self._needed(name):
+                self._complete(index, traits, for_value=False)
+                break
+        if traits.buffer == ALIAS:
+            self._check_view(index, traits)
+        if self.any_bounded:
+            self._mark_bounded_values(index, traits)
+
+    def _needed(self, name: str) -> bool:
+        return self.table.is_read(name) or name in self.graph_outputs
+
+    def _mark_bounded_values(self, index: int, traits: OpTraits) -> None:
+        """A runtime node computing from bounded shapes (Shape of NonZero's output...) gives
+        values that are upper bounds, usable as shapes further on, as long as the op cannot
+        turn a larger input into a smaller output."""
+        inputs, outputs = self.table.inputs[index], self.table.outputs[index]
+        if traits.constant == FROM_SHAPE:
+            usable = bool(inputs) and self.values[inputs[0]].shape is not None
+        else:
+            bounded = [position for position, name in enumerate(inputs) if name and self.values.is_bounded(name)]
+            usable = (bool(bounded) and all(not name or self.is_valued(name) for name in inputs)
+                      and self._grows_with(index, bounded))
+        if usable:
+            names = [name for name in outputs if name]
+            self.values.valued.update(names)
+            for name in names:
+                self.values.learn(name, self.values[name].shape, bounded=True)
+
+    def _grows_with(self, index: int, bounded: Sequence[int]) -> bool:
+        """The node's output cannot shrink as its inputs at `bounded` grow (folding.GROWS_WITH)."""
+        op_type = self.table.op_types[index]
+        if op_type not in folding.GROWS_WITH:
+            return False
+        if not callable(folding.GROWS_WITH[op_type]):  # no value needed
+            return folding.grows_with(op_type, bounded, (), {})
+        inputs = self.table.inputs[index]
+        values = [self.value_of(name) if name and self.is_valued(name) else None for name in inputs]
+        return folding.grows_with(op_type, bounded, values, self._attributes(index))
+
+    def _attributes(self, index: int) -> dict[str, object]:
+        return {a.name: attribute_value(a) for a in self.table.protos[index].attribute
+                if a.type not in (AttributeProto.GRAPH, AttributeProto.GRAPHS)}
+
+    # ---- shapes onnx's inference left unknown ------------------------------------------------
+
+    def _complete(self, index: int, traits: OpTraits, for_value: bool, apply_bounds: bool = True) -> None:
+        """Infer the node's output shapes from its inputs' shapes and values; failing that (and
+        with `apply_bounds`), from the op's worst case (upper bounds)."""
+        table = self.table
+        for name in table.inputs[index]:
+            if name and self.values[name].shape is None and self.is_valued(name):
+                self.value_of(name)  # a constant whose shape is known once its producer is resolved
+        inputs = [self.values[name] if name else None for name in table.inputs[index]]
+        if any(info is not None and info.shape is None for info in inputs):
+            return
+        data, data_bounded, withheld = self._shape_data(index, traits, all_inputs=for_value)
+        bounded = data_bounded or any(info is not None and info.bounded for info in inputs)
+        outputs = self._inferred_outputs(index, inputs, data) if not (withheld and self._is_contrib(index)) else {}
+        for name, (shape, dtype) in outputs.items():
+            if self.values[name].shape is None and shape is not None:
+                self._learn(index, name, shape, dtype, bounded)
+        unknown = any(name and self.values[name].shape is None for name in table.outputs[index])
+        if unknown and withheld and not for_value:
+            self._withheld_note(index, withheld)
+        if traits.bounds is not None and unknown and apply_bounds:
+            self._apply_bounds(index, traits)
+
+    def _shape_data(self, index: int, traits: OpTraits,
+                    all_inputs: bool) -> tuple[dict[str, TensorProto], bool, list[tuple[int, str]]]:
+        """Values of the inputs that shape inference may read (shapes, axes, indices, scalars),
+        whether one is an upper bound, and the upper bounds withheld: those in an input where a
+        larger value can give a smaller output (folding.GROWS_WITH), so that the shapes depending
+        on them stay unknown instead of coming out too small."""
+        data: dict[str, TensorProto] = {}
+        bounded = False
+        withheld: list[tuple[int, str]] = []
+        values: dict[int, np.ndarray] = {}
+        inputs = self.table.inputs[index]
+        for position, name in enumerate(inputs):
+            if not name or not self.is_valued(name):
+                continue
+            info = self.values[name]
+            if not (all_inputs or position in traits.shape_inputs or info.dtype in _INDEX_DTYPES):
+                continue
+            value = self.value_of(name)
+            if value is not None:
+                values[position] = value
+        bounded_at = [position for position in values if self.values.is_bounded(inputs[position])]
+        if bounded_at:
+            all_values = [values.get(position) for position in range(len(inputs))]
+            op_type, attrs = self.table.op_types[index], self._attributes(index)
+            for position in bounded_at:
+                if not folding.grows_with(op_type, [position], all_values, attrs):
+                    withheld.append((position, inputs[position]))
+                    del values[position]
+        for position, value in values.items():
+            name = inputs[position]
+            data[name] = folding.as_tensor(value, name)
+            bounded |= position in bounded_at
+        return data, bounded, withheld
+
+    def _is_contrib(self, index: int) -> bool:
+        table = self.table
+        return _schema(table.op_types[index], self.opsets.get(table.domains[index], 0), table.domains[index]) is None
+
+    def _withheld_note(self, index: int, withheld: Sequence[tuple[int, str]]) -> None:
+        table = self.table
+        which = ", ".join(f"input {position} ({name!r})" for position, name in withheld)
+        self.notes.append(f"{table.op_types[index]} {table.label(index)!r}: {which} depends on data and is known only "
+                          "as an upper bound, where a larger value can give a smaller output: its output shape, and "
+                          "the shapes that follow from it, are not known")
+
+    def _inferred_outputs(self, index: int, inputs: Sequence[Optional[TensorInfo]],
+                          data: Mapping[str, TensorProto]) -> dict[str, tuple[Optional[Shape], Optional[int]]]:
+        table = self.table
+        op_type, domain = table.op_types[index], table.domains[index]
+        schema = _schema(op_type, self.opsets.get(domain, 0), domain)
+        if schema is None:
+            return self._contrib_outputs(index)
+        types = {info.name: helper.make_tensor_type_proto(info.dtype, list(info.shape)) for info in inputs
+                 if info is not None and info.shape is not None}
+        try:
+            inferred = onnx.shape_inference.infer_node_outputs(
+                schema, table.protos[index], types, dict(data), opset_imports=self.context.opset_imports,
+                ir_version=self.context.ir_version)
+        except Exception:  # onnx's InferenceError: inputs that do not fit the op (reported later)
+            return {}
+        return {name: (shape_of(type_proto), type_proto.tensor_type.elem_type or None)
+                for name, type_proto in inferred.items() if type_proto.HasField("tensor_type")}
+
+    def _contrib_outputs(self, index: int) -> dict[str, tuple[Optional[Shape], Optional[int]]]:
+        """Outputs of an op onnx has no schema for, from its registered shape function."""
+        table = self.table
+        shape_fn = self.registry.shape_fn(table.op_types[index], table.domains[index])
+        if shape_fn is None:
+            return {}
+        view = self.view(index)
+        try:
+            shapes = shape_fn(view)
+        except Exception:  # inputs that do not fit the op: the layer is reported later
+            return {}
+        first_dtype = view.inputs[0].dtype if view.inputs and view.inputs[0] is not None else TensorProto.FLOAT
+        return {name: _typed(shape, first_dtype) for name, shape in zip(table.outputs[index], shapes)
+                if name and shape is not None}
+
+    def _bound_shapes(self, index: int, traits: OpTraits) -> list[Optional[Union[Shape, TypedShape, Known]]]:
+        """The op's worst-case output shapes ([] when its inputs do not fit the op)."""
+        try:
+            return list(traits.bounds(self.view(index)))  # type: ignore[misc]
+        except Exception:  # inputs that do not fit the op: the layer is reported later
+            return []
+
+    def _apply_bounds(self, index: int, traits: OpTraits) -> None:
+        learnt = []
+        for name, shape in zip(self.table.outputs[index], self._bound_shapes(index, traits)):
+            if name and shape is not None and self.values[name].shape is None:
+                if isinstance(shape, Known):  # a shape the rule knows exactly (a Loop that cannot stop early)
+                    self._learn(index, name, tuple(int(d) for d in shape.shape), shape.dtype, False)
+                    continue
+                bounded_shape, dtype = _typed(shape, None)
+                self._learn(index, name, bounded_shape, dtype, True)
+                learnt.append(list(bounded_shape))
+        if not learnt:
+            return
+        label, op_type = self.table.label(index), self.table.op_types[index]
+        if index in self.constant_nodes:
+            why = "depends on values the engine does not read (weights are never read)"
+        else:
+            why = "depends on data"
+        self.notes.append(f"{op_type} {label!r}: its output {why} and is counted at its largest, "
+                          f"{', '.join(map(str, learnt))}; the figures that follow from it are upper bounds")
+
+    def _check_view(self, index: int, traits: OpTraits) -> None:
+        """A view (Reshape) whose output cannot hold its input's elements has a target hard-coded
+        for other input dims (another batch size): everything computed from it is made unresolved
+        instead of being counted at the wrong size."""
+        table = self.table
+        inputs, outputs = table.inputs[index], table.outputs[index]
+        if not inputs or not inputs[0] or not outputs:
+            return
+        values = self.values
+        if values.shape(inputs[0]) is None or values.numel(outputs[0]) == values.numel(inputs[0]):
+            return
+        source, result = values[inputs[0]], values[outputs[0]]
+        targets = [self.value_of(inputs[p]) for p in sorted(traits.shape_inputs) if p < len(inputs) and inputs[p]]
+        target = next((t for t in targets if t is not None), None)
+        if result.shape is None and target is None:
+            return
+        self.notes.append(_view_note(table.op_types[index], table.label(index), source, result, target))
+        self._taint(outputs)
+
+    # ---- values -------------------------------------------------------------------------------
+
+    def value_of(self, name: str) -> Optional[np.ndarray]:
+        """The value of a constant (or bounded) tensor, computed on first request; None when it
+        cannot be known or would be larger than folding.FOLD_MAX_ELEMENTS."""
+        if name in self._values:
+            return self._values[name]
+        if name not in self.table.producer and name not in self.values.initializers and self.outer is not None:
+            return self.outer.value_of(name)
+        if not self.is_valued(name):
+            return None
+        stack = [name]
+        while stack:
+            top = stack[-1]
+            waiting = [n for n in self._value_inputs(top) if n not in self._values]
+            if waiting:
+                stack.extend(waiting)
+                continue
+            stack.pop()
+            if top not in self._values:
+                self._compute(top)
+        return self._values.get(name)
+
+    def _value_inputs(self, name: str) -> list[str]:
+        index = self.table.producer.get(name)
+        if index is None:
+            return []
+        entry = self.entry(index)
+        if entry is not None and entry.traits.constant == FROM_SHAPE:
+            return []
+        return [n for n in self.table.inputs[index] if n and n in self.table.producer and self.is_valued(n)]
+
+    def _compute(self, name: str) -> None:
+        index = self.table.producer.get(name)
+        if index is None:
+            initializer = self.values.initializers.get(name)
+            self._values[name] = decode_small_tensor(initializer) if initializer is not None else None
+            return
+        outputs = [n for n in self.table.outputs[index] if n]
+        results = self._evaluate(index)
+        unknown = False
+        for position, output in enumerate(outputs):
+            value = results[position] if results is not None and position < len(results) else None
+            self._values[output] = value
+            if value is not None and self.values[output].shape is None:
+                self.values.learn(output, tuple(value.shape))  # a Shape of a shape learnt late
+            unknown |= value is None and self.values[output].shape is None
+        if unknown and index in self.constant_nodes:
+            # A constant whose value is not worked out (computed from weights, which are not
+            # read, or too large): its shape from its inputs' shapes, else the op's worst case.
+            entry = self.entry(index)
+            self._complete(index, entry.traits if entry is not None else DEFAULT_TRAITS, for_value=False)
+
+    def _evaluate(self, index: int) -> Optional[list[np.ndarray]]:
+        table = self.table
+        entry = self.entry(index)
+        traits = entry.traits if entry is not None else DEFAULT_TRAITS
+        attrs = {a.name: attribute_value(a) for a in table.protos[index].attribute
+                 if a.type not in (AttributeProto.GRAPH, AttributeProto.GRAPHS)}
+        if traits.constant == FROM_SHAPE:
+            return folding.from_shape(table.op_types[index], self.values[table.inputs[index][0]].shape, attrs)
+        if table.domains[index] != "":
+            return None
+        inputs = [self.value_of(n) if n else None for n in table.inputs[index]]
+        if any(n and value is None for n, value in zip(table.inputs[index], inputs)):
+            return None
+        if not self._outputs_fit(index, traits):
+            return None
+        try:
+            return folding.evaluate(table.protos[index], inputs, attrs)
+        except Exception:  # an op this evaluator cannot run, or too large a value: it stays unknown
+            return None
+
+    def _outputs_fit(self, index: int, traits: OpTraits) -> bool:
+        """Every output's size is known and within the folding cap (inferring it if need be). An
+        op whose output size depends on its input values (NonZero of a constant) is checked at
+        its largest output, which is not learnt: the value computed gives the exact shape."""
+        outputs = [n for n in self.table.outputs[index] if n]
+        if any(self.values[n].shape is None for n in outputs):
+            self._complete(index, traits, for_value=True, apply_bounds=False)
+        sizes = [self.values[n].numel for n in outputs]
+        if traits.bounds is not None and None in sizes:
+            worst = self._bound_shapes(index, traits)
+            sizes = [size if size is not None or position >= len(worst) or worst[position] is None
+                     else math.prod(_typed(worst[position], None)[0])  # type: ignore[arg-type]
+                     for position, size in enumerate(sizes)]
+        return all(size is not None and size <= folding.FOLD_MAX_ELEMENTS for size in sizes)
 
 
-def infer_shapes(model: ModelProto) -> ModelProto:
-    """ONNX shape inference with data propagation; raises ModelError with onnx's own message."""
+INT64_MAX = 2**63 - 1
+_WINDOW_HINT = " (a kernel or window larger than the padded input?)"
+_NEGATIVE_DIM_HINTS = {
+    **dict.fromkeys(("Conv", "ConvInteger", "QLinearConv", "MaxPool", "AveragePool", "LpPool", "FusedConv", "NhwcConv",
+                     "QLinearAveragePool", "NhwcMaxPool", "Col2Im"), _WINDOW_HINT),
+    "ConvTranspose": " (pads larger than the output they trim?)",
+}
+
+
+class NegativeDims(ModelError):
+    """A tensor's shape has a negative dim (`name`, `dims`): nothing it feeds can be counted."""
+
+    def __init__(self, name: str, dims: Shape, message: str) -> None:
+        super().__init__(message)
+        self.name, self.dims = name, dims
+
+
+def _node_label(table: NodeTable, index: int) -> str:
+    return f"node {table.label(index)!r} ({table.op_types[index]})"
+
+
+def _entries(registry: OpRegistry, table: NodeTable) -> list[Optional[OpEntry]]:
+    """Each node's registry entry, looked up once per distinct op."""
+    found: dict[tuple[str, str], Optional[OpEntry]] = {}
+    entries = []
+    for key in zip(table.op_types, table.domains):
+        entry = found.get(key, found)
+        if entry is found:
+            entry = found[key] = registry.lookup(key[0], key[1])
+        entries.append(entry)
+    return entries  # type: ignore[return-value]
+
+
+def _has_subgraph(node: NodeProto) -> bool:
+    return any(a.type in (AttributeProto.GRAPH, AttributeProto.GRAPHS) for a in node.attribute)
+
+
+def _schema(op_type: str, opset: int, domain: str) -> Optional[onnx.defs.OpSchema]:
+    try:  # a version beyond a C int (the file may say 2^63 - 1) is the newest there is
+        return onnx.defs.get_schema(op_type, min(opset, _NEWEST_VERSION) or onnx.defs.onnx_opset_version(), domain)
+    except (onnx.defs.SchemaError, TypeError):
+        return None
+
+
+_NEWEST_VERSION = 2**31 - 1
+
+
+def _typed(shape: Union[Shape, TypedShape, Known], default_dtype: Optional[int]) -> tuple[Shape, Optional[int]]:
+    if isinstance(shape, (TypedShape, Known)):
+        return tuple(int(d) for d in shape.shape), shape.dtype
+    return tuple(int(d) for d in shape), default_dtype
+
+
+def _view_note(op_type: str, label: str, source: TensorInfo, result: TensorInfo, target: Optional[np.ndarray]) -> str:
+    constant = f"its constant shape {[int(d) for d in target.reshape(-1)]}" if target is not None else "its target"
+    why = f"{constant} is hard-coded for other input dims (exported at another batch size?); layers after it are unresolved"
+    if result.shape is not None:
+        return (f"{op_type} {label!r} maps {source.numel:,} elements {list(source.shape or ())} to "
+                f"{result.numel:,} {list(result.shape)}: {why}")
+    return f"{op_type} {label!r} cannot map {source.numel:,} elements {list(source.shape or ())} to {constant}: {why}"
+
+
+# onnx's data propagation (the values of shape tensors) holds one entry per element of a 1-D
+# tensor it meets, whatever its element type: over a vector of 2^40 elements it allocates until the
+# memory runs out. Shape tensors are short; a graph with a longer 1-D input or weight is inferred
+# without it (the engine's own constant folding still works out the shapes it needs).
+
+
+def infer_shapes(model: ModelProto, data_prop: Optional[bool] = None) -> ModelProto:
+    """ONNX shape inference, with data propagation unless the graph has a 1-D input or weight
+    longer than DATA_PROP_MAX_ELEMENTS; raises ModelError with onnx's own message. When data
+    propagation runs out of memory (a long 1-D tensor computed inside the graph), inference runs
+    again without it."""
+    if data_prop is None:
+        data_prop = not _has_long_vector(model.graph)
     try:
-        return onnx.shape_inference.infer_shapes(model, check_type=False, strict_mode=False, data_prop=True)
+        return onnx.shape_inference.infer_shapes(model, check_type=False, strict_mode=False, data_prop=data_prop)
+    except MemoryError as error:  # onnx's std::bad_alloc
+        if data_prop:
+            return infer_shapes(model, data_prop=False)
+        raise ModelError("shape inference failed: it needs more memory than the limit allows "
+                         f"({str(error).strip() or 'std::bad_alloc'})") from error
     except Exception as error:  # onnx raises InferenceError, ValidationError or RuntimeError
         message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise ModelError(f"shape inference failed: {message}") from error
 
 
-def collect_tensors(graph: GraphProto, outer: Optional[Mapping[str, TensorInfo]] = None) -> dict[str, TensorInfo]:
-    """Shapes and dtypes of every named value, plus constant values where known."""
-    tensors: dict[str, TensorInfo] = dict(outer or {})
-    for init in graph.initializer:
-        tensors[init.name] = TensorInfo(init.name, tuple(init.dims), init.data_type, init, True)
-    initializer_count = len(graph.initializer)
-    for vi in _value_infos_of(graph, skip_initializers=initializer_count > 0):
-        tensor_type = vi.type.tensor_type
-        info = TensorInfo(vi.name, _shape_from_type(vi.type), tensor_type.elem_type)
-        known = tensors.get(vi.name)
-        if known is not None and (known.is_constant or (known.shape is not None and info.shape is None)):
-            continue  # initializers win; a shapeless graph-output entry must not hide an inferred shape
-        tensors[vi.name] = info
-    return tensors
+def _has_long_vector(graph: GraphProto) -> bool:
+    """A 1-D graph input or initializer of more than DATA_PROP_MAX_ELEMENTS elements."""
+    for value_info in graph.input:
+        dims = value_info.type.tensor_type.shape.dim
+        if len(dims) == 1 and dims[0].dim_value > DATA_PROP_MAX_ELEMENTS:
+            return True
+    return any(len(shape) == 1 and shape[0] > DATA_PROP_MAX_ELEMENTS for shape in [t.dims for t in graph.initializer])
 
 
-def _value_infos_of(graph: GraphProto, skip_initializers: bool) -> Iterable[onnx.ValueInfoProto]:
-    inputs: Iterable[onnx.ValueInfoProto] = graph.input
-    if skip_initializers:  # IR < 4 graphs list every weight as an input too
-        names = {t.name for t in graph.initializer}
-        inputs = [vi for vi in graph.input if vi.name not in names]
-    for group in (inputs, graph.value_info, graph.output):
-        for vi in group:
-            if vi.type.HasField("tensor_type"):
-                yield vi
-
-
-def propagate_constants(nodes: Sequence[NodeProto], tensors: dict[str, TensorInfo]) -> tuple[set[int], dict[str, TensorInfo]]:
-    """Mark the outputs of constant-computing nodes as constants.
-
-    Returns the indices (into `nodes`) of nodes that run before the graph does (Constant,
-    ConstantOfShape, Shape of a known shape, and anything fed only by constants), and the
-    tensors that hold stored data (initializers and Constant/ConstantOfShape outputs).
-    """
-    constant_nodes: set[int] = set()
-    roots: dict[str, TensorInfo] = {k: v for k, v in tensors.items() if v.is_constant}
-    for index, node in enumerate(nodes):
-        present = [tensors.get(name) for name in node.input if name]
-        if node.op_type in _NONDETERMINISTIC_OPS and node.domain in ("", "ai.onnx"):
-            continue
-        if node.op_type == "Constant" and node.domain in ("", "ai.onnx"):
-            info = _constant_node_output(node, tensors.get(node.output[0]))
-            tensors[node.output[0]] = info
-            roots[node.output[0]] = info
-            constant_nodes.add(index)
-            continue
-        if node.op_type in _SHAPE_OPS and node.domain in ("", "ai.onnx"):
-            source = present[0] if present else None
-            if source is not None and source.shape is not None:
-                constant_nodes.add(index)
-                _mark_constant(tensors, node.output[0])
-            continue
-        if not node.input or not all(t is not None and t.is_constant for t in present):
-            continue
-        if any(attr.type in (AttributeProto.GRAPH, AttributeProto.GRAPHS) for attr in node.attribute):
-            continue
-        constant_nodes.add(index)
-        for name in node.output:
-            if name:
-                _mark_constant(tensors, name)
-        if node.op_type == "ConstantOfShape" and node.domain in ("", "ai.onnx"):
-            roots[node.output[0]] = tensors[node.output[0]]
-    return constant_nodes, roots
-
-
-def _mark_constant(tensors: dict[str, TensorInfo], name: str) -> None:
-    info = tensors.get(name, TensorInfo(name, None))
-    tensors[name] = TensorInfo(info.name, info.shape, info.dtype, info.value_source, True)
-
-
-def _constant_node_output(node: NodeProto, inferred: Optional[TensorInfo]) -> TensorInfo:
-    name = node.output[0]
-    for attribute in node.attribute:
-        if attribute.name == "value" and attribute.type == AttributeProto.TENSOR:
-            t = attribute.t
-            return TensorInfo(name, tuple(t.dims), t.data_type, t, True)
-        if attribute.name == "sparse_value":
-            sparse = attribute.sparse_tensor
-            return TensorInfo(name, tuple(sparse.dims), sparse.values.data_type, None, True)
-    value = helper.get_attribute_value(node.attribute[0]) if node.attribute else None
-    if value is not None:
-        array = np.asarray(value)
-        if array.dtype.kind == "U" or array.dtype.kind == "O":
-            return TensorInfo(name, array.shape, TensorProto.STRING, None, True)
-        dtype = helper.np_dtype_to_tensor_dtype(array.dtype if array.dtype != np.float64 else np.dtype(np.float32))
-        return TensorInfo(name, tuple(array.shape), dtype, array, True)
-    if inferred is not None:
-        return TensorInfo(name, inferred.shape, inferred.dtype, None, True)
-    return TensorInfo(name, None, TensorProto.FLOAT, None, True)
-
-
-def resolve_contrib_shapes(model: ModelProto, registry: OpRegistry, max_rounds: int = 8) -> tuple[ModelProto, dict[str, TensorInfo]]:
-    """Shape inference, then outputs of ops onnx does not know from registered shape functions,
-    and inference again, until nothing new is learnt. Returns the model and its tensors."""
-    inferred = infer_shapes(model)
-    tensors = collect_tensors(inferred.graph)
-    for _ in range(max_rounds):
-        if not _add_contrib_shapes(model, inferred.graph, tensors, registry):
-            break
-        inferred = infer_shapes(model)
-        tensors = collect_tensors(inferred.graph)
-    return inferred, tensors
-
-
-def _add_contrib_shapes(model: ModelProto, graph: GraphProto, tensors: dict[str, TensorInfo], registry: OpRegistry) -> bool:
-    """Append value_info to `model` for outputs that shape functions can now give. True if any."""
-    added = False
-    for node in graph.node:
-        if all(n in tensors and tensors[n].shape is not None for n in node.output if n):
-            continue
-        shape_fn = registry.shape_fn(node.op_type, node.domain)
-        if shape_fn is None:
-            continue
-        view = PreparedGraph(graph, tensors, [], []).view(node)
-        try:
-            shapes = shape_fn(view)
-        except Exception:  # inputs not resolved yet, or an invalid node: reported later by the profiler
-            continue
-        for name, shape in zip(node.output, shapes):
-            if name and shape is not None and (name not in tensors or tensors[name].shape is None):
-                dtype = view.inputs[0].dtype if view.inputs and view.inputs[0] else TensorProto.FLOAT
-                if isinstance(shape, TypedShape):
-                    shape, dtype = shape.shape, shape.dtype
-                model.graph.value_info.append(helper.make_tensor_value_info(name, dtype, list(shape)))
-                added = True
-    return added
-
-
-MAX_FOLDING_ROUNDS = 4
-
-
-def _has_unknown_shapes(graph: GraphProto, tensors: Mapping[str, TensorInfo]) -> bool:
-    return any(name and tensors.get(name, TensorInfo(name, None)).shape is None
-               for node in graph.node for name in node.output)
-
-
-def learn_shapes_by_folding(model: ModelProto, inferred: ModelProto, tensors: Mapping[str, TensorInfo]) -> bool:
-    """Shape arithmetic that onnx's data propagation leaves unknown (e.g. TorchScript's
-    `Shape -> Slice` with a start computed by `Mod`/`Add`), computed with onnx's reference ops
-    on a copy whose constant nodes become `Constant`s; the shapes inference then finds are added
-    to `model` as value_info. True if any shape was learnt."""
-    folded = ModelProto()
-    folded.CopyFrom(inferred)
-    if not _fold_small_constants(folded.graph, tensors):
-        return False
-    learnt = infer_shapes(folded).graph
-    added = False
-    for vi in list(learnt.value_info) + list(learnt.output):
-        known = tensors.get(vi.name)
-        if (known is None or known.shape is None) and _shape_from_type(vi.type) is not None:
-            model.graph.value_info.append(vi)
-            added = True
-    return added
-
-
-def _fold_small_constants(graph: GraphProto, tensors: Mapping[str, TensorInfo]) -> bool:
-    """Replace nodes that compute small constants by `Constant` nodes with their values."""
-    from onnx.reference import ReferenceEvaluator
-
-    values: dict[str, np.ndarray] = {}
-    for init in graph.initializer:
-        value = decode_small_tensor(init)
-        if value is not None:
-            values[init.name] = value
-    ordered = [NodeProto.FromString(node.SerializeToString()) for node in topological_order(graph)]
-    replaced = False
-    for index, node in enumerate(ordered):
-        value = _constant_output(node, values, tensors, ReferenceEvaluator)
-        if value is None:
-            continue
-        values[node.output[0]] = value
-        if node.op_type != "Constant":
-            ordered[index] = helper.make_node("Constant", [], [node.output[0]], name=node.name,
-                                              value=numpy_helper.from_array(value, node.output[0]))
-            replaced = True
-    del graph.node[:]
-    graph.node.extend(ordered)
-    return replaced
-
-
-def _constant_output(node: NodeProto, values: Mapping[str, np.ndarray], tensors: Mapping[str, TensorInfo],
-                     evaluator: type) -> Optional[np.ndarray]:
-    if node.domain not in ("", "ai.onnx") or len(node.output) != 1 or node.op_type in _NONDETERMINISTIC_OPS:
-        return None
-    if any(a.type in (AttributeProto.GRAPH, AttributeProto.GRAPHS) for a in node.attribute):
-        return None
-    if node.op_type == "Constant":
-        return decode_small_tensor(node.attribute[0].t) if node.attribute and node.attribute[0].name == "value" else None
-    if node.op_type in ("Shape", "Size"):
-        shape = tensors.get(node.input[0], TensorInfo("", None)).shape
-        if shape is None:
-            return None
-        if node.op_type == "Size":
-            return np.array(int(np.prod(shape)), dtype=np.int64)
-        attrs = node_attributes(node)
-        start, end = int(attrs.get("start", 0)), attrs.get("end")
-        return np.array(shape[start:None if end is None else int(end)], dtype=np.int64)
-    if not node.input or not all(name in values for name in node.input if name):
-        return None
+def inline_local_functions(model: ModelProto) -> ModelProto:
+    """The model with its local functions inlined; ModelError for a call onnx's inliner cannot bind
+    (it asserts) and for what it refuses (a function calling itself)."""
+    functions = {(function.domain, function.name, function.overload): function for function in model.functions}
+    graphs: list[GraphProto] = [model.graph]
+    callers: list[Sequence[NodeProto]] = [function.node for function in model.functions]
+    while graphs or callers:
+        nodes = graphs.pop().node if graphs else callers.pop()
+        for node in nodes:
+            function = functions.get((node.domain, node.op_type, node.overload))
+            if function is not None and (len(node.input) > len(function.input) or len(node.output) > len(function.output)):
+                label = node.name or (node.output[0] if node.output else node.op_type)
+                raise ModelError(f"node {label!r} calls the model-local function {function.domain}::{function.name} with "
+                                 f"{len(node.input)} input(s) and {len(node.output)} output(s); it takes "
+                                 f"{len(function.input)} and {len(function.output)}")
+            for attribute in node.attribute:
+                if attribute.type == AttributeProto.GRAPH:
+                    graphs.append(attribute.g)
+                elif attribute.type == AttributeProto.GRAPHS:
+                    graphs.extend(attribute.graphs)
     try:
-        feeds = {name: values[name] for name in node.input if name}
-        (result,) = evaluator(node).run(None, feeds)
-    except Exception:  # an op the reference runtime can't evaluate: the shape stays unknown
-        return None
-    result = np.asarray(result)
-    return result if result.size <= MAX_VALUE_ELEMENTS else None
-
-
-_ELEMENT_PRESERVING_OPS = {"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity"}
-
-
-def distrust_size_changing_views(nodes: Sequence[NodeProto], tensors: dict[str, TensorInfo]) -> list[str]:
-    """A Reshape-like op whose output has a different element count than its input (a target
-    hard-coded for another batch size) makes its output and everything computed from it
-    unresolved, instead of silently counting the rest at the wrong size."""
-    notes: list[str] = []
-    tainted: set[str] = set()
-    for node in nodes:
-        if any(name in tainted for name in node.input):
-            tainted.update(name for name in node.output if name)
-            continue
-        if node.op_type not in _ELEMENT_PRESERVING_OPS or node.domain not in ("", "ai.onnx") or not node.input:
-            continue
-        source, result = tensors.get(node.input[0]), tensors.get(node.output[0])
-        if source is None or result is None or source.numel is None or result.numel is None or source.numel == result.numel:
-            continue
-        notes.append(
-            f"{node.op_type} {node.name or node.output[0]!r} maps {source.numel:,} elements {list(source.shape or ())} "
-            f"to {result.numel:,} {list(result.shape or ())}: its target is hard-coded for other input dims; "
-            "layers after it are unresolved"
-        )
-        tainted.update(name for name in node.output if name)
-    for name in tainted:
-        info = tensors.get(name, TensorInfo(name, None))
-        tensors[name] = TensorInfo(name, None, info.dtype, None, info.is_constant)
-    return notes
+        return onnx.inliner.inline_local_functions(model)
+    except Exception as error:  # onnx's ValidationError (a recursive function), RuntimeError (its assertions)
+        message = next((line.strip() for line in str(error).splitlines() if line.strip()), type(error).__name__)
+        raise ModelError(f"cannot inline the model-local functions: {message}") from None
 
 
 def prepare_graph(
@@ -500,18 +620,35 @@ def prepare_graph(
     input_shapes: InputShapes = None,
     batch: Optional[int] = None,
 ) -> PreparedGraph:
-    """Inline local functions, fix input dims, infer shapes and index every tensor."""
+    """Inline local functions, fix input dims, infer shapes and resolve every tensor."""
     if model.functions:
-        model = onnx.inliner.inline_local_functions(model)
-    notes = apply_input_shapes(model, input_shapes, batch)
-    inferred, tensors = resolve_contrib_shapes(model, registry)
-    for _ in range(MAX_FOLDING_ROUNDS):
-        if not _has_unknown_shapes(inferred.graph, tensors) or not learn_shapes_by_folding(model, inferred, tensors):
-            break
-        inferred, tensors = resolve_contrib_shapes(model, registry)
-    graph = inferred.graph
-    nodes = topological_order(graph)
-    notes += distrust_size_changing_views(nodes, tensors)
-    constant_nodes, roots = propagate_constants(nodes, tensors)
-    opsets = {normalize_domain(op.domain): op.version for op in inferred.opset_import}
-    return PreparedGraph(graph, tensors, nodes, real_input_names(graph), notes, roots, constant_nodes, opsets)
+        model = inline_local_functions(model)
+    long_vectors = ["(an initializer)"] if check_initializer_dims(model.graph) else []
+    notes = apply_input_shapes(model, input_shapes, batch, long_vectors)
+    inferred = infer_shapes(model, data_prop=not long_vectors)
+    try:
+        return PreparedGraph(inferred.graph, GraphContext(registry, inferred), notes=notes)
+    except NegativeDims as error:
+        declared = _declared_dims(model.graph, error.name)
+        if declared is not None and min(declared, default=0) < 0:  # the file says so, not onnx's inference
+            raise ModelError(f"value {error.name!r} is declared with a negative dim {declared}") from None
+        raise
+
+
+def check_initializer_dims(graph: GraphProto) -> bool:
+    """No initializer declares a negative dim (checked before onnx's inference sees it). True when
+    one is a vector longer than DATA_PROP_MAX_ELEMENTS."""
+    dims = [initializer.dims for initializer in graph.initializer]
+    if min(chain.from_iterable(dims), default=0) < 0:
+        initializer = next(t for t in graph.initializer if min(t.dims, default=0) < 0)
+        raise ModelError(f"initializer {initializer.name!r} declares a negative dim {list(initializer.dims)}")
+    return any(len(shape) == 1 and shape[0] > DATA_PROP_MAX_ELEMENTS for shape in dims)
+
+
+def _declared_dims(graph: GraphProto, name: str) -> Optional[list[int]]:
+    for value_info in (*graph.value_info, *graph.output, *graph.input):
+        if value_info.name == name:
+            return [dim.dim_value for dim in value_info.type.tensor_type.shape.dim]
+    return None
+
+

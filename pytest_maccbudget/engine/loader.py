@@ -153,13 +153,20 @@ def skeleton_bytes(data: Buffer) -> bytes:
     """The serialized model with large tensor data left out (dims and dtypes kept)."""
     view = memoryview(data)
     out: list = []
+    problem = None
     try:
         _rewrite(view, 0, len(view), _MODEL, out)
+        return b"".join(out)
     except _Truncated as error:
-        raise ModelError(f"not a valid ONNX file: truncated or corrupt protobuf near byte {error.args[0]}") from None
+        problem = f"truncated or corrupt protobuf near byte {error.args[0]}"
+    except RecursionError:  # protobuf itself refuses nesting this deep
+        problem = "messages nested too deeply"
     finally:
+        # the slices in `out` export the buffer: drop them (and the frames of the walk, gone with
+        # the exception) before releasing it, or the release and the mmap's close fail
+        out.clear()
         view.release()
-    return b"".join(out)
+    raise ModelError(f"not a valid ONNX file: {problem}")
 
 
 def load_skeleton(path: Union[str, os.PathLike]) -> ModelProto:
@@ -218,6 +225,8 @@ def _strip_graph(graph: onnx.GraphProto) -> None:
 
 def _strip_nodes(nodes) -> None:
     for node in nodes:
+        if node.ByteSize() <= SMALL_TENSOR_BYTES:
+            continue  # too small to hold tensor data worth clearing: skips reading its attributes
         for attribute in node.attribute:
             if attribute.HasField("t"):
                 _strip_tensor(attribute.t)

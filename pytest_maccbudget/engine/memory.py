@@ -2,125 +2,126 @@
 
 The graph runs in topological order. Each activation buffer is live from the step that
 produces it (graph inputs: from the start) to the last step that reads it (graph outputs: to
-the end); the peak is the largest sum of live bytes at any step. Reshape-like ops and folded
-layers alias their input (one buffer), and Concat's producers write straight into its output
-buffer, so Concat inputs live inside it.
+the end); the peak is the largest sum of live bytes at any step. Views (ops registered with
+buffer=ALIAS) and folded layers share their input's buffer, and the producers of an in-place
+op's inputs (Concat's) write straight into its output buffer, so those inputs live inside it.
 """
 from __future__ import annotations
 
-from typing import Iterable, Optional, Sequence
+from typing import Iterable, NamedTuple, Optional
 
-from onnx import NodeProto
+from .graph import PreparedGraph
+from .registry import ALIAS, DEFAULT_TRAITS, IN_PLACE
 
-from .ops.movement import ALIAS_OPS
-from .types import TensorInfo
+
+class Peak(NamedTuple):
+    bytes: Optional[int]  # None when the size of some activation is not known
+    missing: list[str]  # the activations whose size is not known
+    bound: bool  # an activation's size is an upper bound, so the peak is one
 
 
 class _Buffers:
-    """Union-find over tensor names; each set is one buffer."""
+    """Union-find over the tensors that share a buffer with another; any other tensor is its own."""
 
     def __init__(self) -> None:
         self.parent: dict[str, str] = {}
 
-    def add(self, name: str) -> None:
-        self.parent.setdefault(name, name)
-
     def find(self, name: str) -> str:
+        parent = self.parent
         root = name
-        while self.parent[root] != root:
-            root = self.parent[root]
-        while self.parent[name] != root:
-            self.parent[name], name = root, self.parent[name]
+        while parent.get(root, root) != root:
+            root = parent[root]
+        while name != root:
+            parent[name], name = root, parent[name]
         return root
 
     def union(self, a: str, b: str) -> None:
-        self.parent[self.find(a)] = self.find(b)
+        root_a, root_b = self.find(a), self.find(b)
+        if root_a != root_b:
+            self.parent[root_a] = root_b
 
 
-def is_alias(node: NodeProto) -> bool:
-    return node.op_type in ALIAS_OPS and node.domain in ("", "ai.onnx")
-
-
-def peak_activation_bytes(
-    nodes: Sequence[NodeProto],
-    tensors: dict[str, TensorInfo],
-    runtime_nodes: Iterable[int],
-    aliased_nodes: Iterable[int],
-    graph_inputs: Sequence[str],
-    graph_outputs: Sequence[str],
-) -> tuple[Optional[int], list[str]]:
-    """(peak live activation bytes, names of runtime tensors whose size is unknown).
-
-    `runtime_nodes` are the indices of nodes that run at inference; `aliased_nodes` those whose
-    output shares their input's buffer (Reshape-like ops, folded BatchNorms).
-    """
-    runtime = sorted(set(runtime_nodes))
-    aliased = set(aliased_nodes)
-    buffers = _Buffers()
-    produced_at: dict[str, int] = {}
-    for name in graph_inputs:
-        buffers.add(name)
-        produced_at[name] = 0
-    for step, index in enumerate(runtime):
-        node = nodes[index]
-        # an inference-mode Dropout produces no mask: only its (aliased) first output exists
-        outputs = node.output[:1] if node.op_type == "Dropout" else node.output
-        for name in outputs:
-            if name:
-                buffers.add(name)
-                produced_at[name] = step
-    _merge_buffers(nodes, runtime, aliased, buffers, set(graph_inputs))
-    last_step = max(len(runtime) - 1, 0)
+def peak_activation_bytes(prepared: PreparedGraph, folded: Iterable[int]) -> Peak:
+    """The peak of live activation bytes over the runtime nodes of `prepared`; `folded` are the
+    nodes folded into a neighbour (their output shares their input's buffer)."""
+    produced_at: dict[str, int] = dict.fromkeys(prepared.real_inputs, 0)
     last_use: dict[str, int] = {}
-    for step, index in enumerate(runtime):
-        for name in nodes[index].input:
+    buffers = _Buffers()
+    last_step = _walk(prepared, set(folded), produced_at, last_use, buffers)
+    for name in prepared.graph_outputs:
+        if name in produced_at:
+            last_use[name] = last_step  # graph outputs stay live to the end
+    return _sweep(prepared, buffers, produced_at, last_use, last_step)
+
+
+def _walk(prepared: PreparedGraph, folded: set[int], produced_at: dict[str, int], last_use: dict[str, int],
+          buffers: _Buffers) -> int:
+    """Record when each activation is made and last read, and which share a buffer. Returns the last step."""
+    table, entries = prepared.table, prepared.entries
+    graph_inputs = set(prepared.real_inputs)
+    placed: set[str] = set()  # tensors already produced into an in-place op's buffer
+    step = -1
+    for step, index in enumerate(prepared.runtime):
+        inputs, outputs = table.inputs[index], table.outputs[index]
+        for name in inputs:
             if name in produced_at:
                 last_use[name] = step
-    for name in graph_outputs:
-        if name in produced_at:
-            last_use[name] = last_step
-    return _sweep(buffers, produced_at, last_use, tensors, last_step)
+        entry = entries[index]
+        traits = entry.traits if entry is not None else DEFAULT_TRAITS
+        kept = outputs if traits.inference_outputs is None else outputs[:traits.inference_outputs]
+        for name in kept:
+            if name:
+                produced_at[name] = step
+        if (index in folded or traits.buffer == ALIAS) and inputs and inputs[0] in produced_at and outputs:
+            buffers.union(outputs[0], inputs[0])
+        elif traits.buffer == IN_PLACE and outputs:
+            _place_inputs(inputs, outputs[0], produced_at, graph_inputs, placed, buffers)
+    return max(step, 0)
 
 
-def _merge_buffers(nodes: Sequence[NodeProto], runtime: list[int], aliased: set[int], buffers: _Buffers, graph_inputs: set[str]) -> None:
-    placed: set[str] = set()  # tensors already produced into a Concat's buffer
-    for index in runtime:
-        node = nodes[index]
-        if (index in aliased or is_alias(node)) and node.input and node.input[0] in buffers.parent and node.output:
-            buffers.union(node.output[0], node.input[0])
-        elif node.op_type == "Concat" and node.domain in ("", "ai.onnx") and node.output:
-            for name in node.input:
-                # a graph input cannot be written into the Concat's buffer, and a tensor can be
-                # written into one buffer only: into any other Concat it is copied
-                if name in buffers.parent and name not in graph_inputs and name not in placed:
-                    placed.add(name)
-                    if buffers.find(name) != buffers.find(node.output[0]):
-                        buffers.union(name, node.output[0])
+def _place_inputs(inputs: list[str], output: str, produced_at: dict[str, int], graph_inputs: set[str],
+                  placed: set[str], buffers: _Buffers) -> None:
+    for name in inputs:
+        # a graph input cannot be written into the output's buffer, and a tensor can be written
+        # into one buffer only: into any other in-place op it is copied
+        if name in produced_at and name not in graph_inputs and name not in placed:
+            placed.add(name)
+            buffers.union(name, output)
 
 
-def _sweep(buffers: _Buffers, produced_at: dict[str, int], last_use: dict[str, int], tensors: dict[str, TensorInfo], last_step: int) -> tuple[Optional[int], list[str]]:
-    size: dict[str, int] = {}
-    start: dict[str, int] = {}
-    end: dict[str, int] = {}
+def _sweep(prepared: PreparedGraph, buffers: _Buffers, produced_at: dict[str, int], last_use: dict[str, int],
+           last_step: int) -> Peak:
+    spans: dict[str, list[int]] = {}  # buffer -> [bytes, first step, last step]
     missing: list[str] = []
+    bound = False
+    size_of, bounded, merged, find = prepared.values.nbytes, prepared.values.bounded, buffers.parent, buffers.find
     for name, step in produced_at.items():
-        root = buffers.find(name)
-        info = tensors.get(name)
-        nbytes = info.nbytes if info is not None else None
+        nbytes = size_of(name)
         if nbytes is None:
             missing.append(name)
             continue
-        size[root] = max(size.get(root, 0), nbytes)
-        start[root] = min(start.get(root, step), step)
-        end[root] = max(end.get(root, step), last_use.get(name, step))
+        bound |= nbytes > 0 and name in bounded
+        root = find(name) if name in merged else name
+        used = last_use.get(name, step)
+        span = spans.get(root)
+        if span is None:
+            spans[root] = [nbytes, step, used]
+        else:
+            span[0], span[1], span[2] = max(span[0], nbytes), min(span[1], step), max(span[2], used)
     if missing:
-        return None, missing
+        return Peak(None, missing, False)
+    return Peak(_largest_sum(spans.values(), last_step), [], bound)
+
+
+def _largest_sum(spans: Iterable[list[int]], last_step: int) -> int:
+    """The largest total of the buffers live at one step."""
     delta = [0] * (last_step + 2)
-    for root, nbytes in size.items():
-        delta[start[root]] += nbytes
-        delta[end[root] + 1] -= nbytes
+    for nbytes, first, last in spans:
+        delta[first] += nbytes
+        delta[last + 1] -= nbytes
     live = peak = 0
     for change in delta:
         live += change
-        peak = max(peak, live)
-    return peak, []
+        if live > peak:
+            peak = live
+    return peak

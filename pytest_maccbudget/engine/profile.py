@@ -1,41 +1,40 @@
 """profile_model: ONNX file or ModelProto -> Profile (per-layer costs, totals, memory, unknowns)."""
 from __future__ import annotations
 
+import gc
 import os
 from dataclasses import dataclass, field
-from typing import Mapping, Optional, Sequence, Union
+from typing import Optional, Sequence, Union
 
 import onnx
-from onnx import AttributeProto, GraphProto, ModelProto, NodeProto
+from onnx import GraphProto, ModelProto
 
 from . import ops  # noqa: F401  (fills the default registry)
 from .errors import ModelError
-from .fusion import find_folds, layer_name
-from .graph import InputShapes, PreparedGraph, collect_tensors, prepare_graph, propagate_constants, topological_order
+from .fusion import find_folds
+from .graph import InputShapes, PreparedGraph, prepare_graph
 from .loader import load_skeleton, strip_model
 from .memory import peak_activation_bytes
-from .ops.movement import ALIAS_OPS, NO_COPY_OPS
-from .registry import REGISTRY, OpRegistry
-from .results import CONSTANT, COSTED, FOLDED, FREE, UNKNOWN, UNRESOLVED, LayerCost, Profile, Totals, UnknownOp
+from .registry import ALIAS, IN_PLACE, OTHER, REGISTRY, BodyCost, OpEntry, OpRegistry, normalize_domain
+from .results import (
+    BOUNDABLE_TOTAL_METRICS,
+    CONSTANT,
+    COSTED,
+    FOLDED,
+    FREE,
+    UNKNOWN,
+    UNRESOLVED,
+    LayerCost,
+    NodeSource,
+    Profile,
+    Totals,
+    UnknownOp,
+)
 from .types import NodeView, OpCost, TensorInfo, UnresolvedShape, UnsupportedAttributes
 
 ModelSource = Union[str, "os.PathLike[str]", ModelProto]
-
-# Inputs that carry shapes, axes, indices or scalars rather than weights: constants fed only
-# here are not parameters.
-_SHAPE_INPUTS: dict[str, frozenset[int]] = {
-    "Reshape": frozenset({1}), "Expand": frozenset({1}), "Tile": frozenset({1}),
-    "Slice": frozenset({1, 2, 3, 4}), "Unsqueeze": frozenset({1}), "Squeeze": frozenset({1}),
-    "Resize": frozenset({1, 2, 3}), "Upsample": frozenset({1}), "Pad": frozenset({1, 2, 3}),
-    "ConstantOfShape": frozenset({0}), "Range": frozenset({0, 1, 2}), "TopK": frozenset({1}),
-    "Split": frozenset({1}), "OneHot": frozenset({1}), "CumSum": frozenset({1}),
-    "Clip": frozenset({1, 2}), "Gather": frozenset({1}), "GatherElements": frozenset({1}),
-    "Trilu": frozenset({1}), "Dropout": frozenset({1, 2}), "NonMaxSuppression": frozenset({2, 3, 4}),
-    "ReduceSum": frozenset({1}), "ReduceMean": frozenset({1}), "ReduceMax": frozenset({1}),
-    "ReduceMin": frozenset({1}), "ReduceProd": frozenset({1}), "ReduceL1": frozenset({1}),
-    "ReduceL2": frozenset({1}), "ReduceLogSum": frozenset({1}), "ReduceLogSumExp": frozenset({1}),
-    "ReduceSumSquare": frozenset({1}), "Loop": frozenset({0, 1}), "If": frozenset({0}),
-}
+_NO_COST = OpCost()
+_NOTHING_CLAIMED = (0, 0)
 
 
 def profile_model(
@@ -49,44 +48,50 @@ def profile_model(
     """Profile an ONNX model given as a file path or a ModelProto.
 
     `inputs` maps input names to dims (or symbolic dim names to a value), or lists the dims of
-    the inputs in order; `batch` sets the leading (batch) dim of inputs of rank >= 2 where it is
-    symbolic or 1. Weights are never read. Raises ModelError naming the file.
+    the inputs in order; `batch` sets each input's batch dim (found by its symbolic name, else
+    the leading dim of inputs of rank >= 2 where it is symbolic or 1). Weights are never read.
+    Raises ModelError naming the file.
     """
     label = name or (os.fspath(model) if not isinstance(model, ModelProto) else (model.graph.name or "model"))
+    collecting = gc.isenabled()
+    # Profiling makes a few objects per node and no reference cycles: the cyclic collector would
+    # walk all of them again and again, a cost growing faster than the graph (a third of the
+    # time at 100,000 nodes).
+    gc.disable()
     try:
         skeleton = load_skeleton(model) if not isinstance(model, ModelProto) else strip_model(model)
         check_opsets(skeleton)
         prepared = prepare_graph(skeleton, registry or REGISTRY, inputs, batch)
-        return _Profiler(prepared, registry or REGISTRY).run(label, skeleton)
+        return _Profiler(registry or REGISTRY).run(label, prepared, skeleton)
     except ModelError as error:
         raise ModelError(f"{label}: {error}") from None
+    finally:
+        if collecting:
+            gc.enable()
 
 
 def check_opsets(model: ModelProto) -> None:
     """Refuse graphs newer than the installed onnx and nodes from undeclared domains."""
-    declared = {("" if op.domain == "ai.onnx" else op.domain): op.version for op in model.opset_import}
+    declared = {normalize_domain(op.domain): op.version for op in model.opset_import}
     installed = onnx.defs.onnx_opset_version()
     if declared.get("", 0) > installed:
         raise ModelError(
             f"uses opset {declared['']} of ai.onnx, newer than the installed onnx {onnx.__version__} "
             f"supports (up to {installed}); upgrade the onnx package"
         )
-    local_functions = {(f.domain, f.name) for f in model.functions}
-    for node in _all_nodes(model.graph):
-        domain = "" if node.domain == "ai.onnx" else node.domain
-        if domain not in declared and (node.domain, node.op_type) not in local_functions:
-            raise ModelError(f"node {layer_name(node)!r} uses op {node.op_type!r} from domain {node.domain!r}, which the model does not declare in opset_import")
+    check_domains(model.graph, set(declared), {(f.domain, f.name) for f in model.functions})
 
 
-def _all_nodes(graph: GraphProto):
+def check_domains(graph: GraphProto, declared: set[str], local_functions: set[tuple[str, str]]) -> None:
+    """Every node's domain is declared (or names a local function). Subgraphs are checked when
+    they are costed."""
+    if all(normalize_domain(domain) in declared for domain in {node.domain for node in graph.node}):
+        return
     for node in graph.node:
-        yield node
-        for attribute in node.attribute:
-            if attribute.type == AttributeProto.GRAPH:
-                yield from _all_nodes(attribute.g)
-            elif attribute.type == AttributeProto.GRAPHS:
-                for subgraph in attribute.graphs:
-                    yield from _all_nodes(subgraph)
+        if normalize_domain(node.domain) not in declared and (node.domain, node.op_type) not in local_functions:
+            label = node.name or (node.output[0] if node.output else node.op_type)
+            raise ModelError(f"node {label!r} uses op {node.op_type!r} from domain {node.domain!r}, "
+                             "which the model does not declare in opset_import")
 
 
 @dataclass
@@ -95,233 +100,391 @@ class _GraphCost:
 
     layers: list[LayerCost] = field(default_factory=list)
     unknown: list[UnknownOp] = field(default_factory=list)
+    new_buffers: list[LayerCost] = field(default_factory=list)  # runtime layers that allocate their output
+    sources: dict[str, NodeSource] = field(default_factory=dict)  # layer name -> where the file says it came from
 
 
 class _Profiler:
-    def __init__(self, prepared: PreparedGraph, registry: OpRegistry) -> None:
-        self.prepared = prepared
+    def __init__(self, registry: OpRegistry) -> None:
         self.registry = registry
 
-    def run(self, label: str, model: ModelProto) -> Profile:
-        prepared = self.prepared
-        graph_outputs = [o.name for o in prepared.graph.output]
-        constant_nodes = prepared.constant_nodes
-        folds = find_folds(prepared.nodes, prepared.tensors, set(graph_outputs), constant_nodes)
-        result = self.cost_graph(prepared, constant_nodes, folds, prefix="")
-        runtime = [i for i in range(len(prepared.nodes)) if i not in constant_nodes]
-        peak, missing = peak_activation_bytes(
-            prepared.nodes, prepared.tensors, runtime, folds.keys(), prepared.real_inputs, graph_outputs
-        )
+    def run(self, label: str, prepared: PreparedGraph, model: ModelProto) -> Profile:
+        folds = find_folds(prepared)
+        result = self.cost_graph(prepared, folds, prefix="")
+        peak = peak_activation_bytes(prepared, folds.keys())
         notes = list(prepared.notes)
-        if missing:
-            notes.append(f"peak activation memory unknown: size of {len(missing)} tensor(s) not resolved, e.g. {missing[0]!r}")
+        if peak.missing:
+            notes.append(f"peak activation memory unknown: size of {len(peak.missing)} tensor(s) not resolved, "
+                         f"e.g. {peak.missing[0]!r}")
+        values = prepared.values
         return Profile(
             model_name=label,
             layers=tuple(result.layers),
-            totals=_totals(result.layers, peak),
+            totals=_totals(result, peak.bytes, peak.bound),
             unknown=tuple(result.unknown),
-            inputs={n: prepared.tensors[n].shape for n in prepared.real_inputs if prepared.tensors[n].shape is not None},
+            inputs={n: values[n].shape for n in prepared.real_inputs if values[n].shape is not None},  # type: ignore[misc]
             notes=tuple(notes),
-            opset=next((op.version for op in model.opset_import if op.domain in ("", "ai.onnx")), 0),
+            opset=prepared.opsets.get("", 0),
             ir_version=model.ir_version,
+            sources=result.sources,
         )
 
-    def cost_graph(self, prepared: PreparedGraph, constant_nodes: set[int], folds: dict[int, str], prefix: str) -> _GraphCost:
+    def cost_graph(self, prepared: PreparedGraph, folds: dict[int, str], prefix: str) -> _GraphCost:
         result = _GraphCost()
-        params = _ParamAttribution(prepared, constant_nodes)
+        params = _ParamAttribution(prepared)
         seen_names: dict[str, int] = {}
-        for index, node in enumerate(prepared.nodes):
-            name = _unique(prefix + layer_name(node), seen_names)
+        table, constant_nodes = prepared.table, prepared.constant_nodes
+        layers, new_buffers = result.layers, result.new_buffers
+        reads_constants = params.reads_constants
+        sources = table.sources
+        for index, entry in enumerate(prepared.entries):
+            name = _unique(prefix + table.label(index), seen_names)
+            if sources and index in sources:
+                result.sources[name] = NodeSource(sources[index], tuple(table.inputs[index]))
             if index in constant_nodes:
-                result.layers.append(_constant_layer(name, node, prepared.tensors))
+                layers.append(_constant_layer(prepared, index, name))
                 continue
-            param_count, param_bytes = params.claim(index)
-            view = prepared.view(node)
+            claimed = params.claim(index) if reads_constants(table.inputs[index]) else _NOTHING_CLAIMED
             if index in folds:
-                layer = _layer(name, view, OpCost(note=folds[index]), FOLDED, param_count, param_bytes, traffic=False)
+                layer = _layer(prepared, index, name, OpCost(note=folds[index]), FOLDED, claimed,
+                               traffic=False, op_class=self.op_class(prepared, index))
             else:
-                layer = self.cost_node(node, view, name, prepared, param_count, param_bytes, result)
-            result.layers.append(layer)
+                layer = self.cost_node(prepared, index, name, claimed, result)
+                if entry is None or entry.traits.buffer != ALIAS:  # a view allocates nothing
+                    new_buffers.append(layer)
+            layers.append(layer)
         return result
 
-    def cost_node(self, node: NodeProto, view: NodeView, name: str, prepared: PreparedGraph,
-                  param_count: int, param_bytes: int, result: _GraphCost) -> LayerCost:
-        if any(a.type in (AttributeProto.GRAPH, AttributeProto.GRAPHS) for a in node.attribute):
-            return self.cost_control_flow(node, view, name, prepared, param_count, param_bytes, result)
-        entry = self.registry.lookup(node.op_type, node.domain)
+    def op_class(self, prepared: PreparedGraph, index: int, view: Optional[NodeView] = None) -> str:
+        entry = prepared.entry(index)
         if entry is None:
-            reason = f"no cost rule for {(node.domain or 'ai.onnx')}::{node.op_type}"
-            result.unknown.append(UnknownOp(node.op_type, view.domain, name, reason))
-            return _unknown_layer(name, view, UNKNOWN, reason, param_count, param_bytes)
+            return OTHER
+        op_class = entry.traits.op_class
+        if not callable(op_class):
+            return op_class
+        try:
+            return op_class(view or prepared.view(index))
+        except Exception:  # a malformed node: its class is the class of its op's family
+            return OTHER
+
+    def cost_node(self, prepared: PreparedGraph, index: int, name: str, params: tuple[int, int],
+                  result: _GraphCost) -> LayerCost:
+        entry = prepared.entries[index]
+        if entry is None:
+            table = prepared.table
+            reason = f"no cost rule for {table.domains[index] or 'ai.onnx'}::{table.op_types[index]}"
+            return self.unknown(prepared, index, name, UNKNOWN, reason, params, result)
+        if entry.body_cost is not None:
+            return self.cost_control_flow(prepared, index, name, entry, params, result)
+        quick = _quick_layer(prepared, index, name, entry, params)
+        return quick if quick is not None else self.cost_by_rule(prepared, index, name, entry, params, result)
+
+    def cost_by_rule(self, prepared: PreparedGraph, index: int, name: str, entry: OpEntry, params: tuple[int, int],
+                     result: _GraphCost) -> LayerCost:
+        """The op's cost function on the node's view; a rule that fails leaves the layer uncounted."""
+        view = prepared.view(index)
         try:
             cost = entry.cost(view)
         except UnresolvedShape as error:
-            unknown_inputs = prepared.describe_unknown_inputs(node)
+            unknown_inputs = prepared.describe_unknown_inputs(index)
             reason = f"{error}" + (f" (input shapes not resolved: {unknown_inputs})" if unknown_inputs else "")
-            result.unknown.append(UnknownOp(node.op_type, view.domain, name, reason, UNRESOLVED))
-            return _unknown_layer(name, view, UNRESOLVED, reason, param_count, param_bytes)
+            return self.unknown(prepared, index, name, UNRESOLVED, reason, params, result)
         except UnsupportedAttributes as error:
-            result.unknown.append(UnknownOp(node.op_type, view.domain, name, str(error)))
-            return _unknown_layer(name, view, UNKNOWN, str(error), param_count, param_bytes)
+            return self.unknown(prepared, index, name, UNKNOWN, str(error), params, result)
         except Exception as error:  # a malformed node (group=0, say): this layer is not counted, the rest is
             reason = f"cost rule failed: {type(error).__name__}: {error}"
-            result.unknown.append(UnknownOp(node.op_type, view.domain, name, reason))
-            return _unknown_layer(name, view, UNKNOWN, reason, param_count, param_bytes)
-        no_copy = node.op_type in NO_COPY_OPS and view.domain == ""
-        return _layer(name, view, cost, FREE if entry.free else COSTED, param_count, param_bytes, traffic=not no_copy)
+            return self.unknown(prepared, index, name, UNKNOWN, reason, params, result)
+        if (cost.macs or 0) < 0 or (cost.flops or 0) < 0:  # attributes no valid node has (a negative kernel)
+            reason = f"the attributes do not describe a valid {prepared.table.op_types[index]} (the count would be negative)"
+            return self.unknown(prepared, index, name, UNKNOWN, reason, params, result)
+        return _layer(prepared, index, name, cost, FREE if entry.free else COSTED, params,
+                      traffic=not _shares_buffer(entry), op_class=self.op_class(prepared, index, view))
 
-    def cost_control_flow(self, node: NodeProto, view: NodeView, name: str, prepared: PreparedGraph,
-                          param_count: int, param_bytes: int, result: _GraphCost) -> LayerCost:
-        """If: the larger branch. Loop: body x trip count. Scan: body x scan length."""
-        bodies: list[tuple[str, _GraphCost]] = []
-        for attribute in node.attribute:
-            subgraphs = [attribute.g] if attribute.type == AttributeProto.GRAPH else list(attribute.graphs)
+    def unknown(self, prepared: PreparedGraph, index: int, name: str, status: str, reason: str,
+                params: tuple[int, int], result: _GraphCost) -> LayerCost:
+        table = prepared.table
+        result.unknown.append(UnknownOp(table.op_types[index], table.domains[index], name, reason, status))
+        inputs, outputs = _infos(prepared, table.inputs[index]), _infos(prepared, table.outputs[index])
+        output_bytes = _sum_bytes(outputs)
+        return LayerCost.of({
+            "name": name, "op_type": table.op_types[index], "domain": table.domains[index], "macs": None,
+            "flops": None, "params": params[0], "param_bytes": params[1], "output_bytes": output_bytes,
+            "bytes_read": _sum_bytes(inputs), "bytes_written": output_bytes, "status": status, "note": reason,
+            "op_class": self.op_class(prepared, index),
+            "upper_bounds": _bytes_bounds(inputs, outputs, output_bytes, _sum_bytes(inputs), output_bytes),
+        })
+
+    def cost_control_flow(self, prepared: PreparedGraph, index: int, name: str, entry: OpEntry,
+                          params: tuple[int, int], result: _GraphCost) -> LayerCost:
+        """Cost each body as a graph of its own, then the op's rule on the bodies' sums."""
+        bodies: list[BodyCost] = []
+        inner_unknown: list[UnknownOp] = []
+        for attribute in prepared.table.protos[index].attribute:
+            subgraphs = [attribute.g] if attribute.type == onnx.AttributeProto.GRAPH else list(attribute.graphs)
             for subgraph in subgraphs:
-                bodies.append((attribute.name, self.cost_subgraph(subgraph, prepared, f"{name}/{attribute.name}/")))
-        inner_unknown = [u for _, body in bodies for u in body.unknown]
+                body = self.cost_subgraph(subgraph, prepared, f"{name}/{attribute.name}/")
+                inner_unknown.extend(body.unknown)
+                result.sources.update(body.sources)
+                bodies.append(_body_cost(attribute.name, subgraph, body))
+        op_type = prepared.table.op_types[index]
         if inner_unknown:
             result.unknown.extend(inner_unknown)
-            return _unknown_layer(name, view, UNKNOWN, f"{len(inner_unknown)} op(s) inside {node.op_type} not counted", param_count, param_bytes)
-        sums = [(attr, sum(l.macs or 0 for l in body.layers), sum(l.flops or 0 for l in body.layers),
-                 sum(l.params for l in body.layers), sum(l.param_bytes for l in body.layers)) for attr, body in bodies]
+            reason = f"{len(inner_unknown)} op(s) inside {op_type} not counted"
+            return self.unknown(prepared, index, name, UNKNOWN, reason, params, result)
+        view = prepared.view(index)
         try:
-            repeat, chosen, note = _control_flow_plan(node, view, sums)
+            cost = entry.body_cost(view, bodies)  # type: ignore[misc]
         except UnresolvedShape as error:
-            result.unknown.append(UnknownOp(node.op_type, view.domain, name, str(error), UNRESOLVED))
-            return _unknown_layer(name, view, UNRESOLVED, str(error), param_count, param_bytes)
-        except (IndexError, ValueError, UnsupportedAttributes) as error:  # e.g. an empty trip count
-            reason = f"cannot count {node.op_type}: {error or type(error).__name__}"
-            result.unknown.append(UnknownOp(node.op_type, view.domain, name, reason))
-            return _unknown_layer(name, view, UNKNOWN, reason, param_count, param_bytes)
-        cost = OpCost(macs=sum(s[1] for s in chosen) * repeat, flops=sum(s[2] for s in chosen) * repeat, note=note)
-        inner_params = sum(s[3] for s in sums)
-        inner_bytes = sum(s[4] for s in sums)
-        return _layer(name, view, cost, COSTED, param_count + inner_params, param_bytes + inner_bytes, traffic=True)
+            return self.unknown(prepared, index, name, UNRESOLVED, str(error), params, result)
+        except (IndexError, ValueError, StopIteration, UnsupportedAttributes) as error:  # e.g. an empty trip count
+            reason = f"cannot count {op_type}: {error or type(error).__name__}"
+            return self.unknown(prepared, index, name, UNKNOWN, reason, params, result)
+        inner = (sum(body.params for body in bodies), sum(body.param_bytes for body in bodies))
+        return _layer(prepared, index, name, cost, COSTED, (params[0] + inner[0], params[1] + inner[1]),
+                      traffic=True, op_class=entry.traits.class_of(view))
 
     def cost_subgraph(self, graph: GraphProto, outer: PreparedGraph, prefix: str) -> _GraphCost:
-        tensors = collect_tensors(graph, outer.tensors)
-        nodes = topological_order(graph, outer.tensors.keys())
-        constant_nodes, roots = propagate_constants(nodes, tensors)
-        prepared = PreparedGraph(graph, tensors, nodes, [i.name for i in graph.input], [], roots, constant_nodes, outer.opsets)
-        folds = find_folds(nodes, tensors, {o.name for o in graph.output}, constant_nodes)
-        return self.cost_graph(prepared, constant_nodes, folds, prefix)
+        check_domains(graph, set(outer.opsets), set())
+        prepared = PreparedGraph(graph, outer.context, outer=outer)
+        return self.cost_graph(prepared, find_folds(prepared), prefix)
 
 
-def _control_flow_plan(node: NodeProto, view: NodeView, sums: list[tuple]) -> tuple[int, list[tuple], str]:
-    if node.op_type == "If":
-        largest = max(sums, key=lambda s: (s[1], s[2]))
-        return 1, [largest], f"larger branch ({largest[0]})"
-    if node.op_type == "Loop":
-        if not view.has_input(0):
-            raise UnresolvedShape(f"{view.name}:trip_count", "trip count (no maximum given)")
-        trips = int(view.input_value(0).reshape(-1)[0])
-        return trips, sums, f"body x {trips} iterations"
-    if node.op_type == "Scan":
-        num_scan_inputs = int(view.attr("num_scan_inputs", 0))
-        state_count = len(node.input) - num_scan_inputs
-        axes = list(view.attr("scan_input_axes", []) or [0] * num_scan_inputs)
-        shape = view.input_shape(state_count)
-        axis = axes[0] if axes else 0
-        length = shape[axis if axis >= 0 else axis + len(shape)]
-        return length, sums, f"body x {length} iterations"
-    raise UnsupportedAttributes(f"{node.op_type} with a subgraph has no counting rule")
+def _body_cost(attribute: str, graph: GraphProto, body: _GraphCost) -> BodyCost:
+    layers = body.layers
+    return BodyCost(
+        attribute=attribute, graph=graph, macs=sum(layer.macs or 0 for layer in layers),
+        flops=sum(layer.flops or 0 for layer in layers), params=sum(layer.params for layer in layers),
+        param_bytes=sum(layer.param_bytes for layer in layers),
+        bound=any(layer.upper_bounds for layer in layers if layer.status != CONSTANT),
+    )
+
+
+def _quick_layer(prepared: PreparedGraph, index: int, name: str, entry: OpEntry,
+                 params: tuple[int, int]) -> Optional[LayerCost]:
+    """The layer of a free op, or of an op costing a fixed number of FLOPs per output element,
+    made from the output's size without a NodeView; None for every other op."""
+    traits = entry.traits
+    if callable(traits.op_class):
+        return None
+    if entry.free:
+        return _layer(prepared, index, name, _NO_COST, FREE, params, traffic=not _shares_buffer(entry),
+                      op_class=traits.op_class)
+    outputs = prepared.table.outputs[index]
+    if traits.flops_per_output is None or not outputs or not outputs[0]:
+        return None
+    numel = prepared.values.numel(outputs[0])
+    if numel is None:
+        return None  # the rule reports what is missing
+    cost = OpCost(0, traits.flops_per_output * numel)
+    return _layer(prepared, index, name, cost, COSTED, params, traffic=True, op_class=traits.op_class)
+
+
+def _shares_buffer(entry: Optional[OpEntry]) -> bool:
+    """Views and in-place ops (Concat) move no bytes."""
+    return entry is not None and entry.traits.buffer in (ALIAS, IN_PLACE)
+
+
 
 
 class _ParamAttribution:
     """Each stored constant (initializer, Constant, ConstantOfShape output) is a parameter of the
-    first runtime layer that uses it as data (not as a shape/axes input), counted once."""
+    first runtime layer that uses it as data (not as a shape/axes input), counted once. A weight
+    reached through constant-only ops (W -> Slice -> Concat -> MatMul) is counted at its source."""
 
-    def __init__(self, prepared: PreparedGraph, constant_nodes: set[int]) -> None:
+    def __init__(self, prepared: PreparedGraph) -> None:
         self.prepared = prepared
-        self.constant_nodes = constant_nodes
-        self.roots_of: dict[str, frozenset[str]] = {name: frozenset({name}) for name in prepared.weight_roots}
         self.claimed: set[str] = set()
-        for index, node in enumerate(prepared.nodes):
-            if index in constant_nodes:
-                derived = self._data_roots(node)
-                for output in node.output:
-                    if output and output not in self.roots_of:
-                        self.roots_of[output] = derived
+        self.roots: dict[str, frozenset[str]] = {}
+        values = prepared.values
+        main_graph = values.outer is None
+        self.is_constant = values.constants.__contains__ if main_graph else values.is_constant
 
-    def _data_roots(self, node: NodeProto) -> frozenset[str]:
-        skip = _SHAPE_INPUTS.get(node.op_type, frozenset()) if node.domain in ("", "ai.onnx") else frozenset()
-        roots: set[str] = set()
-        for position, name in enumerate(node.input):
-            if name and position not in skip:
-                roots |= self.roots_of.get(name, frozenset())
-        return frozenset(roots)
+    def reads_constants(self, inputs: Sequence[str]) -> bool:
+        """False when the node reads no constant, so holds no stored data (most nodes)."""
+        if self.prepared.values.outer is not None:
+            return True
+        return not self.prepared.values.constants.isdisjoint(inputs)
 
     def claim(self, index: int) -> tuple[int, int]:
-        if index in self.constant_nodes:
-            return 0, 0
-        new = self._data_roots(self.prepared.nodes[index]) - self.claimed
-        self.claimed |= new
+        """(elements, bytes) of the stored constants node `index` is the first to use as data."""
+        prepared = self.prepared
+        inputs = prepared.table.inputs[index]
+        entry = prepared.entries[index]
+        skip = entry.traits.shape_inputs if entry is not None else frozenset()
         count = total_bytes = 0
-        for root in new:
-            info = self.prepared.weight_roots[root]
-            if info.shape is None:
+        stored = prepared.values.stored
+        for position, name in enumerate(inputs):
+            if not name or position in skip or not self.is_constant(name):
                 continue
-            count += info.numel or 0
-            total_bytes += info.nbytes or 0
-        return count, total_bytes
+            roots = (name,) if name in stored else self.roots.get(name)
+            for root in self.roots_of(name) if roots is None else roots:
+                if root not in self.claimed:
+                    self.claimed.add(root)
+                    elements = prepared.values.numel(root)
+                    if elements is not None:
+                        count += elements
+                        total_bytes += prepared.values.nbytes(root) or 0
+        return (count, total_bytes) if count or total_bytes else _NOTHING_CLAIMED
+
+    def roots_of(self, name: str) -> frozenset[str]:
+        """The stored tensors `name` is computed from, walking back through constant nodes."""
+        known = self.roots.get(name)
+        if known is not None:
+            return known
+        stack = [name]
+        while stack:
+            top = stack[-1]
+            waiting = [n for n in self._sources(top) if n not in self.roots]
+            if waiting:
+                stack.extend(waiting)
+                continue
+            stack.pop()
+            self.roots[top] = self._roots_from_sources(top)
+        return self.roots[name]
+
+    def _producer(self, name: str) -> Optional[int]:
+        """The constant node computing `name` in this graph, if one does (and it is not stored)."""
+        prepared = self.prepared
+        index = prepared.table.producer.get(name)
+        if index is None or index not in prepared.constant_nodes or prepared.values.is_stored(name):
+            return None
+        return index
+
+    def _sources(self, name: str) -> list[str]:
+        index = self._producer(name)
+        if index is None:
+            return []
+        entry = self.prepared.entries[index]
+        skip = entry.traits.shape_inputs if entry is not None else frozenset()
+        return [n for p, n in enumerate(self.prepared.table.inputs[index]) if n and p not in skip]
+
+    def _roots_from_sources(self, name: str) -> frozenset[str]:
+        prepared = self.prepared
+        if prepared.values.is_stored(name) or _outer_constant(prepared, name):
+            return frozenset({name})
+        roots: frozenset[str] = frozenset()
+        for source in self._sources(name):
+            roots |= self.roots[source]
+        return roots
+
+
+def _outer_constant(prepared: PreparedGraph, name: str) -> bool:
+    """In a subgraph, a constant of the graph around it counts as stored (a captured weight)."""
+    return (prepared.outer is not None and name not in prepared.table.producer
+            and name not in prepared.values.declared and prepared.values.is_constant(name))
 
 
 def _unique(name: str, seen: dict[str, int]) -> str:
-    count = seen.get(name, 0) + 1
-    seen[name] = count
-    return name if count == 1 else f"{name}#{count}"
+    count = seen.get(name)
+    if count is None:
+        seen[name] = 1
+        return name
+    seen[name] = count + 1
+    return f"{name}#{count + 1}"
 
 
-def _sum_bytes(tensors: Sequence[Optional[TensorInfo]]) -> Optional[int]:
+def _infos(prepared: PreparedGraph, names: Sequence[str]) -> list[TensorInfo]:
+    row = prepared.values.row
+    return [row(name) for name in names if name]
+
+
+def _bytes_of(prepared: PreparedGraph, names: Sequence[str]) -> Optional[int]:
+    """Bytes of the named tensors together; None when one's size is not known."""
+    sizes, values = prepared.values.sizes, prepared.values
     total = 0
-    for tensor in tensors:
-        if tensor is None:
-            continue
-        if tensor.nbytes is None:
-            return None
-        total += tensor.nbytes
+    for name in names:
+        if name:
+            size = sizes.get(name, sizes)
+            if size is sizes:
+                size = values.nbytes(name)
+            if size is None:
+                return None
+            total += size  # type: ignore[operator]
     return total
 
 
-def _layer(name: str, view: NodeView, cost: OpCost, status: str, params: int, param_bytes: int, traffic: bool) -> LayerCost:
-    output_bytes = _sum_bytes(view.outputs)
-    return LayerCost(
-        name=name, op_type=view.op_type, domain=view.domain, macs=cost.macs, flops=cost.flops,
-        params=params, param_bytes=param_bytes, output_bytes=output_bytes,
-        bytes_read=_sum_bytes(view.inputs) if traffic else 0,
-        bytes_written=output_bytes if traffic else 0,
-        status=status, note=cost.note,
-    )
+def _sum_bytes(tensors: Sequence[TensorInfo]) -> Optional[int]:
+    total = 0
+    for tensor in tensors:
+        nbytes = tensor.nbytes
+        if nbytes is None:
+            return None
+        total += nbytes
+    return total
 
 
-def _constant_layer(name: str, node: NodeProto, tensors: Mapping[str, TensorInfo]) -> LayerCost:
-    outputs = [tensors.get(n, TensorInfo(n, None)) for n in node.output if n]
-    return LayerCost(
-        name=name, op_type=node.op_type, domain="" if node.domain == "ai.onnx" else node.domain,
-        macs=0, flops=0, params=0, param_bytes=0, output_bytes=_sum_bytes(outputs),
-        bytes_read=0, bytes_written=0, status=CONSTANT, note="computed before the graph runs",
-    )
+def _bytes_bounds(inputs: Sequence[TensorInfo], outputs: Sequence[TensorInfo], output_bytes: Optional[int],
+                  bytes_read: Optional[int], bytes_written: Optional[int]) -> tuple[str, ...]:
+    bounds = []
+    if any(t.bounded for t in outputs):
+        bounds += [m for m, v in (("output_bytes", output_bytes), ("bytes_written", bytes_written)) if v]
+    if bytes_read and any(t.bounded for t in inputs):
+        bounds.append("bytes_read")
+    return tuple(bounds)
 
 
-def _unknown_layer(name: str, view: NodeView, status: str, reason: str, params: int, param_bytes: int) -> LayerCost:
-    output_bytes = _sum_bytes(view.outputs)
-    return LayerCost(
-        name=name, op_type=view.op_type, domain=view.domain, macs=None, flops=None,
-        params=params, param_bytes=param_bytes, output_bytes=output_bytes,
-        bytes_read=_sum_bytes(view.inputs), bytes_written=output_bytes, status=status, note=reason,
-    )
+def _upper_bounds(cost: OpCost, inputs: Sequence[TensorInfo], outputs: Sequence[TensorInfo],
+                  figures: tuple[Optional[int], Optional[int], Optional[int]]) -> tuple[str, ...]:
+    """The figures of a layer that are upper bounds: counts when the rule counts a worst case or
+    reads a bounded input; bytes of bounded tensors. Zeros are exact."""
+    if not cost.bound and not any(t.bounded for t in inputs) and not any(t.bounded for t in outputs):
+        return ()
+    counts = tuple(metric for metric, value in (("macs", cost.macs), ("flops", cost.flops)) if value)
+    if cost.bound_metrics is not None and not any(t.bounded for t in inputs) and not any(t.bounded for t in outputs):
+        counts = tuple(metric for metric in counts if metric in cost.bound_metrics)
+    return counts + _bytes_bounds(inputs, outputs, *figures)
 
 
-def _totals(layers: Sequence[LayerCost], peak: Optional[int]) -> Totals:
-    runtime = [layer for layer in layers if layer.status != CONSTANT]
-    new_buffers = [l for l in runtime if l.status != FOLDED and not (l.op_type in ALIAS_OPS and l.domain == "")]
+def _layer(prepared: PreparedGraph, index: int, name: str, cost: OpCost, status: str, params: tuple[int, int],
+           traffic: bool, op_class: str) -> LayerCost:
+    table = prepared.table
+    output_bytes = _bytes_of(prepared, table.outputs[index])
+    bytes_read = _bytes_of(prepared, table.inputs[index]) if traffic else 0
+    bytes_written = output_bytes if traffic else 0
+    bounds: tuple[str, ...] = ()
+    if cost.bound or prepared.values.bounded or prepared.any_bounded:
+        inputs, outputs = _infos(prepared, table.inputs[index]), _infos(prepared, table.outputs[index])
+        bounds = _upper_bounds(cost, inputs, outputs, (output_bytes, bytes_read, bytes_written))
+    return LayerCost.of({
+        "name": name, "op_type": table.op_types[index], "domain": table.domains[index], "macs": cost.macs,
+        "flops": cost.flops, "params": params[0], "param_bytes": params[1], "output_bytes": output_bytes,
+        "bytes_read": bytes_read, "bytes_written": bytes_written, "status": status, "note": cost.note,
+        "op_class": op_class, "upper_bounds": bounds,
+    })
+
+
+def _constant_layer(prepared: PreparedGraph, index: int, name: str) -> LayerCost:
+    table = prepared.table
+    return LayerCost.of({
+        "name": name, "op_type": table.op_types[index], "domain": table.domains[index], "macs": 0, "flops": 0,
+        "params": 0, "param_bytes": 0, "output_bytes": _bytes_of(prepared, table.outputs[index]),
+        "bytes_read": 0, "bytes_written": 0, "status": CONSTANT, "note": "computed before the graph runs",
+        "op_class": OTHER, "upper_bounds": (),
+    })
+
+
+def _totals(result: _GraphCost, peak: Optional[int], peak_bound: bool) -> Totals:
+    sums = dict.fromkeys(("macs", "flops", "params", "param_bytes", "bytes_read", "bytes_written"), 0)
+    bounds: set[str] = set()
+    for layer in result.layers:
+        sums["params"] += layer.params
+        sums["param_bytes"] += layer.param_bytes
+        if layer.status == CONSTANT:
+            continue
+        sums["macs"] += layer.macs or 0
+        sums["flops"] += layer.flops or 0
+        sums["bytes_read"] += layer.bytes_read or 0
+        sums["bytes_written"] += layer.bytes_written or 0
+        bounds.update(layer.upper_bounds)
+    if any("output_bytes" in layer.upper_bounds for layer in result.new_buffers):
+        bounds.add("activation_bytes")
+    if peak_bound and peak:
+        bounds.add("peak_activation_bytes")
+    if bounds & {"bytes_read", "bytes_written"}:
+        bounds.add("memory_traffic_bytes")
     return Totals(
-        macs=sum(l.macs or 0 for l in runtime),
-        flops=sum(l.flops or 0 for l in runtime),
-        params=sum(l.params for l in layers),
-        param_bytes=sum(l.param_bytes for l in layers),
         peak_activation_bytes=peak,
-        activation_bytes=sum(l.output_bytes or 0 for l in new_buffers),
-        bytes_read=sum(l.bytes_read or 0 for l in runtime),
-        bytes_written=sum(l.bytes_written or 0 for l in runtime),
+        activation_bytes=sum(layer.output_bytes or 0 for layer in result.new_buffers),
+        upper_bounds=tuple(metric for metric in BOUNDABLE_TOTAL_METRICS if metric in bounds),
+        **sums,
     )

@@ -1,13 +1,11 @@
-"""Plain data types shared by the cost engine: tensors, node views, costs, layer rows."""
+"""Plain data types shared by the cost engine: tensors, node views, costs."""
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
-from functools import cached_property
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, NamedTuple, Optional, Sequence
 
 import numpy as np
-from onnx import TensorProto, numpy_helper
+from onnx import AttributeProto, TensorProto, helper, numpy_helper
 
 Shape = tuple[int, ...]
 
@@ -66,53 +64,116 @@ def numel(shape: Sequence[int]) -> int:
     return math.prod(shape)
 
 
-@dataclass(frozen=True)
 class TensorInfo:
-    """What the engine knows about one tensor. `shape` is None when unknown."""
+    """What the engine knows about one tensor. `shape` is None when unknown.
 
-    name: str
-    shape: Optional[Shape]
-    dtype: int = TensorProto.FLOAT
-    # known constant value (small tensors only): an array, or a TensorProto decoded on first use
-    value_source: Any = field(default=None, repr=False, compare=False)
-    is_constant: bool = False  # weight or value known before the graph runs
+    `bounded`: the shape (or the value) is an upper bound, not the exact figure: it depends on
+    data (the boxes NonMaxSuppression keeps, the entries NonZero finds...).
+    """
 
-    @cached_property
+    __slots__ = ("name", "shape", "dtype", "value_source", "is_constant", "bounded", "numel", "nbytes", "_value",
+                 "_decoded")
+
+    def __init__(self, name: str, shape: Optional[Shape], dtype: int = TensorProto.FLOAT, value_source: Any = None,
+                 is_constant: bool = False, bounded: bool = False) -> None:
+        self.name = name
+        self.shape = shape
+        self.dtype = dtype
+        # known value: an array, a TensorProto decoded on first use, or a function computing it
+        self.value_source = value_source
+        self.is_constant = is_constant  # weight or value known before the graph runs
+        self.bounded = bounded
+        self.numel: Optional[int] = None if shape is None else math.prod(shape)
+        bits = _BITS_BY_DTYPE.get(dtype)
+        # bytes of the tensor (None when its shape or element size is not known)
+        self.nbytes: Optional[int] = None if self.numel is None or bits is None else (self.numel * bits + 7) // 8
+        self._value: Optional[np.ndarray] = None
+        self._decoded = False
+
+    @property
     def value(self) -> Optional[np.ndarray]:
-        source = self.value_source
-        if source is None or isinstance(source, np.ndarray):
-            return source
+        if not self._decoded:
+            self._value = _decode_value(self.value_source)
+            self._decoded = True
+        return self._value
+
+    def __repr__(self) -> str:
+        flags = (", constant" if self.is_constant else "") + (", bounded" if self.bounded else "")
+        return f"TensorInfo({self.name!r}, {self.shape}, dtype={self.dtype}{flags})"
+
+
+def _decode_value(source: Any) -> Optional[np.ndarray]:
+    if source is None or isinstance(source, np.ndarray):
+        return source
+    if isinstance(source, TensorProto):
         return decode_small_tensor(source)
-
-    @property
-    def numel(self) -> Optional[int]:
-        return None if self.shape is None else numel(self.shape)
-
-    @property
-    def nbytes(self) -> Optional[int]:
-        bits = dtype_bits(self.dtype)
-        if self.shape is None or bits is None:
-            return None
-        return (numel(self.shape) * bits + 7) // 8
+    return source()
 
 
-@dataclass(frozen=True)
+def attribute_value(attribute: AttributeProto) -> Any:
+    """The Python value of an attribute (strings decoded; tensors decoded when small)."""
+    kind = attribute.type
+    if kind == AttributeProto.INT:
+        return attribute.i
+    if kind == AttributeProto.INTS:
+        return list(attribute.ints)
+    if kind == AttributeProto.FLOAT:
+        return attribute.f
+    if kind == AttributeProto.STRING:
+        return attribute.s.decode("utf-8", "replace")
+    if kind == AttributeProto.TENSOR:
+        return decode_small_tensor(attribute.t)
+    if kind == AttributeProto.FLOATS:
+        return list(attribute.floats)
+    if kind == AttributeProto.STRINGS:
+        return [s.decode("utf-8", "replace") for s in attribute.strings]
+    return helper.get_attribute_value(attribute)
+
+
 class NodeView:
     """One ONNX node as a cost function sees it: resolved input/output tensors and attributes.
 
-    Omitted optional inputs/outputs (empty names in ONNX) are None.
+    Omitted optional inputs/outputs (empty names in ONNX) are None. Attributes are decoded
+    when first asked for; subgraphs are not attributes here (the profiler costs them).
     """
 
-    name: str
-    op_type: str
-    domain: str
-    inputs: tuple[Optional[TensorInfo], ...]
-    outputs: tuple[Optional[TensorInfo], ...]
-    attrs: dict[str, Any] = field(default_factory=dict)
-    opset: int = 0  # the model's opset version for this node's domain (0 if not declared)
+    __slots__ = ("name", "op_type", "domain", "inputs", "outputs", "opset", "_attrs", "_proto")
+
+    def __init__(self, name: str, op_type: str, domain: str, inputs: tuple[Optional[TensorInfo], ...],
+                 outputs: tuple[Optional[TensorInfo], ...], attrs: Optional[dict[str, Any]] = None, opset: int = 0,
+                 proto: Any = None) -> None:
+        self.name = name
+        self.op_type = op_type
+        self.domain = domain
+        self.inputs = inputs
+        self.outputs = outputs
+        self.opset = opset  # the model's opset version for this node's domain (0 if not declared)
+        self._attrs: Optional[dict[str, Any]] = attrs
+        self._proto = proto  # the NodeProto whose attributes are decoded on first use
+
+    @property
+    def attrs(self) -> dict[str, Any]:
+        if self._attrs is None:
+            protos = self._proto.attribute if self._proto is not None else ()
+            self._attrs = {a.name: attribute_value(a) for a in protos
+                           if a.type not in (AttributeProto.GRAPH, AttributeProto.GRAPHS)}
+        return self._attrs
 
     def attr(self, name: str, default: Any = None) -> Any:
-        return self.attrs.get(name, default)
+        """One attribute, decoded on its own (most rules read one or two of a node's attributes)."""
+        if self._attrs is not None or self._proto is None:
+            return self.attrs.get(name, default)
+        for attribute in self._proto.attribute:
+            if attribute.name == name and attribute.type not in (AttributeProto.GRAPH, AttributeProto.GRAPHS):
+                return attribute_value(attribute)
+        return default
+
+    def subgraph(self, name: str) -> Any:
+        """The GraphProto of a graph attribute (an If's branch, a Loop's body), None if absent."""
+        for attribute in self._proto.attribute if self._proto is not None else ():
+            if attribute.name == name and attribute.type == AttributeProto.GRAPH:
+                return attribute.g
+        return None
 
     def has_input(self, index: int) -> bool:
         return index < len(self.inputs) and self.inputs[index] is not None
@@ -138,21 +199,29 @@ class NodeView:
     def input_value(self, index: int) -> np.ndarray:
         """The constant value of an input (e.g. Reshape target, Resize scales)."""
         tensor = self.input(index)
-        if tensor.value is None:
+        value = tensor.value
+        if value is None:
             raise UnresolvedShape(tensor.name, "value")
-        return tensor.value
+        return value
 
     def output_numel(self, index: int = 0) -> int:
-        return numel(self.output_shape(index))
+        return math.prod(self.output_shape(index))
+
+    @property
+    def bounded(self) -> bool:
+        """Some input or output is an upper bound (its shape or value depends on data)."""
+        return any(t is not None and t.bounded for t in self.inputs + self.outputs)
 
 
-@dataclass(frozen=True)
-class OpCost:
+class OpCost(NamedTuple):
     """The compute of one node: multiply-accumulates and primitive floating-point ops."""
 
     macs: int = 0
     flops: int = 0
     note: str = ""
+    bound: bool = False  # the counts are worst cases (the work itself depends on data, as NMS's does)
+    # with `bound`: which counts ("macs", "flops") are worst cases; None: both
+    bound_metrics: Optional[tuple[str, ...]] = None
 
 
 CostFn = Callable[[NodeView], OpCost]

@@ -287,3 +287,110 @@ def test_a_cost_rule_that_fails_makes_an_unknown_layer_not_a_crash() -> None:
     assert profile.layer("act").flops == 10
     assert profile.layer("odd").macs is None
     assert profile.unknown[0].reason == "cost rule failed: ZeroDivisionError: integer division or modulo by zero"
+
+
+# ---- --batch: the batch dim by its name, wherever it sits ------------------------------------
+
+def _lstm_model(x_dims: list) -> onnx.ModelProto:
+    """A sequence-first LSTM: X [seq, batch, 10], hidden 20."""
+    rng = np.random.default_rng(0)
+    inits = [numpy_helper.from_array(rng.standard_normal((1, 80, 10)).astype(np.float32), "W"),
+             numpy_helper.from_array(rng.standard_normal((1, 80, 20)).astype(np.float32), "R")]
+    graph = helper.make_graph([helper.make_node("LSTM", ["x", "W", "R"], ["y"], name="lstm", hidden_size=20)], "g",
+                              [helper.make_tensor_value_info("x", F32, x_dims)], [helper.make_tensor_value_info("y", F32, None)],
+                              inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+LSTM_MACS_PER_ROW = 4 * (10 + 20) * 20  # per time step and batch row
+
+
+def test_batch_finds_a_batch_dim_by_its_name_wherever_it_sits() -> None:
+    profile = profile_model(_lstm_model([5, "batch", 10]), batch=4)
+    assert profile.inputs == {"x": (5, 4, 10)}
+    assert profile.totals.macs == 5 * 4 * LSTM_MACS_PER_ROW
+    assert "--batch 4 set dim 1 ('batch') of input 'x' [5, batch, 10]" in profile.notes
+
+
+def test_a_named_batch_dim_with_no_value_is_one_and_says_which() -> None:
+    profile = profile_model(_lstm_model([5, "B", 10]))
+    assert profile.inputs == {"x": (5, 1, 10)}
+    assert any("'B' (dim 1) of input 'x' taken as 1" in note for note in profile.notes)
+
+
+def test_batch_says_why_it_set_nothing() -> None:
+    # exported at batch 1 with every dim fixed, sequence first: the leading dim is the sequence
+    profile = profile_model(_lstm_model([5, 1, 10]), batch=4)
+    assert profile.totals.macs == 5 * 1 * LSTM_MACS_PER_ROW
+    assert any(note.startswith("--batch 4 left input 'x' [5, 1, 10] as it is") and "fixed at 5" in note
+               for note in profile.notes)
+
+
+def test_batch_names_the_dim_it_set_on_a_leading_symbolic_dim() -> None:
+    profile = profile_model(_fc_model(["N", 16]), batch=3)
+    assert profile.notes == ("--batch 3 set dim 0 ('N') of input 'x' [N, 16]",)
+
+
+def test_a_declared_zero_dim_is_named_in_the_note() -> None:
+    profile = profile_model(_fc_model([0, 16]))
+    assert profile.totals.macs == 16 * 4
+    assert any("input 'x' declares dim 0 as 0" in note and "taken as 1" in note for note in profile.notes)
+    assert profile_model(_fc_model([0, 16]), batch=2).notes == ("--batch 2 set dim 0 (declared 0) of input 'x' [0, 16]",)
+
+
+def _reshape_model(x_dims: list, target: list) -> onnx.ModelProto:
+    nodes = [helper.make_node("Relu", ["x"], ["r"], name="act"),
+             helper.make_node("Reshape", ["r", "target"], ["heads"], name="/encoder/attention/Reshape"),
+             helper.make_node("Relu", ["heads"], ["y"], name="after")]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", F32, x_dims)],
+                              [helper.make_tensor_value_info("y", F32, None)],
+                              [numpy_helper.from_array(np.array(target, np.int64), "target")])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def test_a_hard_coded_batch_reshape_is_named_with_its_constant_shape() -> None:
+    # exported at batch 4 with [4, -1, 8]: at batch 1, 1 x 6 x 4 = 24 elements do not split into 4 x ? x 8
+    model = _reshape_model(["batch", 6, 4], [4, -1, 8])
+    assert not profile_model(model, batch=4).partial
+    profile = profile_model(model, batch=1)
+    assert profile.layer("act").flops == 24
+    assert profile.layer("after").status == UNRESOLVED
+    assert any("Reshape '/encoder/attention/Reshape' cannot map 24 elements [1, 6, 4] to its constant shape "
+               "[4, -1, 8]" in note and "hard-coded" in note for note in profile.notes)
+
+
+def test_a_hard_coded_batch_reshape_without_a_free_dim_says_what_it_maps() -> None:
+    profile = profile_model(_reshape_model(["batch", 6, 4], [1, 6, 2, 2]), batch=2)
+    assert profile.layer("after").status == UNRESOLVED
+    assert any("maps 48 elements [2, 6, 4] to 24 [1, 6, 2, 2]: its constant shape [1, 6, 2, 2] is hard-coded" in note
+               for note in profile.notes)
+
+
+def test_a_declared_zero_dim_that_is_not_the_batch_is_named_in_a_note() -> None:
+    # [10, 0, 10]: the leading dim is fixed, so no dim is read as the batch; the 0 in dim 1 is what
+    # the file says, an empty batch (0 rows x 10 steps: 0 MACs), no longer silently
+    for batch in (None, 4):
+        profile = profile_model(_lstm_model([10, 0, 10]), batch=batch)
+        assert profile.totals.macs == 0 and not profile.partial and profile.inputs == {"x": (10, 0, 10)}
+        assert any(note.startswith("input 'x' declares dim 1 as 0 where no batch dim is read") and "--input" in note
+                   for note in profile.notes)
+
+
+def test_batch_does_not_take_a_sequence_dim_when_another_dim_has_no_size() -> None:
+    # [seq, 0, 10], sequence first: dim 0 is named like a sequence and dim 1 has no size, so dim 1 is
+    # the batch (it was dim 0, leaving a batch of 0); seq has no value, so the LSTM is unresolved
+    profile = profile_model(_lstm_model(["seq", 0, 10]), batch=4)
+    assert profile.notes[0] == ("--batch 4 set dim 1 (declared 0) of input 'x' [seq, 0, 10]: dim 0 ('seq') is "
+                                "named like a sequence and dim 1 has no size")
+    assert profile.partial and profile.layer("lstm").macs is None
+    # given the sequence length: 7 steps x 4 rows
+    profile = profile_model(_lstm_model(["seq", 0, 10]), {"seq": 7}, batch=4)
+    assert profile.inputs == {"x": (7, 4, 10)} and profile.totals.macs == 7 * 4 * LSTM_MACS_PER_ROW
+
+
+def test_a_negative_dim_is_a_batch_where_the_batch_is_read_and_refused_elsewhere() -> None:
+    profile = profile_model(_fc_model([-1, 16]))
+    assert profile.totals.macs == 16 * 4
+    assert any("declares dim 0 as -1" in note and "taken as 1" in note for note in profile.notes)
+    with pytest.raises(ModelError, match="declares a negative dim"):
+        profile_model(_lstm_model([10, -1, 10]))

@@ -1,8 +1,9 @@
 """Peak activation memory by liveness, worked out by hand for small graphs."""
 from __future__ import annotations
 
+import numpy as np
 import onnx
-from onnx import TensorProto, helper
+from onnx import TensorProto, helper, numpy_helper
 
 from pytest_maccbudget import profile_model
 
@@ -92,3 +93,28 @@ def test_a_tensor_read_by_two_concats_lives_in_only_one_of_them() -> None:
              helper.make_node("Add", ["A", "B"], ["y"])]
     profile = profile_model(_model(nodes, {"x": [1, 1000]}, ["y"]))
     assert profile.totals.peak_activation_bytes == 24_000
+
+
+def test_graph_outputs_stay_live_to_the_end() -> None:
+    # a = relu(x) is a graph output read by nothing: it stays live to the end. x and every
+    # activation are 1024 B; step 4 (e = c + d) holds a, c, d, e: 4096. Freed after step 0, a
+    # would leave a peak of 3072 (x, a, b at step 1; c, d, e at step 4).
+    nodes = [helper.make_node("Relu", ["x"], ["a"]), helper.make_node("Neg", ["x"], ["b"]),
+             helper.make_node("Abs", ["b"], ["c"]), helper.make_node("Exp", ["c"], ["d"]),
+             helper.make_node("Add", ["c", "d"], ["e"])]
+    profile = profile_model(_model(nodes, {"x": [1, 4, 8, 8]}, ["a", "e"]))
+    assert profile.totals.peak_activation_bytes == 4 * 1024
+
+
+def test_a_folded_batchnorm_shares_its_conv_buffer() -> None:
+    # conv c (1024 B) -> folded BN y -> global pool z (16 B). Step 0: x (768) + c = 1792; step 1
+    # (the BN): c and y are one buffer, 1024; step 2: y + z. As two buffers, step 1 would be 2048.
+    rng = np.random.default_rng(0)
+    inits = [numpy_helper.from_array(rng.standard_normal((4, 3, 3, 3)).astype(np.float32), "w")] + [
+        numpy_helper.from_array(np.ones(4, np.float32), name) for name in ("scale", "bias", "mean", "var")]
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], name="conv", pads=[1, 1, 1, 1]),
+             helper.make_node("BatchNormalization", ["c", "scale", "bias", "mean", "var"], ["y"], name="bn"),
+             helper.make_node("GlobalAveragePool", ["y"], ["z"], name="pool")]
+    profile = profile_model(_model(nodes, {"x": [1, 3, 8, 8]}, ["z"], inits))
+    assert profile.layer("bn").status == "folded"
+    assert profile.totals.peak_activation_bytes == 768 + 1024

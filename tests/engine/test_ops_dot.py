@@ -4,11 +4,13 @@ Every expected number is a closed form written out by hand.
 """
 from __future__ import annotations
 
+import time
+import tracemalloc
 from typing import Any
 
 import pytest
 
-from pytest_maccbudget.engine.ops.dot import einsum_output_numel, parse_einsum
+from pytest_maccbudget.engine.ops.dot import einsum_output_numel, parse_einsum, transpose_touched_positions
 from pytest_maccbudget.engine.registry import REGISTRY
 from pytest_maccbudget.engine.types import OpCost, UnsupportedAttributes
 from tests.engine.onnx_build import node_cost, weight
@@ -195,6 +197,40 @@ def test_conv_transpose_output_padding_row_gets_no_product():
     assert cost.flops == 144 + (144 - 8 * 8)
 
 
+def _touched_by_enumeration(size: int, kernel: int, stride: int, dilation: int, pad: int, out: int) -> int:
+    """Every product's position, listed: the definition the closed form must match."""
+    hits = {i * stride + j * dilation - pad for i in range(size) for j in range(kernel)}
+    return sum(1 for position in hits if 0 <= position < out)
+
+
+def test_conv_transpose_touched_positions_closed_form_matches_enumeration():
+    for size in (1, 2, 5):
+        for kernel in (1, 2, 3, 5):
+            for stride in (1, 2, 3, 7):
+                for dilation in (1, 2, 3):
+                    full = (size - 1) * stride + (kernel - 1) * dilation + 1
+                    for pad, out in ((0, full), (1, full - 2), (2, full), (-1, full + 3)):
+                        expected = _touched_by_enumeration(size, kernel, stride, dilation, pad, max(out, 0))
+                        assert transpose_touched_positions(size, kernel, stride, dilation, pad, max(out, 0)) == expected
+
+
+def test_conv_transpose_stride_above_kernel_on_a_huge_input_is_instant():
+    # 2^40 input positions, kernel 3, stride 8: each input scatters into 3 separate outputs.
+    # The count is closed form: no array proportional to the input is made.
+    length = 1 << 40
+    tracemalloc.start()
+    try:
+        started = time.perf_counter()
+        cost = node_cost("ConvTranspose", {"x": [1, 1, length], "w": weight(1, 1, 3)}, attrs={"strides": [8]})
+        elapsed = time.perf_counter() - started
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert cost.macs == 3 * length
+    assert cost.flops == cost.macs + (cost.macs - 3 * length)
+    assert elapsed < 1.0 and peak < 10_000_000
+
+
 # --- Gemm -------------------------------------------------------------------------------------
 
 
@@ -255,6 +291,9 @@ def test_matmul(a, b, macs, outputs, k):
     ("ii->i", [[5, 5]], 0, 0),  # diagonal
     ("ii->", [[5, 5]], 0, 5 - 1),  # trace
     ("bhqd,bhkd->bhqk", [[1, 2, 8, 16], [1, 2, 8, 16]], 2 * 8 * 8 * 16, 2 * 2048 - 2 * 8 * 8),
+    ("bij,bjk->bik", [[2, 0, 16], [2, 16, 32]], 0, 0),  # an empty dim: nothing to compute
+    ("bij,bjk->bik", [[2, 4, 0], [2, 0, 32]], 0, 0),  # an empty contraction: 0 products
+    ("ij,jk->ik", [[1, 4], [4, 0]], 0, 0),
 ])
 def test_einsum(equation, shapes, macs, flops):
     cost = node_cost("Einsum", {f"x{i}": s for i, s in enumerate(shapes)}, attrs={"equation": equation})

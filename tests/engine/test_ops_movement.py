@@ -8,7 +8,6 @@ import pytest
 from onnx import TensorProto, helper
 
 from pytest_maccbudget.engine.graph import prepare_graph
-from pytest_maccbudget.engine.ops.movement import ALIAS_OPS, NO_COPY_OPS
 from pytest_maccbudget.engine.registry import REGISTRY
 from pytest_maccbudget.engine.types import OpCost, UnresolvedShape, UnsupportedAttributes
 from tests.engine.onnx_build import node_cost
@@ -119,14 +118,13 @@ def test_sequence_and_optional_ops_cost_zero(op_type: str, extra: list, names: l
     assert (cost.macs, cost.flops) == (0, 0)
 
 
-def test_alias_and_no_copy_sets() -> None:
-    assert ALIAS_OPS == {"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity", "Dropout"}
-    assert NO_COPY_OPS == ALIAS_OPS | {"Concat"}
-    assert isinstance(ALIAS_OPS, frozenset) and isinstance(NO_COPY_OPS, frozenset)
+def test_views_and_in_place_ops_are_registry_traits() -> None:
+    from pytest_maccbudget.engine.registry import ALIAS, IN_PLACE
 
-
-def test_non_max_suppression_stays_unknown() -> None:
-    assert REGISTRY.lookup("NonMaxSuppression") is None
+    views = {e.op_type for e in REGISTRY if e.domain == "" and e.traits.buffer == ALIAS}
+    assert views == {"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity", "Dropout"}
+    assert {e.op_type for e in REGISTRY if e.traits.buffer == IN_PLACE} == {"Concat"}
+    assert REGISTRY.traits("Dropout").inference_outputs == 1
 
 
 # ---- ScatterND / ScatterElements -------------------------------------------------------

@@ -114,7 +114,8 @@ def test_wrong_number_of_activations_is_unsupported():
                                         "activations": ["Sigmoid", "Tanh", "Sigmoid"]})
 
 
-def test_unknown_sequence_length_is_unresolved():
-    inputs = {"X": [4, "B", 3], "W": weight(1, 2, 3), "R": weight(1, 2, 2)}
+def test_unknown_dim_is_unresolved():
+    # a symbolic dim not named like a batch ("B" would be taken as a batch of 1) stays unknown
+    inputs = {"X": [4, "rows", 3], "W": weight(1, 2, 3), "R": weight(1, 2, 2)}
     with pytest.raises(UnresolvedShape):
         node_cost("RNN", inputs, attrs={"hidden_size": 2})

@@ -103,3 +103,21 @@ def test_topk_axis_0_and_power_of_two() -> None:
 def test_topk_k_zero() -> None:
     cost = node_cost("TopK", {"x": [2, 10], "k": np.array([0], dtype=np.int64)}, outputs=("v", "i"))
     assert cost.flops == 0
+
+
+# ---- Unique: sort, then compare neighbours; its outputs are upper bounds ------------------
+
+def test_unique_flattened() -> None:
+    # L = 24 items of W = 1: 24 x ceil(log2 24) = 24 x 5 sort compares + 23 neighbour compares
+    cost = node_cost("Unique", {"x": [2, 3, 4]}, outputs=("y", "idx", "inverse", "counts"))
+    assert (cost.macs, cost.flops) == (0, 24 * 5 + 23)
+
+
+def test_unique_along_an_axis_compares_whole_slices() -> None:
+    # axis 1: L = 3 slices of W = 8 elements: 8 x (3 x 2 + 2)
+    cost = node_cost("Unique", {"x": [2, 3, 4]}, outputs=("y", "idx", "inverse", "counts"), attrs={"axis": 1})
+    assert cost.flops == 8 * (3 * 2 + 2)
+
+
+def test_unique_of_one_item_costs_nothing() -> None:
+    assert node_cost("Unique", {"x": [1]}, outputs=("y",)).flops == 0

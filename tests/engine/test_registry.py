@@ -70,3 +70,66 @@ def test_every_onnx_activation_is_registered() -> None:
     if any(s.name == "Swish" for s in onnx.defs.get_all_schemas()):
         activations.add("Swish")
     assert not [a for a in sorted(activations) if REGISTRY.lookup(a) is None]
+
+
+def _one_node_profile(op_type: str, registry: OpRegistry, inits: list, x_shape: list[int], opset: int = 17,
+                      **attrs: object) -> object:
+    from onnx import TensorProto, helper
+
+    from pytest_maccbudget import profile_model
+
+    node = helper.make_node(op_type, ["x"] + [t.name for t in inits], ["y"], name="node", **attrs)
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, x_shape)],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], inits)
+    return profile_model(helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)]), registry=registry)
+
+
+def test_a_new_op_needs_only_its_registration() -> None:
+    """Everything about an op is in its registration: here a CumProd whose axis input is a shape
+    input (not a weight), with its op class. Nothing else in the engine names it."""
+    import numpy as np
+    from onnx import numpy_helper
+
+    from pytest_maccbudget.engine.ops._common import normalize_axis
+    from pytest_maccbudget.engine.ops.elementwise import cumsum_flops
+
+    def cumprod(node):  # the one function: L - 1 multiplies per line
+        shape = node.output_shape(0)
+        axis = normalize_axis(int(node.input_value(1).reshape(-1)[0]), len(shape), node.op_type)
+        return OpCost(flops=cumsum_flops(shape, axis, exclusive=False))
+
+    with_trait, without_trait = REGISTRY.copy(), REGISTRY.copy()
+    with_trait.register("CumProd", op_class="elementwise", shape_inputs=[1])(cumprod)
+    without_trait.register("CumProd")(cumprod)
+    axis = [numpy_helper.from_array(np.array([1], np.int64), "axis")]
+    layer = _one_node_profile("CumProd", with_trait, axis, [2, 4], opset=26).layer("node")
+    assert (layer.flops, layer.params, layer.op_class) == (2 * 3, 0, "elementwise")
+    # the trait is what makes the axis no parameter
+    assert _one_node_profile("CumProd", without_trait, axis, [2, 4], opset=26).layer("node").params == 1
+
+
+def test_every_registration_has_a_known_op_class() -> None:
+    from pytest_maccbudget.engine.registry import OP_CLASSES
+
+    for entry in REGISTRY:
+        if not callable(entry.traits.op_class):
+            assert entry.traits.op_class in OP_CLASSES, entry
+    assert REGISTRY.lookup("NoSuchOp") is None and REGISTRY.traits("NoSuchOp").op_class == "other"
+
+
+def test_depthwise_is_decided_per_node_from_group_and_channels() -> None:
+    import numpy as np
+    from onnx import numpy_helper
+
+    def weight(*shape: int) -> list:
+        return [numpy_helper.from_array(np.ones(shape, np.float32), "w")]
+
+    classes = {
+        (1, 8): _one_node_profile("Conv", REGISTRY, weight(8, 8, 3, 3), [1, 8, 6, 6]),
+        (8, 8): _one_node_profile("Conv", REGISTRY, weight(8, 1, 3, 3), [1, 8, 6, 6], group=8),
+        (2, 8): _one_node_profile("Conv", REGISTRY, weight(8, 4, 3, 3), [1, 8, 6, 6], group=2),
+    }
+    assert {key: p.layer("node").op_class for key, p in classes.items()} == {
+        (1, 8): "conv", (8, 8): "depthwise_conv", (2, 8): "conv"}
+    gemm = _one_node_profile("MatMul", REGISTRY, weight(8, 2), [1, 8])
+    assert gemm.layer("node").op_class == "matmul"

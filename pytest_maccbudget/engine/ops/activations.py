@@ -12,17 +12,12 @@ from __future__ import annotations
 
 from typing import Optional
 
-import numpy as np
-
-from ..registry import register, register_shape
+from ..registry import ACTIVATION, register, register_shape
 from ..types import NodeView, OpCost, Shape, UnresolvedShape, UnsupportedAttributes
+from ._common import MS_DOMAIN, SIGMOID, TANH, broadcast_shapes
 from .elementwise import per_output_element, register_table
 
-MS_DOMAIN = "com.microsoft"
-
-# Building blocks, FLOPs per element.
-SIGMOID = 4  # neg, exp, add, div: 1 / (1 + exp(-x))  (the contract's number)
-TANH = 5  # mul, exp, sub, add, div: (exp(2x) - 1) / (exp(2x) + 1)
+# Building blocks, FLOPs per element (SIGMOID and TANH: see _common).
 SOFTPLUS = 3  # exp, add, log: log(1 + exp(x))
 ELU = 4  # compare, exp, sub, mul (select free): x < 0 ? alpha * (exp(x) - 1) : x
 HARD_SIGMOID = 4  # mul, add, min, max: max(0, min(1, alpha * x + beta))
@@ -48,8 +43,8 @@ ACTIVATION_FLOPS: dict[str, int] = {
     "Shrink": 4,  # compare, compare, add, sub (selects free)
 }
 
-register_table(ACTIVATION_FLOPS)
-register("Gelu", domain=MS_DOMAIN)(per_output_element(GELU_ERF))
+register_table(ACTIVATION_FLOPS, op_class=ACTIVATION)
+register("Gelu", domain=MS_DOMAIN, op_class=ACTIVATION, flops_per_output=GELU_ERF)(per_output_element(GELU_ERF))
 
 
 def gelu_flops_per_element(approximate: str) -> int:
@@ -66,35 +61,35 @@ def scaled_sigmoid_gate_flops(alpha: float) -> int:
     return (0 if alpha == 1.0 else 1) + SIGMOID + 1
 
 
-@register("Gelu")
+@register("Gelu", op_class=ACTIVATION)
 def gelu_cost(node: NodeView) -> OpCost:
     """Gelu (opset 20): 5 FLOPs per element (erf form), 12 (approximate='tanh')."""
     per_element = gelu_flops_per_element(str(node.attr("approximate", "none")))
     return OpCost(macs=0, flops=per_element * node.output_numel(0))
 
 
-@register("Swish")
+@register("Swish", op_class=ACTIVATION)
 def swish_cost(node: NodeView) -> OpCost:
     """Swish (opset 24): x * sigmoid(alpha * x) = 6 FLOPs per element, 5 when alpha == 1."""
     per_element = scaled_sigmoid_gate_flops(float(node.attr("alpha", 1.0)))
     return OpCost(macs=0, flops=per_element * node.output_numel(0))
 
 
-@register("QuickGelu", domain=MS_DOMAIN)
+@register("QuickGelu", domain=MS_DOMAIN, op_class=ACTIVATION)
 def quick_gelu_cost(node: NodeView) -> OpCost:
     """com.microsoft QuickGelu: x * sigmoid(alpha * x), alpha=1.702: 6 FLOPs per element."""
     per_element = scaled_sigmoid_gate_flops(float(node.attr("alpha", 1.702)))
     return OpCost(macs=0, flops=per_element * node.output_numel(0))
 
 
-@register("FastGelu", domain=MS_DOMAIN)
+@register("FastGelu", domain=MS_DOMAIN, op_class=ACTIVATION)
 def fast_gelu_cost(node: NodeView) -> OpCost:
     """com.microsoft FastGelu: 12 FLOPs per element (tanh form), 13 with the bias input."""
     per_element = FAST_GELU + (1 if node.has_input(1) else 0)
     return OpCost(macs=0, flops=per_element * node.output_numel(0))
 
 
-@register("BiasGelu", domain=MS_DOMAIN)
+@register("BiasGelu", domain=MS_DOMAIN, op_class=ACTIVATION)
 def bias_gelu_cost(node: NodeView) -> OpCost:
     """com.microsoft BiasGelu: Gelu(A + B) = 1 add + 5 = 6 FLOPs per output element."""
     return OpCost(macs=0, flops=(1 + GELU_ERF) * node.output_numel(0))
@@ -103,18 +98,10 @@ def bias_gelu_cost(node: NodeView) -> OpCost:
 # --- output shapes of the com.microsoft activations (onnx shape inference skips them) -----
 
 
-def broadcast_shape(shapes: list[Shape]) -> Shape:
-    """Numpy broadcasting of input shapes (these ops add a bias that broadcasts to X)."""
-    try:
-        return tuple(int(d) for d in np.broadcast_shapes(*shapes))
-    except ValueError as error:
-        raise UnsupportedAttributes(f"input shapes {shapes} do not broadcast") from error
-
-
 @register_shape("Gelu", "FastGelu", "BiasGelu", "QuickGelu", domain=MS_DOMAIN)
 def same_shape_as_inputs(node: NodeView) -> list[Optional[Shape]]:
     """The single output has the broadcast shape of the present inputs (X, optional bias)."""
     shapes = [node.input_shape(i) for i in range(len(node.inputs)) if node.has_input(i)]
     if not shapes:
         raise UnresolvedShape(f"{node.name}:input0", "presence")
-    return [broadcast_shape(shapes)]
+    return [broadcast_shapes(*shapes)]  # X and the optional bias that broadcasts to it

@@ -11,13 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
-from ..registry import register, register_shape
+from ..registry import ATTENTION, register, register_shape
 from ..types import NodeView, OpCost, Shape, UnsupportedAttributes
-
-MS_DOMAIN = "com.microsoft"
+from ._common import MS_DOMAIN, SOFTMAX
 
 SCALE_FLOPS = 1      # one multiply per score (however the runtime folds it into Q or K)
-SOFTMAX_FLOPS = 5    # per score: max-reduce, sub, exp, sum-reduce, div
 MASK_FLOPS = 1       # per score, once for all masking (attention mask, causal, window, padding)
 BIAS_FLOPS = 1       # per score, an additive attention bias input
 SOFTCAP_FLOPS = 7    # per score: div, tanh (5), mul
@@ -63,7 +61,7 @@ def attention_core_flops(dims: AttentionDims, per_score_extra: int = 0) -> int:
         return 0
     qk = (2 * dims.qk_head - 1) * dims.scores
     av = (2 * dims.kv_len - 1) * dims.outputs
-    return qk + av + (SCALE_FLOPS + SOFTMAX_FLOPS + per_score_extra) * dims.scores
+    return qk + av + (SCALE_FLOPS + SOFTMAX + per_score_extra) * dims.scores
 
 
 def projection_macs(tokens: int, in_features: int, out_features: int) -> int:
@@ -127,7 +125,7 @@ def _window_set(node: NodeView, name: str) -> bool:
     return value is not None and int(value) >= 0
 
 
-@register("Attention")
+@register("Attention", op_class=ATTENTION)
 def onnx_attention_cost(node: NodeView) -> OpCost:
     """MACs = B x Hq x Sq x Sk x (d_qk + d_v), Sk = past + kv length; FLOPs add scale, mask, softcap, softmax."""
     dims = onnx_attention_dims(node)
@@ -193,7 +191,7 @@ def ms_attention_shapes(node: NodeView) -> MsAttentionShapes:
     return MsAttentionShapes(batch, seq, in_hidden, q_hidden, k_hidden, v_hidden, heads, past, past_shape)
 
 
-@register("Attention", domain=MS_DOMAIN)
+@register("Attention", domain=MS_DOMAIN, op_class=ATTENTION)
 def ms_attention_cost(node: NodeView) -> OpCost:
     """MACs = B x S x Din x (Hq + Hk + Hv) projection + B x N x S x (P + S) x (d_qk + d_v) core."""
     s = ms_attention_shapes(node)
@@ -268,7 +266,7 @@ def mha_shapes(node: NodeView) -> MhaShapes:
     return MhaShapes(dims, 0 if kv_is_cache else kv_len, present_len)
 
 
-@register("MultiHeadAttention", domain=MS_DOMAIN)
+@register("MultiHeadAttention", domain=MS_DOMAIN, op_class=ATTENTION)
 def mha_cost(node: NodeView) -> OpCost:
     """MACs = B x N x Sq x Sk x (d_qk + d_v), Sk = past + kv length; FLOPs add bias adds, mask, bias, softmax."""
     shapes = mha_shapes(node)
@@ -331,7 +329,7 @@ def gqa_shapes(node: NodeView) -> GqaShapes:
     return GqaShapes(AttentionDims(batch, heads, q_len, total, head, head), kv_heads, present_len)
 
 
-@register("GroupQueryAttention", domain=MS_DOMAIN)
+@register("GroupQueryAttention", domain=MS_DOMAIN, op_class=ATTENTION)
 def gqa_cost(node: NodeView) -> OpCost:
     """MACs = B x N x S x T x 2 d, T = total_sequence_length (or past + new); FLOPs add mask, softcap, rotary."""
     for index, what in ((12, "k_scale (quantized KV cache)"), (13, "v_scale (quantized KV cache)"),

@@ -11,13 +11,10 @@ from __future__ import annotations
 import math
 from typing import Optional, Sequence
 
-import numpy as np
-
-from ..registry import register, register_shape
-from .activations import ACTIVATION_FLOPS
+from ..registry import CONV, DEPTHWISE_CONV, FOLD_BACKWARD, FOLD_FORWARD, MATMUL, register, register_shape
 from ..types import NodeView, OpCost, Shape, UnresolvedShape, UnsupportedAttributes, numel
-
-MS_DOMAIN = "com.microsoft"
+from ._common import MS_DOMAIN, broadcast_shapes
+from .activations import ACTIVATION_FLOPS
 
 # FLOPs per element of the activations a com.microsoft Fused* op may apply after its dot
 # product: the same numbers as the stand-alone activation ops (Clip with both bounds: 2).
@@ -64,17 +61,11 @@ def matmul_output_shape(a: Sequence[int], b: Sequence[int]) -> Shape:
     return tuple(out)
 
 
-def broadcast_shapes(*shapes: Sequence[int]) -> Shape:
-    """Multidirectional (numpy) broadcasting of shapes."""
-    rank = max((len(s) for s in shapes), default=0)
-    out = []
-    for position in range(rank):
-        extents = {s[len(s) - rank + position] for s in shapes if len(s) - rank + position >= 0}
-        extents.discard(1)
-        if len(extents) > 1:
-            raise ValueError(f"shapes {shapes} do not broadcast")
-        out.append(extents.pop() if extents else 1)
-    return tuple(out)
+def gemm_output_shape(a: Sequence[int], b: Sequence[int], trans_a: bool, trans_b: bool) -> Shape:
+    """[M, N] of op(A) x op(B), op = transpose when the flag is set."""
+    m = a[1] if trans_a else a[0]
+    n = b[0] if trans_b else b[1]
+    return (m, n)
 
 
 def conv_output_shape(
@@ -107,16 +98,35 @@ def transpose_touched_positions(
     input_size: int, kernel: int, stride: int, dilation: int, pad_begin: int, output_size: int
 ) -> int:
     """Positions of one ConvTranspose output axis that receive at least one product:
-    output o is hit when o + pad_begin = i * stride + j * dilation (i < input_size, j < kernel)."""
+    output o is hit when o + pad_begin = i * stride + j * dilation (i < input_size, j < kernel).
+
+    Closed form, in O(kernel) whatever the input size: the taps j whose offsets j * dilation
+    share a remainder r modulo the stride hit the positions r + stride * m for m in one run of
+    input_size consecutive integers each; the runs of one remainder are merged and clipped to
+    the output window."""
     if input_size <= 0 or kernel <= 0 or output_size <= 0:
         return 0
-    if (dilation == 1 and stride <= kernel) or (stride == 1 and dilation <= input_size):
-        # the hits fill the full (uncropped) range [0, (in-1)*s + (k-1)*d] without gaps
-        last = (input_size - 1) * stride + (kernel - 1) * dilation
-        return max(0, min(last - pad_begin, output_size - 1) - max(-pad_begin, 0) + 1)
-    hits = (np.arange(input_size)[:, None] * stride + np.arange(kernel)[None, :] * dilation).ravel() - pad_begin
-    hits = hits[(hits >= 0) & (hits < output_size)]
-    return int(np.unique(hits).size)
+    low, high = pad_begin, pad_begin + output_size - 1  # the uncropped positions kept
+    runs_by_remainder: dict[int, list[int]] = {}
+    for tap in range(kernel):
+        offset = tap * dilation
+        runs_by_remainder.setdefault(offset % stride, []).append(offset // stride)
+    return sum(_hits_of_runs(sorted(set(starts)), remainder, input_size, stride, low, high)
+               for remainder, starts in runs_by_remainder.items())
+
+
+def _hits_of_runs(starts: list[int], remainder: int, length: int, stride: int, low: int, high: int) -> int:
+    """Distinct m covered by the runs [s, s + length - 1] (s in starts, sorted) with
+    low <= remainder + stride * m <= high."""
+    first = max(-((remainder - low) // stride), 0)  # ceil((low - remainder) / stride), and m >= 0
+    last = (high - remainder) // stride
+    hits, covered_to = 0, first - 1
+    for start in starts:
+        begin, end = max(start, covered_to + 1), min(start + length - 1, last)
+        if end >= begin:
+            hits += end - begin + 1
+            covered_to = end
+    return hits
 
 
 def transpose_pad_begin(
@@ -168,13 +178,21 @@ def _conv_weight_dims(node: NodeView, x_index: int, w_index: int, transposed: bo
     return in_channels // group, [int(k) for k in kernel]
 
 
+def conv_class(node: NodeView, x_index: int = 0) -> str:
+    """Depthwise when every group is one input channel (group == channels > 1), else conv."""
+    group = int(node.attr("group", 1) or 1)
+    x = node.inputs[x_index] if x_index < len(node.inputs) else None
+    channels = x.shape[1] if x is not None and x.shape is not None and len(x.shape) > 1 else None
+    return DEPTHWISE_CONV if group > 1 and channels == group else CONV
+
+
 def conv_like_macs(node: NodeView, x_index: int = 0, w_index: int = 1) -> int:
     """MACs of a Conv-shaped node (X at `x_index`, W at `w_index`), from the output shape."""
     cin_per_group, kernel = _conv_weight_dims(node, x_index, w_index, transposed=False)
     return conv_macs(node.output_shape(0), cin_per_group, kernel)
 
 
-@register("Conv")
+@register("Conv", op_class=conv_class, fold_into=[FOLD_BACKWARD, FOLD_FORWARD])
 def conv_cost(node: NodeView) -> OpCost:
     """MACs = N x Cout x prod(out spatial) x (Cin/g) x prod(kernel); FLOPs = 2 x MACs - outputs (+ outputs if bias B)."""
     macs = conv_like_macs(node)
@@ -183,7 +201,7 @@ def conv_cost(node: NodeView) -> OpCost:
     return OpCost(macs, flops)
 
 
-@register("ConvTranspose")
+@register("ConvTranspose", op_class=conv_class, fold_into=[FOLD_BACKWARD])
 def conv_transpose_cost(node: NodeView) -> OpCost:
     """MACs = N x Cin x prod(in spatial) x (Cout/g) x prod(kernel); FLOPs = 2 x MACs - T (+ outputs if bias),
     T = output elements that receive at least one product (= all outputs unless stride leaves gaps)."""
@@ -230,7 +248,7 @@ def gemm_inner_dim(node: NodeView, trans_a: int, trans_b: int, a_index: int = 0,
     return int(b[1] if trans_b else b[0])
 
 
-@register("Gemm")
+@register("Gemm", op_class=MATMUL, fold_into=[FOLD_BACKWARD])
 def gemm_cost(node: NodeView) -> OpCost:
     """MACs = M x K x N; FLOPs = (2K - 1) x M x N, + M x N for C, + M x N each for alpha != 1 and beta != 1 (with C)."""
     k = gemm_inner_dim(node, int(node.attr("transA", 0)), int(node.attr("transB", 0)))
@@ -264,7 +282,7 @@ def matmul_like_macs(node: NodeView, a_index: int = 0, b_index: int = 1) -> int:
     return node.output_numel(0) * matmul_inner_dim(node, a_index, b_index)
 
 
-@register("MatMul")
+@register("MatMul", op_class=MATMUL)
 def matmul_cost(node: NodeView) -> OpCost:
     """MACs = B x M x K x N (B = broadcast batch; 1-D operands drop M or N); FLOPs = (2K - 1) x B x M x N."""
     macs = matmul_like_macs(node)
@@ -286,10 +304,11 @@ def parse_einsum(equation: str, shapes: Sequence[Sequence[int]]) -> tuple[dict[s
     extents: dict[str, int] = {}
 
     def bind(label: str, extent: int) -> None:
-        known = extents.get(label, 1)
-        if known != 1 and extent != 1 and known != extent:
+        known = extents.get(label)
+        if known is None or known == 1:
+            extents[label] = extent  # the first extent seen, or a broadcast 1 (to n, or to 0)
+        elif extent != 1 and known != extent:
             raise ValueError(f"label {label!r} has extents {known} and {extent}")
-        extents[label] = max(known, extent) if 1 in (known, extent) else extent
 
     for term, shape in zip(inputs, shapes):
         if "..." in term:
@@ -318,7 +337,7 @@ def einsum_cost_from(extents: dict[str, int], operands: int, outputs: int) -> tu
     return 0, adds
 
 
-@register("Einsum")
+@register("Einsum", op_class=MATMUL)
 def einsum_cost(node: NodeView) -> OpCost:
     """MACs = product of all distinct index extents (>= 2 operands; 0 for one operand);
     FLOPs = (operands - 1) x P + (P - outputs)."""
@@ -362,7 +381,7 @@ def _activation_flops(node: NodeView, outputs: int) -> int:
     return FUSED_ACTIVATION_FLOPS[activation] * outputs
 
 
-@register("FusedConv", domain=MS_DOMAIN)
+@register("FusedConv", domain=MS_DOMAIN, op_class=conv_class)
 def fused_conv_cost(node: NodeView) -> OpCost:
     """Conv rule, + outputs for the optional sum input Z, + the activation's FLOPs per output."""
     macs = conv_like_macs(node)
@@ -372,7 +391,7 @@ def fused_conv_cost(node: NodeView) -> OpCost:
     return OpCost(macs, flops)
 
 
-@register("FusedGemm", domain=MS_DOMAIN)
+@register("FusedGemm", domain=MS_DOMAIN, op_class=MATMUL)
 def fused_gemm_cost(node: NodeView) -> OpCost:
     """Gemm rule + the activation's FLOPs per output element."""
     base = gemm_cost(node)
@@ -384,7 +403,7 @@ def _check_no_batch_transpose(node: NodeView) -> None:
         raise UnsupportedAttributes(f"{node.op_type} with transBatchA/transBatchB has no counting rule")
 
 
-@register("FusedMatMul", domain=MS_DOMAIN)
+@register("FusedMatMul", domain=MS_DOMAIN, op_class=MATMUL)
 def fused_matmul_cost(node: NodeView) -> OpCost:
     """MatMul rule on op(A) x op(B) (transA/transB), + outputs when alpha != 1."""
     _check_no_batch_transpose(node)
@@ -413,10 +432,8 @@ def fused_conv_shape(node: NodeView) -> list[Optional[Shape]]:
 
 @register_shape("FusedGemm", domain=MS_DOMAIN)
 def fused_gemm_shape(node: NodeView) -> list[Optional[Shape]]:
-    a, b = node.input_shape(0), node.input_shape(1)
-    m = a[1] if int(node.attr("transA", 0)) else a[0]
-    n = b[0] if int(node.attr("transB", 0)) else b[1]
-    return [(m, n)]
+    trans_a, trans_b = bool(int(node.attr("transA", 0))), bool(int(node.attr("transB", 0)))
+    return [gemm_output_shape(node.input_shape(0), node.input_shape(1), trans_a, trans_b)]
 
 
 def transposed_last2(shape: Shape, transpose: bool) -> Shape:

@@ -10,10 +10,11 @@ its name in the tables below; docs/counting.md states the same numbers.
 """
 from __future__ import annotations
 
-from typing import Mapping
+from typing import Mapping, Optional
 
-from ..registry import register, register_free
+from ..registry import AFFINE_SCALE, AFFINE_SHIFT, ELEMENTWISE, OTHER, register, register_free
 from ..types import CostFn, NodeView, OpCost, UnsupportedAttributes
+from ._common import normalize_axis
 
 # --- pure arithmetic ----------------------------------------------------------------------
 
@@ -79,10 +80,14 @@ def per_extra_input() -> CostFn:
     return cost
 
 
-def register_table(table: Mapping[str, int], domain: str = "") -> None:
-    """Register `per_output_element(n)` for every `op: n` of a table."""
+def register_table(table: Mapping[str, int], domain: str = "", op_class: str = ELEMENTWISE,
+                   traits_by_op: Optional[Mapping[str, Mapping[str, object]]] = None) -> None:
+    """Register `per_output_element(n)` for every `op: n` of a table, with the op class and
+    any further traits of single ops."""
     for op_type, flops_per_element in table.items():
-        register(op_type, domain=domain)(per_output_element(flops_per_element))
+        traits = dict((traits_by_op or {}).get(op_type, {}))
+        register(op_type, domain=domain, op_class=op_class, flops_per_output=flops_per_element,
+                 **traits)(per_output_element(flops_per_element))
 
 
 def _present_inputs(node: NodeView) -> int:
@@ -113,18 +118,22 @@ UNARY_FLOPS: dict[str, int] = {
 
 VARIADIC_OPS: tuple[str, ...] = ("Sum", "Max", "Min")  # k - 1 per output element
 
-register_table(BINARY_FLOPS)
+# An exporter may spell a BatchNorm as Mul by a per-channel constant, then Add of one: such a
+# pair can fold like a BatchNorm (see fusion.py).
+AFFINE_PARTS = {"Mul": {"affine": AFFINE_SCALE}, "Add": {"affine": AFFINE_SHIFT}}
+
+register_table(BINARY_FLOPS, traits_by_op=AFFINE_PARTS)
 register_table(UNARY_FLOPS)
-register(*VARIADIC_OPS)(per_extra_input())
+register(*VARIADIC_OPS, op_class=ELEMENTWISE)(per_extra_input())
 
 # Where(cond, a, b) is a select: free by the select rule (its bytes still count as traffic).
-register_free("Where")
+register_free("Where", op_class=ELEMENTWISE)
 
 
 # --- ops whose count depends on the node -------------------------------------------------
 
 
-@register("Mean")
+@register("Mean", op_class=ELEMENTWISE)
 def mean_cost(node: NodeView) -> OpCost:
     """Mean of k inputs: k - 1 adds + 1 div = k FLOPs per output element (k = 1: 0)."""
     return OpCost(macs=0, flops=mean_flops(node.output_numel(0), _present_inputs(node)))
@@ -137,31 +146,25 @@ def clip_bounds(node: NodeView) -> int:
     return int("min" in node.attrs) + int("max" in node.attrs)
 
 
-@register("Clip")
+@register("Clip", op_class=ELEMENTWISE, shape_inputs=[1, 2])
 def clip_cost(node: NodeView) -> OpCost:
     """Clip: 1 compare per given bound (min, max) per output element; 2 with both, 0 with none."""
     return OpCost(macs=0, flops=clip_bounds(node) * node.output_numel(0))
 
 
-def _normalized_axis(axis: int, rank: int, op_type: str) -> int:
-    if not -rank <= axis < rank:
-        raise UnsupportedAttributes(f"{op_type}: axis {axis} out of range for rank {rank}")
-    return axis % rank
-
-
-@register("CumSum")
+@register("CumSum", op_class=ELEMENTWISE, shape_inputs=[1])
 def cumsum_cost(node: NodeView) -> OpCost:
     """CumSum: (L - 1) adds per line along the axis of length L, (L - 2) when exclusive."""
     shape = node.output_shape(0)
     axis_value = node.input_value(1).reshape(-1)
     if axis_value.size != 1:
         raise UnsupportedAttributes(f"CumSum: axis must be a scalar, got {axis_value.size} values")
-    axis = _normalized_axis(int(axis_value[0]), len(shape), "CumSum")
+    axis = normalize_axis(int(axis_value[0]), len(shape), "CumSum")
     exclusive = bool(node.attr("exclusive", 0))
     return OpCost(macs=0, flops=cumsum_flops(shape, axis, exclusive))
 
 
-@register("Det")
+@register("Det", op_class=OTHER)
 def det_cost(node: NodeView) -> OpCost:
     """Det of [*, n, n]: per matrix n(n-1)/2 + (n-1)n(2n-1)/3 + (n-1) FLOPs (LU), 0 MACs."""
     shape = node.input_shape(0)

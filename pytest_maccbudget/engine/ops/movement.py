@@ -1,8 +1,8 @@
 """Data movement, bookkeeping and resampling.
 
-Free by rule (0 MACs, 0 FLOPs): ops that only alias, copy, index or generate data. Which
-of them copy bytes (and so count as memory traffic) is the integrator's business; the two
-frozensets below say which ones do not.
+Free by rule (0 MACs, 0 FLOPs): ops that only alias, copy, index or generate data. Their
+registrations say which of them move no bytes (views, Concat), which inputs are shapes
+rather than weights, and, for NonZero and Compress, the largest output the data can give.
 
 Costed here: Resize / Upsample, GridSample, AffineGrid, Col2Im, and ScatterND /
 ScatterElements when they reduce into the target.
@@ -16,33 +16,79 @@ Nearest is a copy: 0.
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from typing import Optional, Sequence, Union
 
-from ..registry import register, register_free
-from ..types import NodeView, OpCost, UnresolvedShape, UnsupportedAttributes, numel
+from onnx import TensorProto
 
-# Outputs share the input buffer (no bytes move).
-ALIAS_OPS: frozenset[str] = frozenset({"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity", "Dropout"})
-# No copy at all: aliases, plus Concat (producers write straight into the output buffer).
-NO_COPY_OPS: frozenset[str] = ALIAS_OPS | {"Concat"}
-
-# Ops that copy or gather data into a new buffer: 0 FLOPs, bytes count as traffic.
-COPY_OPS: tuple[str, ...] = (
-    "Transpose", "Gather", "GatherElements", "GatherND", "Slice", "Pad", "Split", "Tile", "Expand",
-    "DepthToSpace", "SpaceToDepth", "Scatter", "Compress", "ReverseSequence", "Trilu", "CenterCropPad",
-    "TensorScatter", "SplitToSequence", "ConcatFromSequence", "SequenceAt", "SequenceConstruct",
-    "SequenceInsert", "SequenceErase",
+from ..registry import (
+    ALIAS,
+    ELEMENTWISE,
+    FROM_SHAPE,
+    IN_PLACE,
+    MATMUL,
+    MOVEMENT,
+    OTHER,
+    RANDOM,
+    STORED,
+    TypedShape,
+    register,
+    register_free,
 )
+from ..types import NodeView, OpCost, Shape, UnresolvedShape, UnsupportedAttributes, numel
+from ._common import normalize_axis
+
+# ---- free ops and their traits ------------------------------------------------------------
+# Views: the output shares the input's buffer (no bytes move). Inputs listed in shape_inputs
+# are shapes, axes or scalars: constants fed there are not parameters.
+register_free("Reshape", "Squeeze", "Unsqueeze", op_class=MOVEMENT, buffer=ALIAS, shape_inputs=[1])
+register_free("Flatten", "Identity", op_class=MOVEMENT, buffer=ALIAS)
+# Inference-mode Dropout is the identity: its mask output is never produced.
+register_free("Dropout", op_class=MOVEMENT, buffer=ALIAS, shape_inputs=[1, 2], inference_outputs=1)
+# Concat's producers write straight into its output buffer: no copy.
+register_free("Concat", op_class=MOVEMENT, buffer=IN_PLACE)
+
+# Copies into a new buffer: 0 FLOPs, their bytes count as memory traffic.
+register_free("Transpose", "GatherND", "DepthToSpace", "SpaceToDepth", "Scatter", "ReverseSequence",
+              "CenterCropPad", "TensorScatter", "SplitToSequence", "ConcatFromSequence", "SequenceAt",
+              "SequenceConstruct", "SequenceInsert", "SequenceErase", op_class=MOVEMENT)
+register_free("Gather", "GatherElements", "Split", "Tile", "Expand", "Trilu", op_class=MOVEMENT, shape_inputs=[1])
+register_free("Slice", op_class=MOVEMENT, shape_inputs=[1, 2, 3, 4])
+register_free("Pad", op_class=MOVEMENT, shape_inputs=[1, 2, 3])
+
+
+def compress_bounds(node: NodeView) -> list[Optional[Shape]]:
+    """Compress keeps the slices whose condition is true: at most all of them, and never more
+    than the condition has entries."""
+    shape, condition = node.input_shape(0), numel(node.input_shape(1))
+    axis = node.attr("axis")
+    if axis is None:
+        return [(min(numel(shape), condition),)]
+    axis = normalize_axis(int(axis), len(shape), node.op_type)
+    return [(*shape[:axis], min(shape[axis], condition), *shape[axis + 1:])]
+
+
+register_free("Compress", op_class=MOVEMENT, bounds=compress_bounds)
+
 # Bookkeeping and generators: shapes, constants, casts, index/mask producers, random numbers.
-BOOKKEEPING_OPS: tuple[str, ...] = (
-    "Shape", "Size", "Constant", "ConstantOfShape", "Cast", "CastLike", "BitCast", "Range", "EyeLike",
-    "OneHot", "NonZero", "Optional", "OptionalGetElement", "OptionalHasElement", "SequenceEmpty",
-    "SequenceLength", "RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike",
-    "Bernoulli", "Multinomial",
-)
-FREE_OPS: tuple[str, ...] = tuple(sorted(NO_COPY_OPS)) + COPY_OPS + BOOKKEEPING_OPS
+register_free("Shape", "Size", op_class=OTHER, constant=FROM_SHAPE)
+register_free("Constant", op_class=OTHER, constant=STORED)
+register_free("ConstantOfShape", op_class=OTHER, constant=STORED, shape_inputs=[0])
+register_free("Cast", "CastLike", "BitCast", op_class=ELEMENTWISE)
+register_free("Range", op_class=OTHER, shape_inputs=[0, 1, 2])
+register_free("OneHot", op_class=OTHER, shape_inputs=[1])
+register_free("EyeLike", "Optional", "OptionalGetElement", "OptionalHasElement", "SequenceEmpty", "SequenceLength",
+              op_class=OTHER)
+register_free("RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike", "Bernoulli", "Multinomial",
+              op_class=OTHER, constant=RANDOM)
 
-register_free(*FREE_OPS)
+
+def nonzero_bounds(node: NodeView) -> list[Optional[Union[Shape, TypedShape]]]:
+    """NonZero: one int64 column per non-zero element, at most every element."""
+    shape = node.input_shape(0)
+    return [TypedShape((len(shape), numel(shape)), TensorProto.INT64)]
+
+
+register_free("NonZero", op_class=OTHER, bounds=nonzero_bounds)
 
 LINEAR_TAPS = 2
 CUBIC_TAPS = 4
@@ -122,14 +168,15 @@ def _cropped_axes(node: NodeView, rank: int) -> list[int]:
     if not node.has_input(1):
         return []
     roi = [float(v) for v in node.input_value(1).reshape(-1)]
-    axes = [int(a) % rank for a in node.attr("axes", list(range(rank)))]
+    axes = [normalize_axis(int(a), rank, node.op_type) for a in node.attr("axes", list(range(rank)))]
     if len(roi) != 2 * len(axes):
         raise UnsupportedAttributes(f"Resize: roi has {len(roi)} values for {len(axes)} axes")
     starts, ends = roi[: len(axes)], roi[len(axes):]
     return [a for a, s, e in zip(axes, starts, ends) if s != 0.0 or e != 1.0]
 
 
-@register("Resize", "Upsample")
+@register("Resize", op_class=MOVEMENT, shape_inputs=[1, 2, 3])
+@register("Upsample", op_class=MOVEMENT, shape_inputs=[1])
 def resize_cost(node: NodeView) -> OpCost:
     """Resize / Upsample: nearest 0; linear / cubic: output elements x interpolation FLOPs."""
     mode = _mode(node, "nearest")
@@ -143,7 +190,7 @@ def resize_cost(node: NodeView) -> OpCost:
     return OpCost(flops=resize_flops(mode, in_shape, out_shape, antialias, cropped))
 
 
-@register("GridSample")
+@register("GridSample", op_class=MOVEMENT)
 def grid_sample_cost(node: NodeView) -> OpCost:
     """GridSample: output elements x interpolation FLOPs + grid points x axes x coordinate FLOPs."""
     mode = _mode(node, "linear")
@@ -152,7 +199,7 @@ def grid_sample_cost(node: NodeView) -> OpCost:
     return OpCost(flops=grid_sample_flops(mode, node.output_shape(0)))
 
 
-@register("AffineGrid")
+@register("AffineGrid", op_class=MATMUL)
 def affine_grid_cost(node: NodeView) -> OpCost:
     """AffineGrid: a MatMul of each (d+1)-vector (x, y[, z], 1) by theta: (d+1) MACs, 2d+1 FLOPs per output."""
     out_shape = node.output_shape(0)
@@ -161,13 +208,13 @@ def affine_grid_cost(node: NodeView) -> OpCost:
     return OpCost(macs=(d + 1) * elements, flops=(2 * d + 1) * elements)
 
 
-@register("Col2Im")
+@register("Col2Im", op_class=MOVEMENT)
 def col2im_cost(node: NodeView) -> OpCost:
     """Col2Im: 1 add per input element (each column entry accumulated into the image)."""
     return OpCost(flops=numel(node.input_shape(0)))
 
 
-@register("ScatterND", "ScatterElements")
+@register("ScatterND", "ScatterElements", op_class=MOVEMENT)
 def scatter_cost(node: NodeView) -> OpCost:
     """ScatterND / ScatterElements: 0 (a copy); with reduction add/mul/max/min, 1 FLOP per update element."""
     reduction = str(node.attr("reduction", "none"))

@@ -23,10 +23,9 @@ from typing import Optional, Sequence
 
 from onnx import TensorProto
 
-from ..registry import TypedShape, register, register_shape
+from ..registry import AFFINE_WHOLE, NORMALIZATION, TypedShape, register, register_shape
 from ..types import NodeView, OpCost, Shape, UnsupportedAttributes, numel
-
-MS_DOMAIN = "com.microsoft"
+from ._common import MS_DOMAIN, SOFTMAX, normalize_axis
 
 # Per-element and per-group FLOPs of the shared building blocks.
 MOMENTS_PER_ELEMENT = 5  # mean, square, mean of squares, subtract mean, divide
@@ -35,19 +34,11 @@ RMS_PER_ELEMENT = 3  # square, mean, divide
 RMS_PER_GROUP = 2  # add epsilon, sqrt
 AFFINE_PER_ELEMENT = 1  # one multiply (scale) or one add (shift)
 BATCHNORM_PER_ELEMENT = 2  # scale and shift with precomputed per-channel constants
-SOFTMAX_PER_ELEMENT = 5  # max-reduce compare, subtract, exp, sum, divide
 LOG_SOFTMAX_PER_ELEMENT = 5  # max-reduce compare, subtract, exp, sum, subtract log-sum
 LRN_FIXED_PER_ELEMENT = 4  # alpha/size multiply, add bias, pow beta, divide (plus square and window adds)
 
 
 # ---- pure shape math -------------------------------------------------------------------
-
-def normalize_axis(axis: int, rank: int, op_type: str = "") -> int:
-    """A possibly negative axis as an index in [0, rank)."""
-    if not -rank <= axis < rank:
-        raise UnsupportedAttributes(f"{op_type}: axis {axis} is out of range for rank {rank}")
-    return axis + rank if axis < 0 else axis
-
 
 def groups_before_axis(shape: Sequence[int], axis: int) -> int:
     """Groups when axes [axis, rank) are normalized together: prod(shape[:axis])."""
@@ -90,7 +81,7 @@ def _flops(flops: int, note: str = "") -> OpCost:
     return OpCost(macs=0, flops=flops, note=note)
 
 
-@register("BatchNormalization")
+@register("BatchNormalization", op_class=NORMALIZATION, affine=AFFINE_WHOLE)
 def batch_normalization_cost(node: NodeView) -> OpCost:
     """BatchNormalization (inference, not folded): 2 FLOPs per element (scale, shift)."""
     if int(node.attr("training_mode", 0)) == 1:
@@ -98,14 +89,14 @@ def batch_normalization_cost(node: NodeView) -> OpCost:
     return _flops(BATCHNORM_PER_ELEMENT * numel(node.input_shape(0)))
 
 
-@register("InstanceNormalization")
+@register("InstanceNormalization", op_class=NORMALIZATION)
 def instance_normalization_cost(node: NodeView) -> OpCost:
     """InstanceNormalization: 7E + 4G FLOPs, G = N x C (moments core, scale, shift)."""
     shape = node.input_shape(0)
     return _flops(moments_norm_flops(numel(shape), math.prod(shape[:2]), affine_terms=2))
 
 
-@register("LayerNormalization")
+@register("LayerNormalization", op_class=NORMALIZATION)
 def layer_normalization_cost(node: NodeView) -> OpCost:
     """LayerNormalization: 6E + 4G FLOPs (+E with bias B), G = prod(shape[:axis])."""
     shape = node.input_shape(0)
@@ -114,7 +105,7 @@ def layer_normalization_cost(node: NodeView) -> OpCost:
     return _flops(moments_norm_flops(numel(shape), groups_before_axis(shape, axis), affine))
 
 
-@register("GroupNormalization")
+@register("GroupNormalization", op_class=NORMALIZATION)
 def group_normalization_cost(node: NodeView) -> OpCost:
     """GroupNormalization: 7E + 4G FLOPs, G = N x num_groups."""
     shape = node.input_shape(0)
@@ -124,7 +115,7 @@ def group_normalization_cost(node: NodeView) -> OpCost:
     return _flops(moments_norm_flops(numel(shape), shape[0] * int(num_groups), affine_terms=2))
 
 
-@register("RMSNormalization")
+@register("RMSNormalization", op_class=NORMALIZATION)
 def rms_normalization_cost(node: NodeView) -> OpCost:
     """RMSNormalization: 4E + 2G FLOPs (RMS core + scale), G = prod(shape[:axis])."""
     shape = node.input_shape(0)
@@ -132,14 +123,14 @@ def rms_normalization_cost(node: NodeView) -> OpCost:
     return _flops(rms_norm_flops(numel(shape), groups_before_axis(shape, axis), affine_terms=1))
 
 
-@register("SimplifiedLayerNormalization")
-@register("SimplifiedLayerNormalization", domain=MS_DOMAIN)
+@register("SimplifiedLayerNormalization", op_class=NORMALIZATION)
+@register("SimplifiedLayerNormalization", domain=MS_DOMAIN, op_class=NORMALIZATION)
 def simplified_layer_normalization_cost(node: NodeView) -> OpCost:
     """SimplifiedLayerNormalization (ORT RMSNorm): 4E + 2G FLOPs, G = prod(shape[:axis])."""
     return rms_normalization_cost(node)
 
 
-@register("MeanVarianceNormalization")
+@register("MeanVarianceNormalization", op_class=NORMALIZATION)
 def mean_variance_normalization_cost(node: NodeView) -> OpCost:
     """MeanVarianceNormalization: 5E + 4G FLOPs, G = E / prod(shape[axes]) (axes default [0, 2, 3])."""
     shape = node.input_shape(0)
@@ -147,7 +138,7 @@ def mean_variance_normalization_cost(node: NodeView) -> OpCost:
     return _flops(moments_norm_flops(numel(shape), groups_over_axes(shape, axes), affine_terms=0))
 
 
-@register("LpNormalization")
+@register("LpNormalization", op_class=NORMALIZATION)
 def lp_normalization_cost(node: NodeView) -> OpCost:
     """LpNormalization: p=2: 3E FLOPs; p=1: 3E - G FLOPs; G = E / shape[axis]."""
     shape = node.input_shape(0)
@@ -155,7 +146,7 @@ def lp_normalization_cost(node: NodeView) -> OpCost:
     return _flops(lp_norm_flops(numel(shape), groups_over_axes(shape, [axis]), int(node.attr("p", 2))))
 
 
-@register("LRN")
+@register("LRN", op_class=NORMALIZATION)
 def lrn_cost(node: NodeView) -> OpCost:
     """LRN: (size + 4) FLOPs per element (square, size-1 window adds, scale, bias, pow, divide)."""
     size = node.attr("size")
@@ -164,13 +155,13 @@ def lrn_cost(node: NodeView) -> OpCost:
     return _flops(lrn_flops(numel(node.input_shape(0)), int(size)))
 
 
-@register("Softmax")
+@register("Softmax", op_class=NORMALIZATION)
 def softmax_cost(node: NodeView) -> OpCost:
     """Softmax: 5 FLOPs per element (max compare, subtract, exp, sum, divide)."""
-    return _flops(SOFTMAX_PER_ELEMENT * numel(node.input_shape(0)))
+    return _flops(SOFTMAX * numel(node.input_shape(0)))
 
 
-@register("LogSoftmax")
+@register("LogSoftmax", op_class=NORMALIZATION)
 def log_softmax_cost(node: NodeView) -> OpCost:
     """LogSoftmax: 5E + G FLOPs (max, subtract, exp, sum, subtract per element; one log per row).
 
@@ -186,16 +177,16 @@ def log_softmax_cost(node: NodeView) -> OpCost:
     return _flops(LOG_SOFTMAX_PER_ELEMENT * elements + groups_over_axes(shape, [axis]))
 
 
-@register("Hardmax")
+@register("Hardmax", op_class=NORMALIZATION)
 def hardmax_cost(node: NodeView) -> OpCost:
     """Hardmax: 1 FLOP (compare) per element; writing the one-hot result is free."""
     return _flops(numel(node.input_shape(0)))
 
 
-@register("BiasSoftmax", domain=MS_DOMAIN)
+@register("BiasSoftmax", domain=MS_DOMAIN, op_class=NORMALIZATION)
 def bias_softmax_cost(node: NodeView) -> OpCost:
     """BiasSoftmax: 6 FLOPs per element (bias add, then Softmax's 5)."""
-    return _flops((1 + SOFTMAX_PER_ELEMENT) * numel(node.input_shape(0)))
+    return _flops((1 + SOFTMAX) * numel(node.input_shape(0)))
 
 
 def _skip_adds(node: NodeView) -> int:
@@ -203,7 +194,7 @@ def _skip_adds(node: NodeView) -> int:
     return 1 + (1 if node.has_input(4 if node.op_type == "SkipLayerNormalization" else 3) else 0)
 
 
-@register("SkipLayerNormalization", domain=MS_DOMAIN)
+@register("SkipLayerNormalization", domain=MS_DOMAIN, op_class=NORMALIZATION)
 def skip_layer_normalization_cost(node: NodeView) -> OpCost:
     """SkipLayerNormalization: (1 + [bias] + 6 + [beta])E + 4G FLOPs, G = E / hidden."""
     shape = node.input_shape(0)
@@ -213,7 +204,7 @@ def skip_layer_normalization_cost(node: NodeView) -> OpCost:
     return _flops(_skip_adds(node) * elements + moments_norm_flops(elements, groups, affine))
 
 
-@register("SkipSimplifiedLayerNormalization", domain=MS_DOMAIN)
+@register("SkipSimplifiedLayerNormalization", domain=MS_DOMAIN, op_class=NORMALIZATION)
 def skip_simplified_layer_normalization_cost(node: NodeView) -> OpCost:
     """SkipSimplifiedLayerNormalization: (1 + [bias] + 4)E + 2G FLOPs, G = E / hidden."""
     shape = node.input_shape(0)

@@ -15,7 +15,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ..registry import register, register_free
+from ..registry import POOLING, register, register_free
 from ..types import NodeView, OpCost, UnresolvedShape, UnsupportedAttributes, numel
 
 LP_PER_TAP = 3  # |x|, x^p, and the add (the p-th root per output replaces the last add)
@@ -84,31 +84,31 @@ def _kernel_shape(node: NodeView) -> list[int]:
     return [int(k) for k in kernel]
 
 
-@register("MaxPool", "AveragePool")
+@register("MaxPool", "AveragePool", op_class=POOLING)
 def window_pool_cost(node: NodeView) -> OpCost:
     """MaxPool / AveragePool: N x C x prod(out spatial) x prod(kernel) FLOPs."""
     return OpCost(macs=0, flops=window_pool_flops(node.output_numel(0), _kernel_shape(node)))
 
 
-@register("LpPool")
+@register("LpPool", op_class=POOLING)
 def lp_pool_cost(node: NodeView) -> OpCost:
     """LpPool: 3 x N x C x prod(out spatial) x prod(kernel) FLOPs (|x|, x^p, add per tap)."""
     return OpCost(macs=0, flops=LP_PER_TAP * window_pool_flops(node.output_numel(0), _kernel_shape(node)))
 
 
-@register("GlobalMaxPool", "GlobalAveragePool")
+@register("GlobalMaxPool", "GlobalAveragePool", op_class=POOLING)
 def global_pool_cost(node: NodeView) -> OpCost:
     """GlobalMaxPool / GlobalAveragePool: N x C x prod(in spatial) FLOPs (input elements)."""
     return OpCost(macs=0, flops=numel(node.input_shape(0)))
 
 
-@register("GlobalLpPool")
+@register("GlobalLpPool", op_class=POOLING)
 def global_lp_pool_cost(node: NodeView) -> OpCost:
     """GlobalLpPool: 3 x N x C x prod(in spatial) FLOPs."""
     return OpCost(macs=0, flops=LP_PER_TAP * numel(node.input_shape(0)))
 
 
-@register("MaxRoiPool")
+@register("MaxRoiPool", op_class=POOLING)
 def max_roi_pool_cost(node: NodeView) -> OpCost:
     """MaxRoiPool: C x sum over RoIs of the cells in each bin (compares); needs constant rois."""
     x_shape = node.input_shape(0)
@@ -120,7 +120,7 @@ def max_roi_pool_cost(node: NodeView) -> OpCost:
     return OpCost(macs=0, flops=x_shape[1] * taps)
 
 
-@register("RoiAlign")
+@register("RoiAlign", op_class=POOLING)
 def roi_align_cost(node: NodeView) -> OpCost:
     """RoiAlign: 10 FLOPs per sample (bilinear 9 + 1 reduction) x S samples per output bin."""
     out_shape = node.output_shape(0)
@@ -138,4 +138,4 @@ def roi_align_cost(node: NodeView) -> OpCost:
 
 
 # MaxUnpool scatters values into a zero tensor: a copy, no arithmetic.
-register_free("MaxUnpool")
+register_free("MaxUnpool", op_class=POOLING)

@@ -22,19 +22,29 @@ from typing import Callable, Optional
 import numpy as np
 from onnx import TensorProto
 
-from ..registry import ShapeFn, TypedShape, register, register_shape
+from ..registry import (
+    ACTIVATION,
+    ELEMENTWISE,
+    MATMUL,
+    MOVEMENT,
+    POOLING,
+    ShapeFn,
+    TypedShape,
+    register,
+    register_shape,
+)
 from ..types import NodeView, OpCost, Shape, UnresolvedShape, UnsupportedAttributes, numel
+from ._common import MS_DOMAIN, SIGMOID, broadcast_shapes, normalize_axis
 from .dot import (
-    MS_DOMAIN,
-    broadcast_shapes,
+    conv_class,
     conv_like_macs,
     dot_flops,
     gemm_inner_dim,
+    gemm_output_shape,
     matmul_like_macs,
     matmul_output_shape,
 )
 
-SIGMOID_FLOPS = 4  # neg, exp, add, div (the contract's Sigmoid)
 SATURATE_FLOPS = 2  # max and min against the integer range
 DYNAMIC_QUANTIZE_SCALAR_FLOPS = 7  # scale: sub, div; zero point: div, sub, round, max, min
 
@@ -65,39 +75,39 @@ def _present(node: NodeView, index: int) -> bool:
 # --- ONNX ops -----------------------------------------------------------------------------
 
 
-@register("QuantizeLinear")
+@register("QuantizeLinear", op_class=ELEMENTWISE)
 def quantize_linear_cost(node: NodeView) -> OpCost:
     """0 MACs; FLOPs = elements x (4, or 5 with y_zero_point)."""
     return OpCost(0, node.output_numel(0) * quantize_flops(_present(node, 2)))
 
 
-@register("DequantizeLinear")
+@register("DequantizeLinear", op_class=ELEMENTWISE)
 def dequantize_linear_cost(node: NodeView) -> OpCost:
     """0 MACs; FLOPs = elements x (1, or 2 with x_zero_point)."""
     return OpCost(0, node.output_numel(0) * dequantize_flops(_present(node, 2)))
 
 
-@register("DynamicQuantizeLinear")
+@register("DynamicQuantizeLinear", op_class=ELEMENTWISE)
 def dynamic_quantize_linear_cost(node: NodeView) -> OpCost:
     """0 MACs; FLOPs = 7 x n + 7 for n input elements."""
     return OpCost(0, dynamic_quantize_flops(numel(node.input_shape(0))))
 
 
-@register("ConvInteger")
+@register("ConvInteger", op_class=conv_class)
 def conv_integer_cost(node: NodeView) -> OpCost:
     """Conv MACs (W at input 1); FLOPs = 2 x MACs - outputs (int32 output, no requantize)."""
     macs = conv_like_macs(node, x_index=0, w_index=1)
     return OpCost(macs, dot_flops(macs, node.output_numel(0)))
 
 
-@register("MatMulInteger")
+@register("MatMulInteger", op_class=MATMUL)
 def matmul_integer_cost(node: NodeView) -> OpCost:
     """MatMul MACs; FLOPs = (2K - 1) x outputs (int32 output, no requantize)."""
     macs = matmul_like_macs(node, 0, 1)
     return OpCost(macs, dot_flops(macs, node.output_numel(0)))
 
 
-@register("QLinearConv")
+@register("QLinearConv", op_class=conv_class)
 def qlinear_conv_cost(node: NodeView) -> OpCost:
     """Conv MACs (W at input 3); FLOPs = 2 x MACs - outputs + outputs if B + outputs x requantize (5)."""
     macs = conv_like_macs(node, x_index=0, w_index=3)
@@ -107,7 +117,7 @@ def qlinear_conv_cost(node: NodeView) -> OpCost:
     return OpCost(macs, flops)
 
 
-@register("QLinearMatMul")
+@register("QLinearMatMul", op_class=MATMUL)
 def qlinear_matmul_cost(node: NodeView) -> OpCost:
     """MatMul MACs (B at input 3); FLOPs = (2K - 1) x outputs + outputs x requantize (5)."""
     macs = matmul_like_macs(node, 0, 3)
@@ -118,7 +128,7 @@ def qlinear_matmul_cost(node: NodeView) -> OpCost:
 # --- com.microsoft: integer / low-bit dot products ----------------------------------------
 
 
-@register("QGemm", domain=MS_DOMAIN)
+@register("QGemm", domain=MS_DOMAIN, op_class=MATMUL)
 def qgemm_cost(node: NodeView) -> OpCost:
     """M x K x N MACs; FLOPs = (2K - 1) x M x N, + M x N for C, + M x N x requantize (4/5)
     with y_scale, else + M x N (one scale multiply to float). alpha folds into the scale."""
@@ -133,7 +143,7 @@ def qgemm_cost(node: NodeView) -> OpCost:
     return OpCost(macs, flops)
 
 
-@register("MatMulIntegerToFloat", domain=MS_DOMAIN)
+@register("MatMulIntegerToFloat", domain=MS_DOMAIN, op_class=MATMUL)
 def matmul_integer_to_float_cost(node: NodeView) -> OpCost:
     """MatMul MACs; FLOPs = (2K - 1) x outputs + outputs (scale multiply) + outputs if bias."""
     macs = matmul_like_macs(node, 0, 1)
@@ -142,7 +152,7 @@ def matmul_integer_to_float_cost(node: NodeView) -> OpCost:
     return OpCost(macs, flops)
 
 
-@register("DynamicQuantizeMatMul", domain=MS_DOMAIN)
+@register("DynamicQuantizeMatMul", domain=MS_DOMAIN, op_class=MATMUL)
 def dynamic_quantize_matmul_cost(node: NodeView) -> OpCost:
     """MatMul MACs; FLOPs = DynamicQuantizeLinear of A (7 x numel(A) + 7) + (2K - 1) x outputs
     + outputs (scale multiply) + outputs if bias."""
@@ -160,7 +170,7 @@ def _nbits_dims(node: NodeView) -> tuple[int, int]:
     return int(k), int(n)
 
 
-@register("MatMulNBits", domain=MS_DOMAIN)
+@register("MatMulNBits", domain=MS_DOMAIN, op_class=MATMUL)
 def matmul_nbits_cost(node: NodeView) -> OpCost:
     """MACs = outputs x K; FLOPs = (2K - 1) x outputs + 2 x N x K (dequantize each weight) + outputs if bias."""
     k, n = _nbits_dims(node)
@@ -186,14 +196,14 @@ def _qlinear_binary(op_flops: int) -> Callable[[NodeView], OpCost]:
     return cost
 
 
-register("QLinearAdd", domain=MS_DOMAIN)(_qlinear_binary(1))
-register("QLinearMul", domain=MS_DOMAIN)(_qlinear_binary(1))
+register("QLinearAdd", domain=MS_DOMAIN, op_class=ELEMENTWISE)(_qlinear_binary(1))
+register("QLinearMul", domain=MS_DOMAIN, op_class=ELEMENTWISE)(_qlinear_binary(1))
 
 
-@register("QLinearSigmoid", domain=MS_DOMAIN)
+@register("QLinearSigmoid", domain=MS_DOMAIN, op_class=ACTIVATION)
 def qlinear_sigmoid_cost(node: NodeView) -> OpCost:
     """0 MACs; FLOPs = elements x (dequantize 1/2 + Sigmoid 4 + quantize 4/5)."""
-    per_element = dequantize_flops(_present(node, 2)) + SIGMOID_FLOPS + quantize_flops(_present(node, 4))
+    per_element = dequantize_flops(_present(node, 2)) + SIGMOID + quantize_flops(_present(node, 4))
     return OpCost(0, node.output_numel(0) * per_element)
 
 
@@ -206,7 +216,7 @@ def _global_pool_dims(shape: Shape, channels_last: bool) -> tuple[int, int]:
     return shape[0] * channels, numel(spatial)
 
 
-@register("QLinearGlobalAveragePool", domain=MS_DOMAIN)
+@register("QLinearGlobalAveragePool", domain=MS_DOMAIN, op_class=POOLING)
 def qlinear_global_average_pool_cost(node: NodeView) -> OpCost:
     """0 MACs; FLOPs = N x C x H x W (the float global pool) + N x C x (3 + 1 per zero point given)."""
     outputs, window = _global_pool_dims(node.input_shape(0), bool(int(node.attr("channels_last", 0))))
@@ -232,7 +242,7 @@ def _same_quantization(node: NodeView, scale_index: int, zp_index: int) -> bool:
     return True
 
 
-@register("QLinearConcat", domain=MS_DOMAIN)
+@register("QLinearConcat", domain=MS_DOMAIN, op_class=MOVEMENT)
 def qlinear_concat_cost(node: NodeView) -> OpCost:
     """0 MACs; an input quantized like the output is copied free; any other input is requantized:
     elements x (1 scale multiply + 1 round + 2 saturate + 1 per zero point given)."""
@@ -246,8 +256,8 @@ def qlinear_concat_cost(node: NodeView) -> OpCost:
 
 
 # com.microsoft twins of the ONNX primitives (int16 / int4 support in onnxruntime)
-register("QuantizeLinear", domain=MS_DOMAIN)(quantize_linear_cost)
-register("DequantizeLinear", domain=MS_DOMAIN)(dequantize_linear_cost)
+register("QuantizeLinear", domain=MS_DOMAIN, op_class=ELEMENTWISE)(quantize_linear_cost)
+register("DequantizeLinear", domain=MS_DOMAIN, op_class=ELEMENTWISE)(dequantize_linear_cost)
 
 
 # --- output shapes of the com.microsoft ops (onnx shape inference does not know them) -----
@@ -268,10 +278,8 @@ def _typed_by_op(shape_fn: ShapeFn) -> ShapeFn:
 @register_shape("QGemm", domain=MS_DOMAIN)
 @_typed_by_op
 def qgemm_shape(node: NodeView) -> list[Optional[Shape]]:
-    a, b = node.input_shape(0), node.input_shape(3)
-    m = a[1] if int(node.attr("transA", 0)) else a[0]
-    n = b[0] if int(node.attr("transB", 0)) else b[1]
-    return [(m, n)]
+    trans_a, trans_b = bool(int(node.attr("transA", 0))), bool(int(node.attr("transB", 0)))
+    return [gemm_output_shape(node.input_shape(0), node.input_shape(3), trans_a, trans_b)]
 
 
 @register_shape("MatMulIntegerToFloat", "DynamicQuantizeMatMul", domain=MS_DOMAIN)
@@ -311,8 +319,7 @@ def qlinear_concat_shape(node: NodeView) -> list[Optional[Shape]]:
     shapes = [node.input_shape(i) for i in range(2, len(node.inputs), 3)]
     if not shapes:
         raise UnsupportedAttributes("QLinearConcat without inputs")
-    axis = int(node.attr("axis", 0))
-    axis = axis + len(shapes[0]) if axis < 0 else axis
+    axis = normalize_axis(int(node.attr("axis", 0)), len(shapes[0]), node.op_type)
     out = list(shapes[0])
     out[axis] = sum(s[axis] for s in shapes)
     return [tuple(out)]

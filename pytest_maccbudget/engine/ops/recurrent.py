@@ -10,23 +10,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Sequence
 
-from ..registry import register
+from ..registry import RECURRENT, register
 from ..types import NodeView, OpCost, UnsupportedAttributes
+from ._common import TANH
+from .activations import ACTIVATION_FLOPS as OP_ACTIVATION_FLOPS
 
-# FLOPs per element of each activation function the ONNX recurrent ops allow (names compared
-# case-insensitively). Tanh follows the spec's (1 - e^{-2x}) / (1 + e^{-2x}): mul, exp, sub, add, div.
+# The activation functions the ONNX recurrent ops allow that are also ONNX ops cost what those
+# ops cost; the two that are not ops are defined here. Names are compared case-insensitively.
+_SHARED_ACTIVATIONS = ("Relu", "Tanh", "Sigmoid", "LeakyRelu", "ThresholdedRelu", "HardSigmoid", "Elu",
+                       "Softsign", "Softplus")
 ACTIVATION_FLOPS: dict[str, int] = {
-    "relu": 1,             # max(0, x)
-    "tanh": 5,             # mul(-2), exp, sub, add, div
-    "sigmoid": 4,          # neg, exp, add, div
-    "affine": 2,           # alpha * x + beta
-    "leakyrelu": 2,        # compare/select, mul
-    "thresholdedrelu": 1,  # compare/select
-    "scaledtanh": 7,       # mul(beta), tanh (5), mul(alpha)
-    "hardsigmoid": 4,      # mul, add, max, min
-    "elu": 4,              # compare/select, exp, sub, mul
-    "softsign": 3,         # abs, add, div
-    "softplus": 3,         # exp, add, log
+    **{name.lower(): OP_ACTIVATION_FLOPS[name] for name in _SHARED_ACTIVATIONS},
+    "affine": 2,  # alpha * x + beta
+    "scaledtanh": 1 + TANH + 1,  # mul(beta), tanh, mul(alpha)
 }
 
 GATES = {"RNN": 1, "GRU": 3, "LSTM": 4}
@@ -139,7 +135,7 @@ def activations_by_direction(node: NodeView, num_directions: int) -> list[tuple[
     )
 
 
-@register("RNN", "GRU", "LSTM")
+@register("RNN", "GRU", "LSTM", op_class=RECURRENT)
 def recurrent_cost(node: NodeView) -> OpCost:
     """MACs = gates x (I + H) x H x seq x batch x directions; FLOPs = dots + bias + gate element-wise work."""
     gates = GATES[node.op_type]

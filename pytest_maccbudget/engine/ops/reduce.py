@@ -1,4 +1,4 @@
-"""Reductions, ArgMax/ArgMin and TopK: FLOPs only, 0 MACs.
+"""Reductions, ArgMax/ArgMin, TopK and Unique: FLOPs only, 0 MACs.
 
 Rule: with I = input elements and O = output elements (each output reduces I / O inputs),
 a reduction of I / O values into one costs I / O - 1 adds / compares / multiplies, i.e.
@@ -12,8 +12,13 @@ sqrt(x^2)...), so the same formulas hold; ReduceMean is the identity then and co
 """
 from __future__ import annotations
 
-from ..registry import register
-from ..types import NodeView, OpCost, UnsupportedAttributes, numel
+from typing import Optional
+
+from onnx import TensorProto
+
+from ..registry import REDUCTION, TypedShape, register
+from ..types import NodeView, OpCost, Shape, numel
+from ._common import normalize_axis
 
 # FLOPs = a * I + b * O for each reduction (I input elements, O output elements).
 #   ReduceSum        I - O adds
@@ -61,6 +66,14 @@ def topk_flops(rows: int, length: int, k: int) -> int:
     return rows * length * (1 + ceil_log2(k))
 
 
+def unique_flops(items: int, item_size: int) -> int:
+    """Sort the items (L ceil(log2 L) compares), then compare each with the next (L - 1), every
+    compare over the item's W elements: W x (L ceil(log2 L) + L - 1)."""
+    if items <= 1:
+        return 0
+    return item_size * (items * ceil_log2(items) + items - 1)
+
+
 # ---- adapters ----------------------------------------------------------------------------
 
 def _axes_empty(node: NodeView) -> bool:
@@ -79,7 +92,7 @@ def _is_noop(node: NodeView) -> bool:
     return int(node.attr("noop_with_empty_axes", 0)) == 1 and _axes_empty(node)
 
 
-@register(*REDUCE_COEFFICIENTS)
+@register(*REDUCE_COEFFICIENTS, op_class=REDUCTION, shape_inputs=[1])
 def reduce_cost(node: NodeView) -> OpCost:
     """Reduce*: a x I + b x O FLOPs (I input, O output elements; coefficients per op)."""
     input_elements = numel(node.input_shape(0))
@@ -91,7 +104,7 @@ def reduce_cost(node: NodeView) -> OpCost:
     return OpCost(flops=reduce_flops(node.op_type, input_elements, node.output_numel(0)))
 
 
-@register("ArgMax", "ArgMin")
+@register("ArgMax", "ArgMin", op_class=REDUCTION)
 def arg_reduce_cost(node: NodeView) -> OpCost:
     """ArgMax / ArgMin: I - O compares."""
     input_elements = numel(node.input_shape(0))
@@ -99,16 +112,51 @@ def arg_reduce_cost(node: NodeView) -> OpCost:
     return OpCost(flops=input_elements - output_elements if output_elements else 0)
 
 
-@register("TopK")
+def topk_bounds(node: NodeView) -> list[Optional[Shape | TypedShape]]:
+    """A K computed from data: at most the whole axis."""
+    shape = node.input_shape(0)
+    axis = normalize_axis(int(node.attr("axis", -1)), len(shape), node.op_type)
+    k = node.input(1).value if node.has_input(1) else None
+    kept = shape[axis] if k is None or k.size != 1 else min(int(k.reshape(-1)[0]), shape[axis])
+    out = (*shape[:axis], kept, *shape[axis + 1:])
+    return [out, TypedShape(out, TensorProto.INT64)]
+
+
+@register("TopK", op_class=REDUCTION, shape_inputs=[1], bounds=topk_bounds)
 def topk_cost(node: NodeView) -> OpCost:
     """TopK: rows x n x (1 + ceil(log2 k)) compares; n = axis length, rows = I / n."""
     in_shape = node.input_shape(0)
     out_shape = node.output_shape(0)
     rank = len(in_shape)
-    axis = int(node.attr("axis", -1))
-    if not -rank <= axis < rank or len(out_shape) != rank:
-        raise UnsupportedAttributes(f"TopK: axis {axis} does not fit input rank {rank}")
-    axis %= rank
+    axis = normalize_axis(int(node.attr("axis", -1)), rank, node.op_type)
     length, k = in_shape[axis], out_shape[axis]
     rows = numel(in_shape) // length if length else 0
     return OpCost(flops=topk_flops(rows, length, k))
+
+
+def _unique_items(node: NodeView) -> tuple[int, int, Optional[int]]:
+    """(items L, elements per item W, axis or None) of Unique's input."""
+    shape = node.input_shape(0)
+    axis = node.attr("axis")
+    if axis is None:
+        return numel(shape), 1, None
+    axis = normalize_axis(int(axis), len(shape), node.op_type)
+    items = shape[axis]
+    return items, (numel(shape) // items if items else 0), axis
+
+
+def unique_bounds(node: NodeView) -> list[Optional[Shape | TypedShape]]:
+    """Every item may be unique: Y, indices and counts at most L items; inverse_indices exactly L."""
+    shape = node.input_shape(0)
+    items, _, axis = _unique_items(node)
+    y = (items,) if axis is None else shape
+    return [y, TypedShape((items,), TensorProto.INT64), TypedShape((items,), TensorProto.INT64),
+            TypedShape((items,), TensorProto.INT64)]
+
+
+@register("Unique", op_class=REDUCTION, bounds=unique_bounds)
+def unique_cost(node: NodeView) -> OpCost:
+    """Unique: W x (L ceil(log2 L) + L - 1) compares for L items of W elements (sort, then
+    compare neighbours); L = all elements, or the slices along `axis`."""
+    items, item_size, _ = _unique_items(node)
+    return OpCost(flops=unique_flops(items, item_size))

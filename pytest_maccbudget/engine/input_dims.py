@@ -1,0 +1,247 @@
+"""Input dims: the shapes given for a model's inputs, symbolic dims and the batch size.
+
+`--batch N` finds each input's batch dim by its symbolic name where it has one (a dim named
+`batch`, `N`, `batch_size`... wherever it sits, as in a sequence-first [S, B, I] input), else
+takes the leading dim of an input of rank 2 or more when that dim is symbolic, unset or 1 (but
+not a leading dim named like a sequence, `seq`, `T`..., when another dim of a rank >= 3 input
+has no size: that one is the batch it sets). A note says which dim of which input it set and why, or
+why it set none. A symbolic batch dim with no value becomes 1, with a note; a dim the file
+declares as 0 (or negative) where the batch dim is read is such a dim, and named as such in the
+note. A dim declared 0 anywhere else is an empty dim, as the file says, named in a note; a
+negative one there is refused. Other symbolic dims with no value stay unknown.
+"""
+from __future__ import annotations
+
+import re
+from typing import Mapping, Optional, Sequence, Union
+
+import onnx
+from onnx import GraphProto, ModelProto
+
+from .errors import ModelError
+from .tables import check_text, describe_dims
+
+InputShapes = Optional[Union[Mapping[str, Union[Sequence[int], int]], Sequence[Sequence[int]]]]
+
+# Symbolic dim names that mean the batch: N, B, bs, or any name containing "batch".
+_BATCH_NAME = re.compile(r"^(n|b|bs|nb)$|batch", re.IGNORECASE)
+# Names of a sequence (time) dim: S, T, or a name containing seq, time or length.
+_SEQUENCE_NAME = re.compile(r"^(s|t)$|seq|time|length", re.IGNORECASE)
+
+
+def is_batch_name(symbol: str) -> bool:
+    return bool(symbol) and bool(_BATCH_NAME.search(symbol))
+
+
+def real_input_names(graph: GraphProto) -> list[str]:
+    """Graph inputs that are not initializers (IR < 4 graphs list every weight as an input)."""
+    initializer_names = {t.name for t in graph.initializer}
+    return [vi.name for vi in graph.input if vi.name not in initializer_names]
+
+
+# onnx's data propagation holds one entry per element of a 1-D tensor it meets (see
+# graph.infer_shapes): shape tensors are short, a vector longer than this is not one.
+DATA_PROP_MAX_ELEMENTS = 2**16
+
+
+def apply_input_shapes(model: ModelProto, input_shapes: InputShapes = None, batch: Optional[int] = None,
+                       long_vectors: Optional[list[str]] = None) -> list[str]:
+    """Fix the dims of the real inputs in place. Returns notes on the values that were set or assumed.
+
+    `input_shapes` maps an input name to full dims, or a symbolic dim name to one value; or it
+    lists full dims for the inputs in order. `batch` sets each input's batch dim (see the module
+    docstring) unless the input's dims are given in full. The names of the inputs that are then
+    vectors longer than DATA_PROP_MAX_ELEMENTS are added to `long_vectors`.
+    """
+    graph = model.graph
+    real_inputs = real_input_names(graph)
+    by_name = {vi.name: vi for vi in graph.input}
+    check_text(real_inputs, "the name of a graph input")  # read below: protobuf hands over bytes when not UTF-8
+    for name in real_inputs:
+        check_text([dim.dim_param for dim in by_name[name].type.tensor_type.shape.dim],
+                   f"a symbolic dim of graph input {name!r}")
+    given = _checked_shapes(input_shapes, real_inputs, by_name)
+    symbol_values = {k: int(v) for k, v in given.items() if isinstance(v, int)}
+    notes: list[str] = []
+    changed = False
+    for name in real_inputs:
+        dims = given.get(name)
+        if dims is not None and not isinstance(dims, int):
+            _set_dims(by_name[name], list(dims))
+            changed = True
+        elif by_name[name].type.tensor_type.HasField("shape"):
+            changed |= _fill_dims(by_name[name], symbol_values, batch, notes)
+            _refuse_negative_dims(by_name[name])
+        if long_vectors is not None:
+            dims_now = by_name[name].type.tensor_type.shape.dim
+            if len(dims_now) == 1 and dims_now[0].dim_value > DATA_PROP_MAX_ELEMENTS:
+                long_vectors.append(name)
+    if changed:
+        _forget_declared_shapes(graph, set(real_inputs))
+    return notes
+
+
+def _checked_shapes(input_shapes: InputShapes, real_inputs: list[str],
+                    by_name: Mapping[str, onnx.ValueInfoProto]) -> dict[str, Union[Sequence[int], int]]:
+    """The given shapes by input name; ModelError for a name that is no input and no symbol."""
+    shapes = _by_input_name(input_shapes, real_inputs)
+    symbols = {d.dim_param for n in real_inputs for d in by_name[n].type.tensor_type.shape.dim if d.dim_param}
+    for key, value in list(shapes.items()):
+        if isinstance(value, int) and key in real_inputs and key not in symbols:
+            shapes[key] = [value]  # a rank-1 input given as one number
+    unknown = [k for k, v in shapes.items() if k not in real_inputs and not (isinstance(v, int) and k in symbols)]
+    if unknown:
+        known = f"inputs are {', '.join(real_inputs) or 'none'}"
+        if symbols:
+            known += f"; symbolic dims are {', '.join(sorted(symbols))}"
+        raise ModelError(f"no model input or symbolic dim named {', '.join(map(repr, unknown))}; {known}")
+    return shapes
+
+
+def _by_input_name(input_shapes: InputShapes, real_inputs: list[str]) -> dict[str, Union[Sequence[int], int]]:
+    """Shapes given as a list apply to the model's inputs in order."""
+    if input_shapes is None:
+        return {}
+    if isinstance(input_shapes, Mapping):
+        return dict(input_shapes)
+    shapes = list(input_shapes)
+    if len(shapes) != len(real_inputs):
+        raise ModelError(f"{len(shapes)} input shape(s) given for {len(real_inputs)} model input(s) ({', '.join(real_inputs)})")
+    return dict(zip(real_inputs, shapes))
+
+
+def _is_fixed(dim: onnx.TensorShapeProto.Dimension) -> bool:
+    return dim.HasField("dim_value") and dim.dim_value > 0
+
+
+def _declares_zero(dim: onnx.TensorShapeProto.Dimension) -> bool:
+    """A dim declared as 0, or below (no size): read as symbolic where the batch dim would be."""
+    return dim.HasField("dim_value") and dim.dim_value <= 0
+
+
+def is_sequence_name(symbol: str) -> bool:
+    return bool(symbol) and bool(_SEQUENCE_NAME.search(symbol))
+
+
+def _open(dim: onnx.TensorShapeProto.Dimension) -> bool:
+    """A dim with no size that is not named like a sequence: unset, declared 0, or symbolic."""
+    return not _is_fixed(dim) and not is_sequence_name(dim.dim_param)
+
+
+def batch_positions(dims: Sequence[onnx.TensorShapeProto.Dimension], setting: bool = False) -> list[int]:
+    """The input's batch dims: those named like a batch, else a leading dim (rank >= 2) that is
+    symbolic, unset, declared 0 or 1. When `setting` it (--batch), a leading dim named like a
+    sequence ([seq, 0, 4]) is not the batch when another dim of a rank >= 3 input has no size:
+    that one is."""
+    named = [position for position, dim in enumerate(dims) if is_batch_name(dim.dim_param)]
+    if named:
+        return named
+    if setting and len(dims) >= 3 and is_sequence_name(dims[0].dim_param):
+        other = next((position for position in range(1, len(dims)) if _open(dims[position])), None)
+        if other is not None:
+            return [other]
+    if len(dims) >= 2 and (not _is_fixed(dims[0]) or dims[0].dim_value == 1):
+        return [0]
+    return []
+
+
+def _why(dims: Sequence[onnx.TensorShapeProto.Dimension], position: int) -> str:
+    """Why a dim other than the leading one, and not named like a batch, was taken as the batch."""
+    if position == 0 or is_batch_name(dims[position].dim_param):
+        return ""
+    return f": dim 0 ({dims[0].dim_param!r}) is named like a sequence and dim {position} has no size"
+
+
+def _dim_label(dim: onnx.TensorShapeProto.Dimension) -> str:
+    if dim.dim_param:
+        return repr(dim.dim_param)
+    if _declares_zero(dim):
+        return f"declared {dim.dim_value}"
+    return str(dim.dim_value) if _is_fixed(dim) else "unnamed"
+
+
+def _fill_dims(value_info: onnx.ValueInfoProto, symbol_values: Mapping[str, int], batch: Optional[int],
+               notes: list[str]) -> bool:
+    """Give the dims of one input their values. True if a dim changed."""
+    dims = value_info.type.tensor_type.shape.dim
+    before = describe_dims(value_info.type)
+    positions = batch_positions(dims, setting=batch is not None)
+    changed = False
+    if batch is not None:
+        changed = _set_batch(value_info.name, dims, positions, batch, before, notes)
+    for position, dim in enumerate(dims):
+        if _is_fixed(dim) or (batch is not None and position in positions):
+            continue
+        if dim.HasField("dim_value") and dim.dim_value == 0 and position not in positions and (position or positions):
+            # not where the batch dim is read: an empty dim, as the file says; named all the same
+            notes.append(f"input {value_info.name!r} declares dim {position} as 0 where no batch dim is read: "
+                         "counted as an empty dim (what depends on it costs nothing); if it stands for a size "
+                         "known only at run time, give it with --input")
+            continue
+        changed = True
+        if dim.dim_param in symbol_values:
+            dim.dim_value = symbol_values[dim.dim_param]
+        elif position in positions or (position == 0 and not positions):
+            notes.append(_assumed_batch_note(value_info.name, position, dim) + _why(dims, position))
+            dim.dim_value = 1
+    return changed
+
+
+def _set_batch(name: str, dims: Sequence[onnx.TensorShapeProto.Dimension], positions: list[int], batch: int,
+               before: str, notes: list[str]) -> bool:
+    if not positions:
+        reason = (f"its leading dim is fixed at {dims[0].dim_value}" if dims and len(dims) >= 2
+                  else f"it has rank {len(dims)}")
+        notes.append(f"--batch {batch} left input {name!r} {before} as it is: no dim is named like a batch "
+                     f"(batch, N, batch_size...) and {reason}")
+        return False
+    changed = False
+    for position in positions:
+        dim = dims[position]
+        notes.append(f"--batch {batch} set dim {position} ({_dim_label(dim)}) of input {name!r} {before}"
+                     + _why(dims, position))
+        changed |= dim.dim_value != batch or not dim.HasField("dim_value")
+        dim.dim_value = batch
+    return changed
+
+
+def _assumed_batch_note(name: str, position: int, dim: onnx.TensorShapeProto.Dimension) -> str:
+    if _declares_zero(dim):
+        return (f"input {name!r} declares dim {position} as {dim.dim_value} (no size): read as a symbolic batch dimension, "
+                "taken as 1 (set it with --batch or --input)")
+    where = "" if position == 0 else f" (dim {position})"
+    return (f"symbolic batch dimension {dim.dim_param or '?'!r}{where} of input {name!r} taken as 1 "
+            "(set it with --batch or --input)")
+
+
+def _refuse_negative_dims(value_info: onnx.ValueInfoProto) -> None:
+    """A negative dim left where no batch dim is read (nothing can have that size)."""
+    dims = value_info.type.tensor_type.shape.dim
+    negative = next((position for position, dim in enumerate(dims) if dim.dim_value < 0), None)
+    if negative is not None:
+        raise ModelError(f"input {value_info.name!r} declares a negative dim ({dims[negative].dim_value} at position "
+                         f"{negative} of {describe_dims(value_info.type)}); give the input's dims")
+
+
+def _forget_declared_shapes(graph: GraphProto, keep: set[str]) -> None:
+    """Drop the shapes the file declares for intermediate values and outputs: they were
+    written for the input dims the file was exported with, and inference keeps declared shapes
+    over inferred ones."""
+    graph.ClearField("value_info")
+    for output in graph.output:
+        if output.name not in keep and output.type.HasField("tensor_type"):
+            output.type.tensor_type.ClearField("shape")
+
+
+def _set_dims(value_info: onnx.ValueInfoProto, dims: list[int]) -> None:
+    tensor_type = value_info.type.tensor_type
+    if tensor_type.HasField("shape") and len(tensor_type.shape.dim) not in (0, len(dims)):
+        raise ModelError(
+            f"input {value_info.name!r} has rank {len(tensor_type.shape.dim)} "
+            f"({describe_dims(value_info.type)}) but {len(dims)} dims were given: {dims}"
+        )
+    tensor_type.ClearField("shape")
+    for d in dims:
+        if int(d) <= 0:
+            raise ModelError(f"input {value_info.name!r}: dims must be positive, got {dims}")
+        tensor_type.shape.dim.add().dim_value = int(d)

@@ -1,0 +1,382 @@
+"""The graph read once: a node table and a value table that every pass shares.
+
+Reading a NodeProto field through the protobuf API costs about ten times what reading a
+Python tuple does, so each node's op type, domain, name, inputs and outputs are read exactly
+once into plain lists; value infos are decoded only for the tensors a pass asks about.
+"""
+from __future__ import annotations
+
+import math
+from functools import partial
+from itertools import chain
+from typing import Callable, Collection, Iterable, Iterator, Mapping, Optional
+
+import numpy as np
+import onnx
+from onnx import GraphProto, NodeProto, TensorProto
+
+from .errors import ModelError
+from .registry import normalize_domain
+from .types import Shape, TensorInfo, dtype_bits
+
+
+class NodeTable:
+    """The nodes of one graph in topological order, as parallel lists indexed by node."""
+
+    __slots__ = ("protos", "op_types", "domains", "names", "inputs", "outputs", "producer", "sources", "_readers")
+
+    def __init__(self) -> None:
+        self.protos: list[NodeProto] = []
+        self.op_types: list[str] = []
+        self.domains: list[str] = []  # normalized: "" for ai.onnx
+        self.names: list[str] = []
+        self.inputs: list[list[str]] = []
+        self.outputs: list[list[str]] = []
+        self.producer: dict[str, int] = {}
+        # node -> the metadata naming where it came from (SOURCE_METADATA), for nodes whose name
+        # does not already say it (a scoped "/a/b/Op" name does)
+        self.sources: dict[int, tuple[tuple[str, str], ...]] = {}
+        self._readers: Optional[tuple[dict[str, int], dict[str, int]]] = None
+
+    def __len__(self) -> int:
+        return len(self.protos)
+
+    def _reader_index(self) -> tuple[dict[str, int], dict[str, int]]:
+        """(distinct nodes reading each tensor, the first of them), built on first use."""
+        if self._readers is None:
+            count: dict[str, int] = {}
+            first: dict[str, int] = {}
+            for index, inputs in enumerate(self.inputs):
+                for name in set(inputs):
+                    if name in count:
+                        count[name] += 1
+                    else:
+                        count[name] = 1
+                        first[name] = index
+            self._readers = (count, first)
+        return self._readers
+
+    def is_read(self, tensor: str) -> bool:
+        return tensor in self._reader_index()[0]
+
+    def only_reader(self, tensor: str) -> Optional[int]:
+        """The single node reading `tensor`, if exactly one does."""
+        count, first = self._reader_index()
+        return first[tensor] if count.get(tensor) == 1 else None
+
+    def label(self, index: int) -> str:
+        """The node's name, else its first output, else its op type."""
+        outputs = self.outputs[index]
+        return self.names[index] or (outputs[0] if outputs else self.op_types[index])
+
+
+def read_nodes(graph: GraphProto, available: Iterable[str]) -> NodeTable:
+    """Read every node once; reorder topologically when the file is not (ModelError on a cycle)."""
+    table = _read(graph.node)
+    if _is_sorted(table):
+        return table
+    return _read(_topological_order(table, set(available)))
+
+
+# Node metadata that names the module a node came from (the dynamo exporter's scopes, and the
+# rewrite that merged a BatchNorm into a conv): kept for naming layers, everything else is not.
+SOURCE_METADATA = ("pkg.torch.onnx.name_scopes", "pkg.onnxscript.rewriter.rule_name")
+
+
+def _read(nodes: Iterable[NodeProto]) -> NodeTable:
+    table = NodeTable()
+    protos, op_types, domains, names = table.protos, table.op_types, table.domains, table.names
+    inputs_of, outputs_of, producer, sources = table.inputs, table.outputs, table.producer, table.sources
+    for index, node in enumerate(nodes):
+        protos.append(node)
+        op_types.append(node.op_type)
+        domain = node.domain
+        domains.append(normalize_domain(domain) if domain else domain)
+        name = node.name
+        names.append(name)
+        if node.metadata_props and not name.startswith("/"):
+            source = _source_metadata(node)
+            if source:
+                sources[index] = source
+        inputs_of.append(node.input[:])
+        outputs = node.output[:]
+        outputs_of.append(outputs)
+        for name in outputs:
+            producer[name] = index
+    producer.pop("", None)
+    try:  # protobuf hands over a string that is not UTF-8 as bytes: one check per list, in C
+        "".join(op_types), "".join(domains), "".join(names)
+        "".join(chain.from_iterable(inputs_of)), "".join(chain.from_iterable(outputs_of))
+    except TypeError:
+        raise ModelError(_not_text(table)) from None
+    if len(producer) < sum(map(len, outputs_of)):  # an optional output left empty, or a name listed twice
+        _check_repeated_outputs(table)
+    return table
+
+
+def _check_repeated_outputs(table: NodeTable) -> None:
+    """A node listing one output several times would have its tensor counted once per listing."""
+    for index, outputs in enumerate(table.outputs):
+        named = [name for name in outputs if name]
+        if len(set(named)) < len(named):
+            name = next(name for name in named if named.count(name) > 1)
+            raise ModelError(f"node {table.label(index)!r} ({table.op_types[index]}) lists its output {name!r} "
+                             f"{named.count(name)} times; a graph names each tensor once")
+
+
+def _not_text(table: NodeTable) -> str:
+    """Which field of which node is not UTF-8 text."""
+    for index in range(len(table)):
+        for what, texts in (("op type", [table.op_types[index]]), ("domain", [table.domains[index]]),
+                            ("name", [table.names[index]]), ("input name", table.inputs[index]),
+                            ("output name", table.outputs[index])):
+            text = next((text for text in texts if not isinstance(text, str)), None)
+            if text is not None:
+                return f"not a valid ONNX file: the {what} of node {index} is not UTF-8 text ({bytes_text(text)})"
+    return "not a valid ONNX file: a name is not UTF-8 text"
+
+
+def bytes_text(data: bytes) -> str:
+    """A string field protobuf returned as bytes, shown as far as it is text: b'\\xff\\xffrelu'."""
+    return repr(bytes(data[:40])) + ("..." if len(data) > 40 else "")
+
+
+def check_text(texts: Collection[object], what: str) -> None:
+    """ModelError when one of `texts` (names read from the file) is not UTF-8 text."""
+    try:
+        "".join(texts)  # type: ignore[arg-type]
+    except TypeError:
+        text = next(text for text in texts if not isinstance(text, str))
+        raise ModelError(f"not a valid ONNX file: {what} is not UTF-8 text "
+                         f"({bytes_text(text) if isinstance(text, bytes) else type(text).__name__})") from None
+
+
+def _source_metadata(node: NodeProto) -> tuple[tuple[str, str], ...]:
+    found = tuple((entry.key, entry.value) for entry in node.metadata_props if entry.key in SOURCE_METADATA)
+    check_text([text for pair in found for text in pair], f"the metadata of node {node.name!r}")
+    return found
+
+
+def _is_sorted(table: NodeTable) -> bool:
+    """Every input is produced by an earlier node (or by none: a graph input, an initializer, an
+    outer value or a dangling name)."""
+    producer = table.producer
+    for index, inputs in enumerate(table.inputs):
+        for name in inputs:
+            if producer.get(name, -1) >= index:
+                return False
+    return True
+
+
+def _topological_order(table: NodeTable, available: set[str]) -> list[NodeProto]:
+    """Kahn's algorithm over the table, in file order among ready nodes."""
+    pending = [{table.producer[n] for n in inputs if n and n not in available and n in table.producer}
+               for inputs in table.inputs]
+    dependents: dict[int, list[int]] = {}
+    for index, deps in enumerate(pending):
+        for dep in deps:
+            dependents.setdefault(dep, []).append(index)
+    ready = [index for index, deps in enumerate(pending) if not deps]
+    order: list[int] = []
+    while ready:
+        index = ready.pop(0)
+        order.append(index)
+        for dependent in dependents.get(index, []):
+            pending[dependent].discard(index)
+            if not pending[dependent]:
+                ready.append(dependent)
+    if len(order) != len(table):
+        stuck = next(index for index in range(len(table)) if index not in set(order))
+        raise ModelError(f"the graph has a cycle through node {table.label(stuck)!r} ({table.op_types[stuck]})")
+    return [table.protos[index] for index in order]
+
+
+def shape_of(type_proto: onnx.TypeProto) -> Optional[Shape]:
+    """Fully known dims of a tensor type, else None (a symbolic or missing dim, or no shape)."""
+    tensor_type = type_proto.tensor_type
+    dims = tensor_type.shape.dim
+    shape = tuple([dim.dim_value for dim in dims])
+    if 0 in shape and not all(dim.HasField("dim_value") for dim in dims):
+        return None  # unset (symbolic or unknown) dims read as 0; a real 0 has its value set
+    if not shape and not tensor_type.HasField("shape"):
+        return None  # unknown rank, not a scalar
+    return shape
+
+
+def describe_dims(type_proto: onnx.TypeProto) -> str:
+    """E.g. "[2, seq]" (symbolic dims by name, unknown ones as "?")."""
+    if not type_proto.tensor_type.HasField("shape"):
+        return "unknown rank"
+    parts = [str(dim.dim_value) if dim.HasField("dim_value") else (dim.dim_param or "?")
+             for dim in type_proto.tensor_type.shape.dim]
+    parts = [part if isinstance(part, str) else bytes_text(part) for part in parts]  # a name that is not UTF-8
+    return "[" + ", ".join(parts) + "]"
+
+
+Declared = tuple[Optional[Shape], int]  # (shape, element type) as a value info gives them; 0: not a tensor
+
+
+class ValueTable(Mapping[str, TensorInfo]):
+    """Shape, element type and constant-ness of every named value of one graph (and, through
+    `outer`, of the graphs around it). Value infos are decoded once, in one loop; TensorInfo
+    rows are made on first request."""
+
+    def __init__(self, graph: GraphProto, outer: Optional["ValueTable"] = None) -> None:
+        self.graph = graph
+        self.outer = outer
+        self.initializers: dict[str, TensorProto] = {t.name: t for t in graph.initializer}
+        # value infos with a negative dim (declared, or inferred from a node whose inputs do not fit it)
+        self.negative: dict[str, Shape] = {}
+        self.declared: dict[str, Declared] = _declared_values(graph, self.initializers, self.negative)
+        self.rows: dict[str, TensorInfo] = {}
+        # bytes of every declared tensor (None: not known), kept in step with the rows
+        self.sizes: dict[str, Optional[int]] = _sizes(self.declared)
+        self.constants: set[str] = set(self.initializers)  # known before the graph runs
+        self.stored: set[str] = set(self.initializers)  # constants that are stored data (parameter roots)
+        self.bounded: set[str] = set()  # shapes or values that are upper bounds
+        self.valued: set[str] = set()  # computed tensors whose value can be worked out on request
+        self.valuer: Optional[Callable[[str], Optional[np.ndarray]]] = None  # computes those values
+
+    def is_constant(self, name: str) -> bool:
+        if name in self.constants:
+            return True
+        return self.outer is not None and name not in self.declared and self.outer.is_constant(name)
+
+    def is_bounded(self, name: str) -> bool:
+        if name in self.bounded:
+            return True
+        return self.outer is not None and name not in self.declared and self.outer.is_bounded(name)
+
+    def is_valued(self, name: str) -> bool:
+        if name in self.valued or name in self.initializers:
+            return True
+        return self.outer is not None and name not in self.declared and self.outer.is_valued(name)
+
+    def is_stored(self, name: str) -> bool:
+        if name in self.stored:
+            return True
+        return self.outer is not None and name not in self.declared and self.outer.is_stored(name)
+
+    def __getitem__(self, name: str) -> TensorInfo:
+        return self.row(name)
+
+    def row(self, name: str) -> TensorInfo:
+        """What is known of `name`, made on first request."""
+        row = self.rows.get(name)
+        if row is None:
+            row = self._make(name)
+            self.rows[name] = row
+        return row
+
+    # Shapes and sizes read without making a row: most tensors never need one (a row is made
+    # for the inputs and outputs of the nodes a cost function sees, and for what a pass learns).
+
+    def shape(self, name: str) -> Optional[Shape]:
+        row = self.rows.get(name)
+        if row is not None:
+            return row.shape
+        declared = self.declared.get(name)
+        if declared is not None and name not in self.initializers:
+            return declared[0]
+        return self.row(name).shape
+
+    def numel(self, name: str) -> Optional[int]:
+        shape = self.shape(name)
+        return None if shape is None else math.prod(shape)
+
+    def nbytes(self, name: str) -> Optional[int]:
+        size = self.sizes.get(name, self)
+        if size is self:  # an initializer, an outer value or a name nothing declares
+            size = self.sizes[name] = self.row(name).nbytes
+        return size  # type: ignore[return-value]
+
+    def value_info(self, name: str) -> Optional[onnx.ValueInfoProto]:
+        """The value info the graph declares for `name` (for messages about symbolic dims)."""
+        for group in (self.graph.value_info, self.graph.output, self.graph.input):
+            for value_info in group:
+                if value_info.name == name:
+                    return value_info
+        return None
+
+    def learn(self, name: str, shape: Optional[Shape], dtype: Optional[int] = None, bounded: bool = False) -> None:
+        """Set what a pass found out about a tensor (a shape inferred late or forgotten, a bound)."""
+        known = self.row(name)
+        if bounded:
+            self.bounded.add(name)
+        row = self.rows[name] = self._row(name, shape, known.dtype if dtype is None else dtype)
+        self.sizes[name] = row.nbytes
+
+    def _make(self, name: str) -> TensorInfo:
+        initializer = self.initializers.get(name)
+        if initializer is not None:
+            dims = tuple(initializer.dims)
+            if dims and min(dims) < 0 and self.outer is not None:  # (the main graph's are checked before inference)
+                raise ModelError(f"initializer {name!r} declares a negative dim {list(dims)}")
+            return TensorInfo(name, dims, initializer.data_type, initializer, True)
+        declared = self.declared.get(name)
+        if declared is None:
+            return self.outer.row(name) if self.outer is not None and name in self.outer else TensorInfo(name, None)
+        shape, dtype = declared
+        return self._row(name, shape, dtype)
+
+    def _row(self, name: str, shape: Optional[Shape], dtype: int) -> TensorInfo:
+        source = partial(self.valuer, name) if name in self.valued and self.valuer is not None else None
+        return TensorInfo(name, shape, dtype, source, name in self.constants, name in self.bounded)
+
+    def __contains__(self, name: object) -> bool:
+        return (name in self.rows or name in self.initializers or name in self.declared
+                or (self.outer is not None and name in self.outer))
+
+    def __iter__(self) -> Iterator[str]:
+        seen = set(self.initializers) | set(self.declared) | set(self.rows)
+        return iter(seen | (set(self.outer) if self.outer is not None else set()))
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+
+def _decoded(value_infos: Iterable[onnx.ValueInfoProto], into: dict[str, Declared], skip: Mapping[str, object],
+             negative: dict[str, Shape]) -> None:
+    """Decode each value info's shape and element type into `into`, in one tight loop. A shape
+    with a negative dim is left unknown and kept in `negative` (the graph refuses it)."""
+    for value_info in value_infos:
+        name = value_info.name
+        if name in skip:
+            continue
+        tensor_type = value_info.type.tensor_type  # another type (a sequence) reads as a shapeless tensor
+        dims = tensor_type.shape.dim
+        shape: Optional[Shape] = tuple([dim.dim_value for dim in dims])
+        if 0 in shape and not all(dim.HasField("dim_value") for dim in dims):  # type: ignore[operator]
+            shape = None  # unset (symbolic or unknown) dims read as 0; a real 0 has its value set
+        elif not shape:
+            if not tensor_type.HasField("shape"):
+                shape = None  # unknown rank, not a scalar
+        elif min(shape) < 0:  # type: ignore[type-var]
+            negative[name] = shape  # type: ignore[assignment]
+            shape = None
+        into[name] = (shape, tensor_type.elem_type)
+
+
+def _sizes(declared: Mapping[str, Declared]) -> dict[str, Optional[int]]:
+    sizes: dict[str, Optional[int]] = {}
+    bits_of = dtype_bits
+    for name, (shape, dtype) in declared.items():
+        bits = bits_of(dtype)
+        sizes[name] = None if shape is None or bits is None else (math.prod(shape) * bits + 7) // 8
+    return sizes
+
+
+def _declared_values(graph: GraphProto, initializers: Mapping[str, TensorProto],
+                     negative: dict[str, Shape]) -> dict[str, Declared]:
+    """Shapes by name: inputs (not initializers: IR < 4 graphs list weights as inputs too), then
+    inferred values, then outputs (a shapeless output entry does not hide an inferred shape)."""
+    declared: dict[str, Declared] = {}
+    _decoded(graph.input, declared, initializers, negative)
+    _decoded(graph.value_info, declared, {}, negative)
+    outputs: dict[str, Declared] = {}
+    _decoded(graph.output, outputs, initializers, negative)
+    for name, (shape, dtype) in outputs.items():
+        known = declared.get(name)
+        if dtype and (known is None or shape is not None or known[0] is None):
+            declared[name] = (shape, dtype)
+    return declared

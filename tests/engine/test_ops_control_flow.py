@@ -1,0 +1,184 @@
+"""If, Loop and Scan: costed from their bodies; counts that depend on data are upper bounds."""
+from __future__ import annotations
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from pytest_maccbudget import profile_model
+from pytest_maccbudget.engine.registry import REGISTRY
+
+F32, I64, BOOL = TensorProto.FLOAT, TensorProto.INT64, TensorProto.BOOL
+
+
+def _model(nodes: list, inputs: list, inits: list) -> onnx.ModelProto:
+    graph = helper.make_graph(nodes, "g", inputs, [helper.make_tensor_value_info("y", F32, None)], inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def _branch(name: str, k: int) -> onnx.GraphProto:
+    w = numpy_helper.from_array(np.ones((16, k), np.float32), f"{name}_w")
+    return helper.make_graph([helper.make_node("MatMul", ["x", f"{name}_w"], [f"{name}_y"])], name, [],
+                             [helper.make_tensor_value_info(f"{name}_y", F32, [1, k])], [w])
+
+
+def _if_model(condition: object) -> onnx.ModelProto:
+    node = helper.make_node("If", ["c"], ["y"], name="branchy", then_branch=_branch("small", 2),
+                            else_branch=_branch("big", 8))
+    inputs = [helper.make_tensor_value_info("x", F32, [1, 16])]
+    inits = []
+    if condition is None:
+        inputs.append(helper.make_tensor_value_info("c", BOOL, []))
+    else:
+        inits.append(numpy_helper.from_array(np.array(condition), "c"))
+    return _model([node], inputs, inits)
+
+
+def test_control_flow_ops_are_registered() -> None:
+    for op_type in ("If", "Loop", "Scan"):
+        entry = REGISTRY.lookup(op_type)
+        assert entry is not None and entry.body_cost is not None
+        assert entry.traits.op_class == "control_flow"
+    assert REGISTRY.traits("Loop").shape_inputs == {0, 1}
+
+
+def test_if_with_a_condition_known_at_run_time_counts_the_larger_branch_as_a_bound() -> None:
+    layer = profile_model(_if_model(None)).layer("branchy")
+    assert (layer.macs, layer.note) == (16 * 8, "larger branch (else_branch)")
+    # the branches' outputs are [1, 2] and [1, 8]: y is at most [1, 8], 8 x 4 bytes = 32
+    assert layer.output_bytes == 32
+    assert layer.upper_bounds == ("macs", "flops", "output_bytes", "bytes_written")
+
+
+def test_if_with_a_constant_condition_counts_the_branch_it_takes() -> None:
+    layer = profile_model(_if_model(True)).layer("branchy")
+    assert (layer.macs, layer.note, layer.upper_bounds) == (16 * 2, "then_branch (constant condition)", ())
+
+
+def _loop_body(condition_nodes: list, condition: str) -> onnx.GraphProto:
+    return helper.make_graph(
+        [helper.make_node("MatMul", ["state", "w"], ["next"])] + condition_nodes, "body",
+        [helper.make_tensor_value_info("i", I64, []), helper.make_tensor_value_info("cond_in", BOOL, []),
+         helper.make_tensor_value_info("state", F32, [1, 16])],
+        [helper.make_tensor_value_info(condition, BOOL, []), helper.make_tensor_value_info("next", F32, [1, 16])])
+
+
+def _loop_model(body: onnx.GraphProto) -> onnx.ModelProto:
+    inits = [numpy_helper.from_array(np.ones((16, 16), np.float32), "w"), numpy_helper.from_array(np.array(5, np.int64), "trips"),
+             numpy_helper.from_array(np.array(True), "cond")]
+    node = helper.make_node("Loop", ["trips", "cond", "x"], ["y"], name="loop", body=body)
+    return _model([node], [helper.make_tensor_value_info("x", F32, [1, 16])], inits)
+
+
+def test_loop_that_cannot_stop_early_is_exact() -> None:
+    body = _loop_body([helper.make_node("Identity", ["cond_in"], ["cond_out"])], "cond_out")
+    layer = profile_model(_loop_model(body)).layer("loop")
+    assert (layer.macs, layer.note, layer.upper_bounds) == (5 * 16 * 16, "body x 5 iterations", ())
+
+
+def test_loop_whose_condition_depends_on_data_is_an_upper_bound() -> None:
+    # cond_out = ReduceSum(next) < 100: the loop may stop before its 5 iterations
+    limit = helper.make_node("Constant", [], ["limit"], value=numpy_helper.from_array(np.array(100.0, np.float32)))
+    body = _loop_body([helper.make_node("ReduceSum", ["next"], ["total"], keepdims=0), limit,
+                       helper.make_node("Less", ["total", "limit"], ["go_on"])], "go_on")
+    profile = profile_model(_loop_model(body))
+    layer = profile.layer("loop")
+    assert (layer.macs, layer.note) == (5 * 16 * 16, "body x at most 5 iterations")
+    assert "macs" in layer.upper_bounds
+    assert profile.is_upper_bound("macs") and not profile.partial
+
+
+def test_scan_counts_the_body_per_row() -> None:
+    body = helper.make_graph(
+        [helper.make_node("MatMul", ["row", "w"], ["proj"]), helper.make_node("Add", ["state", "proj"], ["next"]),
+         helper.make_node("Identity", ["next"], ["out_row"])], "body",
+        [helper.make_tensor_value_info("state", F32, [1, 8]), helper.make_tensor_value_info("row", F32, [1, 8])],
+        [helper.make_tensor_value_info("next", F32, [1, 8]), helper.make_tensor_value_info("out_row", F32, [1, 8])])
+    graph = helper.make_graph(
+        [helper.make_node("Scan", ["init", "x"], ["final", "y"], name="scan", body=body, num_scan_inputs=1,
+                          scan_input_axes=[-3])], "g",
+        [helper.make_tensor_value_info("init", F32, [1, 8]), helper.make_tensor_value_info("x", F32, [6, 1, 8])],
+        [helper.make_tensor_value_info("final", F32, None), helper.make_tensor_value_info("y", F32, None)],
+        [numpy_helper.from_array(np.ones((8, 8), np.float32), "w")])
+    scan = profile_model(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])).layer("scan")
+    assert (scan.macs, scan.note) == (6 * 8 * 8, "body x 6 iterations")
+
+
+def test_if_counts_each_figure_at_its_largest_over_the_branches() -> None:
+    # then: x[1, 4] x w[4, 4]: 16 MACs, 16 x 2 - 4 = 28 FLOPs. else: Exp over 100,000 elements
+    # (100,000 FLOPs) + ReduceSum (99,999 adds) = 199,999 FLOPs, 0 MACs. The larger MACs (16) come
+    # from then, the larger FLOPs (199,999) from else: both at most, neither taken from one branch.
+    then_g = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["t"], name="mm")], "then", [],
+                               [helper.make_tensor_value_info("t", F32, [1, 4])])
+    else_g = helper.make_graph([helper.make_node("Exp", ["big"], ["e1"], name="exp"),
+                                helper.make_node("ReduceSum", ["e1"], ["e2"], name="rs", keepdims=1),
+                                helper.make_node("Expand", ["e2", "shape14"], ["e"], name="ex")], "else", [],
+                               [helper.make_tensor_value_info("e", F32, [1, 4])])
+    nodes = [helper.make_node("ReduceSum", ["x"], ["s"], name="sum", keepdims=0),
+             helper.make_node("Greater", ["s", "zero"], ["c"], name="cond"),
+             helper.make_node("If", ["c"], ["y"], name="if", then_branch=then_g, else_branch=else_g)]
+    inits = [numpy_helper.from_array(np.zeros((4, 4), np.float32), "w"), numpy_helper.from_array(np.array(0, np.float32), "zero"),
+             numpy_helper.from_array(np.array([1, 4], np.int64), "shape14")]
+    model = _model(nodes, [helper.make_tensor_value_info("x", F32, [1, 4]),
+                           helper.make_tensor_value_info("big", F32, [1, 100000])], inits)
+    layer = profile_model(model).layer("if")
+    assert (layer.macs, layer.flops) == (16, 100000 + 99999)
+    assert layer.upper_bounds == ("macs", "flops")
+    assert layer.note == "larger branch per count (MACs: then_branch, FLOPs: else_branch)"
+
+
+def test_if_flags_only_the_counts_that_differ() -> None:
+    # then: Relu over x[1, 16] (16 FLOPs); else: Neg over x (16 FLOPs): the FLOPs are the same
+    # either way (exact); no MACs (0, never a bound)
+    then_g = helper.make_graph([helper.make_node("Relu", ["x"], ["t"])], "then", [], [helper.make_tensor_value_info("t", F32, [1, 16])])
+    else_g = helper.make_graph([helper.make_node("Neg", ["x"], ["e"])], "else", [], [helper.make_tensor_value_info("e", F32, [1, 16])])
+    node = helper.make_node("If", ["c"], ["y"], name="branchy", then_branch=then_g, else_branch=else_g)
+    model = _model([node], [helper.make_tensor_value_info("x", F32, [1, 16]), helper.make_tensor_value_info("c", BOOL, [])], [])
+    layer = profile_model(model).layer("branchy")
+    assert (layer.macs, layer.flops, layer.upper_bounds, layer.output_bytes) == (0, 16, (), 16 * 4)
+
+
+def _scan_loop(trips: object, body_condition: str) -> onnx.ModelProto:
+    """Loop(M = trips) whose body stacks r = Relu(x) [1, 4] each iteration (a scan output
+    [iterations, 1, 4]), then y = scan x w[4, 8]."""
+    condition_nodes = {"data": [helper.make_node("ReduceSum", ["r"], ["s"], name="rs", keepdims=0),
+                                helper.make_node("Less", ["s", "thr"], ["c_out"], name="less")],
+                       "pass": [helper.make_node("Identity", ["c_in"], ["c_out"], name="keep")]}[body_condition]
+    body = helper.make_graph([helper.make_node("Relu", ["x"], ["r"], name="relu")] + condition_nodes, "body",
+                             [helper.make_tensor_value_info("i", I64, []), helper.make_tensor_value_info("c_in", BOOL, [])],
+                             [helper.make_tensor_value_info("c_out", BOOL, []), helper.make_tensor_value_info("r", F32, [1, 4])])
+    inputs = [helper.make_tensor_value_info("x", F32, [1, 4])]
+    inits = [numpy_helper.from_array(np.array(True), "cond0"), numpy_helper.from_array(np.array(5.0, np.float32), "thr"),
+             numpy_helper.from_array(np.zeros((4, 8), np.float32), "w")]
+    if trips is None:
+        inputs.append(helper.make_tensor_value_info("M", I64, []))
+    else:
+        inits.append(numpy_helper.from_array(np.array(trips, np.int64), "M"))
+    nodes = [helper.make_node("Loop", ["M", "cond0"], ["scan"], name="loop", body=body),
+             helper.make_node("MatMul", ["scan", "w"], ["y"], name="mm")]
+    return _model(nodes, inputs, inits)
+
+
+def test_a_loop_that_may_stop_early_has_its_scan_outputs_at_most_m_rows() -> None:
+    # at most 10 iterations: scan at most [10, 1, 4] (160 bytes); MatMul at most 10 x 4 x 8 = 320 MACs
+    profile = profile_model(_scan_loop(10, "data"))
+    assert not profile.partial
+    loop, mm = profile.layer("loop"), profile.layer("mm")
+    assert loop.output_bytes == 10 * 4 * 4 and "output_bytes" in loop.upper_bounds
+    assert mm.macs == 10 * 4 * 8 and "macs" in mm.upper_bounds
+    assert any(note.startswith("Loop 'loop'") and "[10, 1, 4]" in note for note in profile.notes)
+
+
+def test_a_loop_that_cannot_stop_early_has_exact_scan_outputs() -> None:
+    # the condition passes through: exactly 10 iterations, scan [10, 1, 4], MatMul 320 MACs exact
+    profile = profile_model(_scan_loop(10, "pass"))
+    assert (profile.layer("mm").macs, profile.upper_bounds, profile.partial) == (10 * 4 * 8, (), False)
+
+
+def test_a_loop_without_a_known_trip_count_leaves_its_scan_outputs_unknown() -> None:
+    profile = profile_model(_scan_loop(None, "data"))
+    assert profile.partial
+    # M is a graph input: no trip count, so neither the count nor the scan's rows are known
+    assert profile.layer("loop").status == "unresolved" and "'M'" in profile.layer("loop").note
+    mm = profile.layer("mm")
+    assert (mm.status, mm.macs) == ("unresolved", None) and "'scan'" in mm.note
