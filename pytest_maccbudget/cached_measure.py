@@ -63,8 +63,9 @@ def cache_store(state: "BudgetSession", key: CacheKey, model: Any, measurement: 
     data = measurement.to_json()
     cached = {field: data[field] for field in ("inputs", "total", "layers", "unknown_ops")}
     cached["partial"] = measurement.partial
-    if "devices" in data:
-        cached["devices"] = data["devices"]
+    for optional in ("devices", "upper_bounds"):
+        if optional in data:
+            cached[optional] = data[optional]
     state.cache.store(key.key, cached, record)
 
 

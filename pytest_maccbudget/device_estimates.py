@@ -14,7 +14,7 @@ from yaml.nodes import MappingNode, ScalarNode
 from .budget import Budget, DeviceFigures, device_figure
 from .budget.errors import display_path
 from .devices.profiles import Device, DeviceError, device_from_node, load_device
-from .layers import layer_key
+from .layers import layer_keys
 
 if TYPE_CHECKING:
     from .engine.results import Profile
@@ -83,30 +83,36 @@ def device_figures(profile: "Profile", devices: Sequence[Device], *, partial: bo
     from .devices.roofline import MEMORY, estimate
 
     figures: dict[str, DeviceFigures] = {}
+    keys = layer_keys(profile)
     for device in devices:
         model_estimate = estimate(profile, device, model_path=model_path)
         latency, energy = model_estimate.latency_ms, model_estimate.energy_mj
-        if partial:
-            latency, energy = model_estimate.known_latency_ms, model_estimate.known_energy_mj
+        if partial:  # lower bounds, when what is missing is only what the engine could not count
+            uncounted = {layer.name for layer in profile.layers if not layer.counted}
+            if all(layer.name in uncounted for layer in model_estimate.layers if layer.latency_ms is None):
+                latency = model_estimate.known_latency_ms
+            if all(layer.name in uncounted for layer in model_estimate.layers if layer.energy_mj is None):
+                energy = model_estimate.known_energy_mj
         memory_ms: dict[str, float] = defaultdict(float)
         for layer in model_estimate.layers:
             if layer.bound == MEMORY and layer.latency_ms is not None:
-                memory_ms[layer_key(layer.name)] += layer.latency_ms
+                memory_ms[keys.get(layer.name, layer.name)] += layer.latency_ms
         slowest = sorted(memory_ms.items(), key=lambda item: (-item[1], item[0]))[:MEMORY_BOUND_SHOWN]
         figures[device.name] = DeviceFigures(
             latency_ms=device_figure(latency), energy_mj=device_figure(energy),
             memory_bound=tuple((key, device_figure(ms) or 0.0) for key, ms in slowest),
-            unknown_reason=_unknown_reason(model_estimate.layers) if latency is None or energy is None else "")
+            unknown_reason=_unknown_reason(model_estimate.layers, keys) if latency is None or energy is None else "",
+            upper_bound=any(getattr(layer, "upper_bounds", ()) for layer in profile.runtime_layers))
     return figures
 
 
-def _unknown_reason(layers: Sequence[object]) -> str:
+def _unknown_reason(layers: Sequence[object], keys: dict[str, str]) -> str:
     """"layer head (Foo): MACs and FLOPs not counted; and 3 more layers"."""
     unknown = [layer for layer in layers if getattr(layer, "latency_ms") is None or getattr(layer, "energy_mj") is None]
     if not unknown:
         return ""
     first = unknown[0]
-    text = f"layer {layer_key(first.name)} ({first.op_type}): {first.reason or 'not known'}"  # type: ignore[attr-defined]
+    text = f"layer {keys.get(first.name, first.name)} ({first.op_type}): {first.reason or 'not known'}"  # type: ignore[attr-defined]
     return text + (f"; and {len(unknown) - 1} more layers" if len(unknown) > 1 else "")
 
 

@@ -7,12 +7,14 @@ and an update records the current version. docs/counting.md keeps the same chang
 """
 from __future__ import annotations
 
-RULES_VERSION = 2
+RULES_VERSION = 3
 FIRST_VERSION = 1  # a budget file that records no version was written under these
 
 CHANGES = {
     2: "params is the model's own parameter count (each tensor once, tied weights once), "
        "no longer what the export stores",
+    3: "figures after ops whose output size depends on data (NonMaxSuppression, NonZero, ...) are upper bounds, "
+       "no longer unknown; shape arithmetic is folded to the end (graphs it left partial are counted)",
 }
 
 

@@ -325,7 +325,7 @@ def _export_and_profile(state: BudgetSession, item: pytest.Item, name: str, mode
     from .engine.errors import ModelError
     from .export import ONNX_FILE_EXPORTER, ExportError, InputSpecError, export_model
     from .isolation import InternalError
-    from .layers import layer_macs
+    from .layers import layer_keys, profile_layer_macs
 
     try:
         exported = state.exports.get(name)
@@ -353,7 +353,7 @@ def _export_and_profile(state: BudgetSession, item: pytest.Item, name: str, mode
         pytest.fail(neutralise(problem), pytrace=False)
     partial = profile.partial
     totals = profile.totals
-    layers = layer_macs((layer.name, layer.macs) for layer in profile.layers)
+    layers = profile_layer_macs(profile)
     if exported.exporter != ONNX_FILE_EXPORTER:
         _record_sources(state, name, model, layers)
     return Measurement(
@@ -371,7 +371,16 @@ def _export_and_profile(state: BudgetSession, item: pytest.Item, name: str, mode
         unknown_ops=tuple(f"{u.domain + '::' if u.domain else ''}{u.op_type} ({u.name}): {u.reason}" for u in profile.unknown),
         partial=partial,
         devices=_device_figures(profile, devices, partial and not state.settings.unknown_fails, exported.path),
+        upper_bounds=tuple(metric for metric in ("macs", "flops", "peak_activation_bytes")
+                           if metric in getattr(totals, "upper_bounds", ())),
+        bound_layers=_bound_layers(profile, layer_keys(profile), layers),
     )
+
+
+def _bound_layers(profile: Any, keys: dict[str, str], layers: dict[str, Optional[int]]) -> tuple[str, ...]:
+    """The budget keys whose MACs are upper bounds: a layer after a NonMaxSuppression, say."""
+    bound = {keys[layer.name] for layer in profile.layers if "macs" in getattr(layer, "upper_bounds", ())}
+    return tuple(sorted(key for key in bound if layers.get(key) is not None))
 
 
 def _device_figures(profile: Any, devices: tuple["Device", ...], lower_bounds: bool, path: Path) -> dict[str, Any]:

@@ -21,6 +21,7 @@ STATUS_TEXT = {
     "rules_changed": "RULES CHANGED",
 }
 NOT_MEASURED = "NOT MEASURED (see its test)"
+SHOWN_METRICS = ("macs", "peak_activation_bytes")  # the totals the summary table shows, with a "≤" when bounds
 TOP_LAYERS = 10
 SUMMARY_HEADER = ("model", "MACs", "vs budget", "params", "peak act. memory", "status")
 BASE_HEADER = ("model", "MACs", "vs budget", "vs base", "params", "peak act. memory", "status")
@@ -53,6 +54,9 @@ def budget_summary_lines(
     outcomes = update_outcomes if update else None
     table = model_table(comparisons, outcomes, base[1] if base else None, not_measured)
     lines = table if comparisons or not_measured else []
+    if any(change.upper_bound and (change.device or change.metric in SHOWN_METRICS)
+           for comparison in comparisons for change in comparison.metrics):
+        lines.append("≤: an upper bound (sizes after an op such as NonMaxSuppression depend on the data)")
     lines += device_table(comparisons)
     lines += _branch_lines(base)
     changed = top_layer_changes(comparisons)
@@ -96,18 +100,26 @@ def _model_row(comparison: Comparison, update_outcomes: Optional[Mapping[str, st
     else:
         status = update_outcomes.get(comparison.name, "NOT RECORDED")
     now = macs.new if macs else None
-    cells = [comparison.name, format_count(now), _change(macs)]
+    cells = [comparison.name, _bound_mark(macs) + format_count(now), _change(macs)]
     if base_budget is not None:
         cells.append(_vs_base(base_budget, comparison.name, now))
-    return (*cells, format_count(params.new if params else None), format_bytes(peak.new if peak else None), status)
+    return (*cells, format_count(params.new if params else None),
+            _bound_mark(peak) + format_bytes(peak.new if peak else None), status)
 
 
-DEVICE_HEADER = ("model", "device", "latency", "vs budget", "energy", "vs budget", "memory-bound layers (slowest)")
+def _bound_mark(change: Optional[MetricChange]) -> str:
+    """"≤ " before a figure that is an upper bound (shapes that depend on data)."""
+    return "≤ " if change is not None and change.upper_bound and change.new is not None else ""
+
+
+DEVICE_HEADER = ("model", "device", "latency", "vs budget", "energy", "vs budget")
 
 
 def device_table(comparisons: Sequence[Comparison]) -> list[str]:
-    """The models' estimates per device, when any model is estimated on one."""
-    rows = []
+    """The models' estimates per device, when any model is estimated on one, then the
+    memory-bound layers that take longest on each (a line per model and device: they do not fit
+    in an 80-column table)."""
+    rows, slowest_lines = [], []
     for comparison in sorted(comparisons, key=lambda c: c.name):
         by_device: dict[str, dict[str, MetricChange]] = {}
         for change in comparison.metrics:
@@ -115,13 +127,19 @@ def device_table(comparisons: Sequence[Comparison]) -> list[str]:
                 by_device.setdefault(change.device, {})[change.metric] = change
         for device in sorted(by_device):
             latency, energy = by_device[device].get("latency_ms"), by_device[device].get("energy_mj")
+            rows.append((comparison.name, device, _bound_mark(latency) + format_duration(latency.new if latency else None),
+                         _change(latency), _bound_mark(energy) + format_energy(energy.new if energy else None),
+                         _change(energy)))
             slowest = ", ".join(f"{layer} ({format_duration(ms)})" for layer, ms in comparison.memory_bound.get(device, ()))
-            rows.append((comparison.name, device, format_duration(latency.new if latency else None), _change(latency),
-                         format_energy(energy.new if energy else None), _change(energy), slowest or "-"))
+            if slowest:
+                slowest_lines.append(f"  {comparison.name} on {device}: {slowest}")
     if not rows:
         return []
-    return ["", "estimated on devices (roofline of the counted costs):"] + aligned_table(
+    lines = ["", "estimated on devices (roofline of the counted costs):"] + aligned_table(
         DEVICE_HEADER, rows, right_aligned={2, 3, 4, 5})
+    if slowest_lines:
+        lines += ["memory-bound layers that take longest:"] + slowest_lines
+    return lines
 
 
 def _vs_base(base_budget: Budget, name: str, now: Optional[int]) -> str:
@@ -210,7 +228,7 @@ def _layer_row(change: LayerChange) -> tuple[str, ...]:
     old = "-" if change.old is None else format_count(change.old)
     if change.status == UNKNOWN:
         return (change.key, old, "?", "?", "?")
-    new = "-" if change.status == REMOVED else format_count(change.new)
+    new = "-" if change.status == REMOVED else ("≤ " if change.upper_bound else "") + format_count(change.new)
     delta = change.delta or 0
     if change.status in (NEW, REMOVED):
         percent = change.status

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from fractions import Fraction
 from pathlib import Path
 
@@ -226,7 +227,7 @@ def test_empty_sections_are_empty():
          "macc_budget.yaml:2: defaults.tolerances: unknown key 'tolerances'; allowed: tolerance"),
         ("models:\n  resnet:\n    totals: {macs: 1}\n",
          "macc_budget.yaml:3: models.resnet.totals: unknown key 'totals'; "
-         "allowed: inputs, rules, partial, limit, tolerance, total, devices, layers"),
+         "allowed: inputs, rules, partial, upper_bounds, limit, tolerance, total, devices, layers"),
         ("models:\n  resnet:\n    total: {mac: 1}\n",
          "macc_budget.yaml:3: models.resnet.total.mac: unknown key 'mac'; "
          "allowed: macs, flops, params, param_bytes, peak_activation_bytes"),
@@ -245,10 +246,10 @@ def test_empty_sections_are_empty():
         ("models: [resnet]\n",
          "macc_budget.yaml:1: models: expected a mapping of model name to entry, got a list"),
         ("models:\n  resnet:\n",
-         "macc_budget.yaml:2: models.resnet: expected a mapping with keys inputs, rules, partial, limit, tolerance, total, "
+         "macc_budget.yaml:2: models.resnet: expected a mapping with keys inputs, rules, partial, upper_bounds, limit, tolerance, total, "
          "devices, layers, got nothing"),
         ("models:\n  resnet: 42\n",
-         "macc_budget.yaml:2: models.resnet: expected a mapping with keys inputs, rules, partial, limit, tolerance, total, "
+         "macc_budget.yaml:2: models.resnet: expected a mapping with keys inputs, rules, partial, upper_bounds, limit, tolerance, total, "
          "devices, layers, got '42'"),
         ("version: 1\nmodels:\n  resnet:\n    total: {macs: 1}\n\n\n    layers: {}\n    total: {macs: 2}\n",
          "macc_budget.yaml:8: models.resnet.total: duplicate key 'total' (first at line 4)"),
@@ -454,7 +455,7 @@ models:
 # --- compare ------------------------------------------------------------------------------
 
 COMPARE_BUDGET = """\
-rules: 2
+rules: 3
 models:
   resnet:
     inputs: {x: [1, 3, 224, 224]}
@@ -672,7 +673,7 @@ def test_update_keeps_hand_written_limit_and_tolerance_verbatim():
     # the untouched entry keeps v1, written on it
     assert dump_budget(updated) == HEADER + """\
 version: 1
-rules: 2
+rules: 3
 defaults:
   tolerance: {macs: 0%, params: 0, peak_activation_bytes: 5%}
 models:
@@ -704,7 +705,7 @@ def test_update_adds_a_new_entry_and_keeps_untouched_ones():
                                                   "peak_activation_bytes": 40}, layers={"fc": 5})
     text = dump_budget(updated)
     # the entries recorded before (under the file's v1 counting rules) say so; the new one is current
-    assert text == DUMPED.replace("version: 1\n", "version: 1\nrules: 2\n").replace(
+    assert text == DUMPED.replace("version: 1\n", "version: 1\nrules: 3\n").replace(
         "    inputs: {images: [1, 3, 320, 320]}\n", "    inputs: {images: [1, 3, 320, 320]}\n    rules: 1\n").replace(
         "  segmenter:\n", "  segmenter:\n    rules: 1\n") + """\
   tiny:
@@ -737,6 +738,17 @@ def test_update_refuses_a_value_over_the_limit():
         "its budget entry is kept as it was"]
     assert updated.models["detector-small"] == budget.models["detector-small"]
     assert dump_budget(updated) == DUMPED
+
+
+def test_update_refuses_a_count_no_budget_file_may_hold():
+    budget = parse(HAND_WRITTEN)
+    huge = measurement(name="new", total={**DETECTOR_TOTAL, "macs": 10**30 + 1}, layers={"stem": 10**31})
+    updated, messages = update_budget(budget, [huge])
+    assert messages == ["not recording model 'new': macs, layer stem over 1e30, more than a budget file may hold "
+                        "(a declared size the graph cannot have?); no entry was written"]
+    assert dump_budget(updated) == DUMPED
+    at_the_limit = measurement(name="new", total={**DETECTOR_TOTAL, "macs": 10**30}, layers={})
+    assert update_budget(budget, [at_the_limit])[1] == []
 
 
 def test_update_refuses_unknown_values():
@@ -873,15 +885,15 @@ def test_model_lines_find_each_entry_in_any_layout() -> None:
 # --- counting rules versions --------------------------------------------------------------------
 
 
-V1_BUDGET = COMPARE_BUDGET.replace("rules: 2\n", "")  # recorded before the file said which rules
+V1_BUDGET = COMPARE_BUDGET.replace("rules: 3\n", "")  # recorded before the file said which rules
 
 
 def test_a_budget_without_rules_was_recorded_under_the_first_ones() -> None:
     budget = parse(V1_BUDGET)
     assert (budget.rules, budget.rules_of("resnet"), budget.rules_of("unknown")) == (None, 1, 1)
-    assert parse(COMPARE_BUDGET).rules_of("resnet") == 2
-    entry_override = parse("rules: 2\nmodels:\n  a:\n    rules: 1\n    total: {macs: 1}\n  b: {}\n")
-    assert (entry_override.rules_of("a"), entry_override.rules_of("b")) == (1, 2)
+    assert parse(COMPARE_BUDGET).rules_of("resnet") == 3
+    entry_override = parse("rules: 3\nmodels:\n  a:\n    rules: 1\n    total: {macs: 1}\n  b: {}\n")
+    assert (entry_override.rules_of("a"), entry_override.rules_of("b")) == (1, 3)
 
 
 def test_a_difference_under_other_rules_is_not_the_models_regression() -> None:
@@ -889,8 +901,10 @@ def test_a_difference_under_other_rules_is_not_the_models_regression() -> None:
     result = compare(budget, resnet(total={"params": 10_000_000}), update_command="pytest --macc-budget-update -k res")
     assert (result.status, result.failed) == ("rules_changed", True)
     assert result.failures == [
-        "model 'resnet': counting rules changed (v1 -> v2: params is the model's own parameter count (each tensor "
-        "once, tied weights once), no longer what the export stores); its budget was recorded under v1 and is not "
+        "model 'resnet': counting rules changed (v1 -> v3: params is the model's own parameter count (each tensor "
+        "once, tied weights once), no longer what the export stores; figures after ops whose output size depends "
+        "on data (NonMaxSuppression, NonZero, ...) are upper bounds, no longer unknown; shape arithmetic is folded "
+        "to the end (graphs it left partial are counted)); its budget was recorded under v1 and is not "
         "comparable: run `pytest --macc-budget-update -k res` to re-record it"]
     # the same numbers under other rules: nothing to say
     assert compare(budget, resnet()).status == "ok"
@@ -900,18 +914,18 @@ def test_a_difference_under_other_rules_is_not_the_models_regression() -> None:
 
 def test_rules_newer_than_this_version_are_refused() -> None:
     with pytest.raises(BudgetError, match=r"^macc_budget.yaml:1: rules: recorded under counting rules v9, newer than "
-                                          r"this pytest-maccbudget's v2: upgrade pytest-maccbudget$"):
+                                          r"this pytest-maccbudget's v3: upgrade pytest-maccbudget$"):
         parse("rules: 9\nmodels: {}\n")
     with pytest.raises(BudgetError, match=r"^macc_budget.yaml:3: models.a.rules: expected a counting rules version"):
-        parse("rules: 2\nmodels:\n  a: {rules: zero}\n")
+        parse("rules: 3\nmodels:\n  a: {rules: zero}\n")
 
 
 def test_an_update_records_the_current_rules_and_a_dump_keeps_them() -> None:
     budget = parse(V1_BUDGET)
     updated, _ = update_budget(budget, [resnet(total={"params": 10_000_000})])
-    assert (updated.rules, updated.rules_of("resnet"), updated.rules_of("capped")) == (2, 2, 1)
+    assert (updated.rules, updated.rules_of("resnet"), updated.rules_of("capped")) == (3, 3, 1)
     again = parse(dump_budget(updated))
-    assert (again.rules, again.rules_of("resnet"), again.rules_of("capped")) == (2, 2, 1)
+    assert (again.rules, again.rules_of("resnet"), again.rules_of("capped")) == (3, 3, 1)
     assert compare(again, resnet(total={"params": 10_000_000})).status == "ok"
     # refreshing the last old entry leaves no per-entry rules behind
     final, _ = update_budget(again, [resnet(name="capped", total={"macs": 1_100_000_000}, layers={})])
@@ -925,7 +939,7 @@ def test_an_update_records_the_current_rules_and_a_dump_keeps_them() -> None:
 
 
 def test_one_tolerance_covers_every_metric_and_names_override_it() -> None:
-    budget = parse("rules: 2\ndefaults:\n  tolerance: 2%\nmodels:\n  a:\n    tolerance: {all: 1%, params: 0}\n"
+    budget = parse("rules: 3\ndefaults:\n  tolerance: 2%\nmodels:\n  a:\n    tolerance: {all: 1%, params: 0}\n"
                    "  b:\n    tolerance: {macs: 5%}\n")
     assert [budget.tolerance_for("a", m).text for m in ("macs", "flops", "params", "layer_macs")] == ["1%", "1%", "0", "1%"]
     # a model's own tolerance for one metric; the defaults' for every metric covers the rest
@@ -1017,3 +1031,21 @@ def test_a_long_list_of_ops_not_counted_is_capped_in_a_message_line() -> None:
     [line] = [f for f in compare(parse(COMPARE_BUDGET), measured).failures if f.startswith("macs")]
     assert line.count("acme::Op") == 10 and "and 197 more" in line
     assert len(line) < 600  # was 57 KB for swin_t's 207 unresolved layers
+
+
+def test_upper_bounds_round_trip_and_are_checked() -> None:
+    text = ("version: 1\nmodels:\n  det:\n    upper_bounds: {total: [macs, flops], layers: [head, 'yes']}\n"
+            "    total: {macs: 10, flops: 20}\n    layers:\n      head: {macs: 4}\n      'yes': {macs: 6}\n")
+    budget = parse(text)
+    assert (budget.models["det"].upper_bounds, budget.models["det"].bound_layers) == (("macs", "flops"), ("head", "yes"))
+    dumped = dump_budget(budget)
+    assert '    upper_bounds: {total: [macs, flops], layers: [head, "yes"]}\n' in dumped
+    assert parse(dumped).models["det"] == budget.models["det"]
+    for wrong, message in [
+        ("{total: [macs, macs]}", "models.det.upper_bounds.total[1]: 'macs' is listed twice"),
+        ("{total: [latency]}", "models.det.upper_bounds.total[0]: expected one of macs, flops, params, "
+                               "param_bytes, peak_activation_bytes, got 'latency'"),
+        ("{layers: head}", "models.det.upper_bounds.layers: expected a list, got 'head'"),
+    ]:
+        with pytest.raises(BudgetError, match=re.escape(message)):
+            parse(f"version: 1\nmodels:\n  det:\n    upper_bounds: {wrong}\n")

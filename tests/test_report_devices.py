@@ -20,7 +20,7 @@ BASE = {"ref": "origin/main", "commit": "0123456789abcdef0123456789abcdef0123456
 def budget_yaml(latency: float = 10.0, macs: int = 1_000_000, limit: str = "") -> str:
     return f"""\
 version: 1
-rules: 2
+rules: 3
 models:
   net:
     inputs: {{x: [1, 3, 16, 16]}}
@@ -50,10 +50,12 @@ def test_the_terminal_summary_has_a_row_per_model_and_device() -> None:
     budget = parse_budget(budget_yaml(), PATH)
     lines = budget_summary_lines([compare(budget, measured(10.9, macs=1_010_000))], unused=[], budget_path=PATH)
     start = lines.index("estimated on devices (roofline of the counted costs):")
-    assert lines[start + 1:start + 4] == [
-        "model  device  latency  vs budget  energy  vs budget  memory-bound layers (slowest)",
-        "-----  ------  -------  ---------  ------  ---------  ------------------------------",
-        "net    phone   10.9 ms      +9.0%  500 µJ          =  head (2.50 ms), stem (1.25 ms)",
+    assert lines[start + 1:start + 6] == [
+        "model  device  latency  vs budget  energy  vs budget",
+        "-----  ------  -------  ---------  ------  ---------",
+        "net    phone   10.9 ms      +9.0%  500 µJ          =",
+        "memory-bound layers that take longest:",
+        "  net on phone: head (2.50 ms), stem (1.25 ms)",
     ]
 
 
@@ -141,3 +143,45 @@ def test_a_merge_of_shards_keeps_the_base_entrys_devices() -> None:
     assert base_budget.models["net"].devices["phone"].figures == {"latency_ms": 10.0, "energy_mj": 0.5}
     pairs, _, _ = merge_reports([data])
     assert pairs[0][0].devices["phone"].latency_ms == 12.0
+
+
+# --- a partial model's estimates: lower bounds only where the engine could not count ---------------
+
+def _matmul_then_custom_op():
+    """x [1, 64] -> MatMul W [64, 32] (2,048 MACs) -> acme::Foo (no cost rule) -> y"""
+    import numpy as np
+    from onnx import TensorProto, helper, numpy_helper
+
+    nodes = [helper.make_node("MatMul", ["x", "w"], ["h"], name="/fc/MatMul"),
+             helper.make_node("Foo", ["h"], ["y"], name="/foo/Foo", domain="acme")]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 64])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 32])],
+                              [numpy_helper.from_array(np.ones((64, 32), np.float32), "w")])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("acme", 1)])
+
+
+BOARD = "name: board\nclass: test\npeak_macs_per_s: {fp32: 1G}\nmemory_bandwidth: 1 GB/s\n"
+
+
+def test_a_partial_models_estimates_are_lower_bounds_only_over_what_could_not_be_counted() -> None:
+    from pytest_maccbudget import profile_model
+    from pytest_maccbudget.device_estimates import device_figures
+    from pytest_maccbudget.devices.profiles import parse_device
+
+    profile = profile_model(_matmul_then_custom_op())
+    assert profile.partial
+    with_energy = parse_device(BOARD + "energy: {pj_per_mac: {fp32: 4}, pj_per_dram_byte: 100}\n", "board.yaml")
+    figures = device_figures(profile, [with_energy], partial=True)["board"]
+    # the MatMul: 2,048 MACs -> 2.048 us; it reads 256 B + 8 KiB and writes 128 B: 8,576 B -> 8.576 us at 1 GB/s
+    assert figures.latency_ms == pytest.approx(0.008576, rel=1e-3)
+    # 2,048 x 4 pJ + 8,576 x 100 pJ = 865,792 pJ
+    assert figures.energy_mj == pytest.approx(8.658e-4, rel=1e-3)
+    # a profile without energy figures cannot estimate any layer's energy: unknown, not a 0 lower bound
+    without_energy = parse_device(BOARD, "board.yaml")
+    figures = device_figures(profile, [without_energy], partial=True)["board"]
+    assert figures.latency_ms == pytest.approx(0.008576, rel=1e-3)
+    assert figures.energy_mj is None and "energy" in figures.unknown_reason
+    # nor can a device without a peak for the model's dtype estimate its latency
+    fp16_only = parse_device(BOARD.replace("{fp32: 1G}", "{fp16: 1G}"), "board.yaml")
+    figures = device_figures(profile, [fp16_only], partial=True)["board"]
+    assert figures.latency_ms is None and figures.energy_mj is None

@@ -8,7 +8,7 @@ from pytest_maccbudget.terminal_summary import budget_summary_lines
 
 BUDGET = """\
 version: 1
-rules: 2
+rules: 3
 models:
   net:
     inputs: {x: [1, 3, 16, 16]}

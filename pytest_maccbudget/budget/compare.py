@@ -1,7 +1,7 @@
 """Compare a measurement with its budget entry: per metric and per layer, with tolerances and limits."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Mapping, Optional, Sequence
 
 from ..units import (
@@ -53,6 +53,7 @@ class DeviceFigures:
     # the layers that spend longest moving bytes, slowest first: (layer key, milliseconds)
     memory_bound: tuple[tuple[str, float], ...] = ()
     unknown_reason: str = ""  # why an estimate is unknown (a layer not counted, no fp16 peak, ...)
+    upper_bound: bool = False  # estimated from figures that are upper bounds (shapes that depend on data)
 
     def figure(self, metric: str) -> Optional[float]:
         return self.latency_ms if metric == "latency_ms" else self.energy_mj
@@ -62,6 +63,8 @@ class DeviceFigures:
                                 "memory_bound": [[layer, ms] for layer, ms in self.memory_bound]}
         if self.unknown_reason:
             data["unknown_reason"] = self.unknown_reason
+        if self.upper_bound:
+            data["upper_bound"] = True
         return data
 
     @classmethod
@@ -72,7 +75,8 @@ class DeviceFigures:
 
         return cls(latency_ms=number("latency_ms"), energy_mj=number("energy_mj"),
                    memory_bound=tuple((str(layer), float(ms)) for layer, ms in data.get("memory_bound") or ()),
-                   unknown_reason=str(data.get("unknown_reason") or ""))
+                   unknown_reason=str(data.get("unknown_reason") or ""),
+                   upper_bound=bool(data.get("upper_bound", False)))
 
 
 @dataclass(frozen=True)
@@ -89,6 +93,10 @@ class Measurement:
     # project lets uncountable ops pass (ini macc_budget_unknown_ops = warn)
     partial: bool = False
     devices: dict[str, DeviceFigures] = field(default_factory=dict)  # estimates per device name
+    # figures that are upper bounds (shapes that depend on data, e.g. after NonMaxSuppression):
+    # total metrics, and the layer keys whose MACs are bounds
+    upper_bounds: tuple[str, ...] = ()
+    bound_layers: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         data = {
@@ -103,6 +111,8 @@ class Measurement:
             data["partial"] = True
         if self.devices:
             data["devices"] = {name: figures.to_json() for name, figures in self.devices.items()}
+        if self.upper_bounds or self.bound_layers:
+            data["upper_bounds"] = {"total": list(self.upper_bounds), "layers": list(self.bound_layers)}
         return data
 
     @classmethod
@@ -116,6 +126,8 @@ class Measurement:
             unknown_ops=tuple(str(op) for op in data.get("unknown_ops") or ()),
             partial=bool(data.get("partial", False)),
             devices={str(name): DeviceFigures.from_json(figures) for name, figures in (data.get("devices") or {}).items()},
+            upper_bounds=tuple(str(metric) for metric in (data.get("upper_bounds") or {}).get("total") or ()),
+            bound_layers=tuple(str(layer) for layer in (data.get("upper_bounds") or {}).get("layers") or ()),
         )
 
 
@@ -128,6 +140,7 @@ class MetricChange:
     limit: Optional[Number]
     status: str   # ok, grew (within tolerance), regressed, over_limit, shrank, new, unknown
     device: str = ""  # for latency_ms and energy_mj: the device they are estimated on
+    upper_bound: bool = False  # the new figure is an upper bound (shapes that depend on data)
 
     @property
     def label(self) -> str:
@@ -141,6 +154,7 @@ class LayerChange:
     old: Optional[int]
     new: Optional[int]
     status: str   # grew, shrank, new, removed, unknown
+    upper_bound: bool = False  # the new MACs are an upper bound (shapes that depend on data)
 
     @property
     def delta(self) -> Optional[int]:
@@ -209,19 +223,20 @@ def _compare_metric(budget: Budget, entry: ModelEntry, measured: Measurement, me
         recorded = entry.devices.get(device) or DeviceEntry()
         figures = measured.devices[device]
         old, new, limit = recorded.figures.get(metric), figures.figure(metric), recorded.limit.get(metric)
-        label = f"{metric} on {device}"
+        label = f"{metric} (upper bound) on {device}" if figures.upper_bound else f"{metric} on {device}"
         why_unknown = f"could not be estimated ({figures.unknown_reason or 'unknown layers'})"
     else:
         old, new, limit = entry.total.get(metric), measured.total.get(metric), entry.limit.get(metric)
-        label = metric
+        label = f"{metric} (upper bound)" if metric in measured.upper_bounds else metric
         why_unknown = f"could not be counted{ops_phrase(measured.unknown_ops)}"
     tolerance = budget.tolerance_for(entry.name, metric, device)
+    bound = measured.devices[device].upper_bound if device else metric in measured.upper_bounds
     if new is None:
         compared_with = [f"budget {format_metric(metric, old)}"] if old is not None and against_budget else []
         compared_with += [f"limit {format_metric(metric, limit)}"] if limit is not None else []
         if compared_with:
             findings.unknown.append(f"{label} {why_unknown}; {' and '.join(compared_with)}")
-        return MetricChange(metric, old, new, tolerance, limit, UNKNOWN, device)
+        return MetricChange(metric, old, new, tolerance, limit, UNKNOWN, device, bound)
     status = NEW if old is None else OK
     if old is not None and new != old:
         status = GREW if new > old else SHRANK
@@ -239,7 +254,7 @@ def _compare_metric(budget: Budget, entry: ModelEntry, measured: Measurement, me
     if limit is not None and new > limit:
         status = OVER_LIMIT
         findings.limit.append(f"{label} {format_metric(metric, new)} > limit {format_metric(metric, limit)}" + context)
-    return MetricChange(metric, old, new, tolerance, limit, status, device)
+    return MetricChange(metric, old, new, tolerance, limit, status, device, bound)
 
 
 def _macs_context(entry: ModelEntry, measured: Measurement) -> str:
@@ -321,7 +336,7 @@ def _compare_layers(budget: Budget, entry: ModelEntry, measured: Measurement,
             continue
         change = _layer_change(key, old, measured.layers[key])
         if change is not None:
-            changes.append(change)
+            changes.append(replace(change, upper_bound=key in measured.bound_layers))
     changes.sort(key=_layer_sort_key)
     for change in changes:
         _layer_finding(change, tolerance, findings)
@@ -343,7 +358,8 @@ def _layer_finding(change: LayerChange, tolerance: Tolerance, findings: _Finding
         findings.lower_layers += 1
     elif change.old is not None and change.new is not None and not tolerance.allows_growth(change.old, change.new):
         percent = change_percent(change.old, change.new) or signed_metric("macs", change.new - change.old)
-        findings.regressed.append(f"layer {change.key}: macs {format_count(change.new)} > budget "
+        bound = " (upper bound)" if change.upper_bound else ""
+        findings.regressed.append(f"layer {change.key}: macs{bound} {format_count(change.new)} > budget "
                                   f"{format_count(change.old)} ({percent}, tolerance {tolerance.describe()})")
 
 
@@ -370,9 +386,10 @@ def compare(budget: Budget, measured: Measurement, *, strict: bool = False,
                                     memory_bound={name: figures.memory_bound for name, figures in measured.devices.items()})
     if entry is None:
         metrics = [MetricChange(m, None, measured.total.get(m), None, None,
-                                UNKNOWN if measured.total.get(m) is None else NEW) for m in TOTAL_METRICS]
+                                UNKNOWN if measured.total.get(m) is None else NEW, upper_bound=m in measured.upper_bounds)
+                   for m in TOTAL_METRICS]
         metrics += [MetricChange(m, None, figures.figure(m), None, None,
-                                 UNKNOWN if figures.figure(m) is None else NEW, device)
+                                 UNKNOWN if figures.figure(m) is None else NEW, device, figures.upper_bound)
                     for device, figures in sorted(measured.devices.items()) for m in DEVICE_METRICS]
         text = (f"no budget entry for model {measured.name!r} in {display_path(budget.path)}; "
                 f"run `{update_command}` to record it")

@@ -41,7 +41,12 @@ EVERY_METRIC = "all"  # `tolerance: 2%`, or `tolerance: {all: 2%, params: 0}`: e
 
 TOP_KEYS = ("version", "rules", "defaults", "devices", "models")
 DEFAULTS_KEYS = ("tolerance",)
-MODEL_KEYS = ("inputs", "rules", "partial", "limit", "tolerance", "total", "devices", "layers")
+# The largest count or size a budget file may hold: far beyond any model (a zettaMAC machine
+# would need 30 years for 1e30 MACs), and within what the summary and the reports can format.
+MAX_AMOUNT = 10**30
+MAX_AMOUNT_TEXT = "1e30"
+
+MODEL_KEYS = ("inputs", "rules", "partial", "upper_bounds", "limit", "tolerance", "total", "devices", "layers")
 DEVICE_ENTRY_KEYS = ("limit", "tolerance") + DEVICE_METRICS
 LAYER_KEYS = ("macs",)
 
@@ -246,6 +251,8 @@ class ModelEntry:
     devices: dict[str, DeviceEntry] = field(default_factory=dict)  # per device name
     rules: Optional[int] = None  # counting rules it was recorded under, when not the file's
     partial: bool = False  # recorded with ops that could not be counted: the totals are lower bounds
+    upper_bounds: tuple[str, ...] = ()  # recorded totals that are upper bounds (shapes that depend on data)
+    bound_layers: tuple[str, ...] = ()  # recorded layers whose MACs are upper bounds
 
 
 @dataclass

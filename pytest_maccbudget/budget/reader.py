@@ -22,6 +22,8 @@ from .model import (
     DEVICE_METRICS,
     EVERY_METRIC,
     LAYER_KEYS,
+    MAX_AMOUNT,
+    MAX_AMOUNT_TEXT,
     MODEL_KEYS,
     SCHEMA_VERSION,
     TOLERANCE_KEYS,
@@ -102,6 +104,11 @@ def _describe(node: Node) -> str:
     return repr(node.value)
 
 
+def _short_tag(tag: str) -> str:
+    """`tag:yaml.org,2002:int` as written in the file: `!!int`."""
+    return "!!" + tag[len(_TAG_PREFIX):] if tag.startswith(_TAG_PREFIX) else tag
+
+
 def _is_null(node: Node) -> bool:
     return isinstance(node, ScalarNode) and node.tag == _NULL_TAG
 
@@ -151,6 +158,11 @@ class _Reader:
         except (yaml.YAMLError, ValueError, TypeError, OverflowError) as exc:  # `!!int 10M` is a ValueError
             problem = getattr(exc, "problem", None) or str(exc)
             raise self.error(node, key, f"expected {expected}, got {node.value!r} ({problem})") from None
+        except (LookupError, AttributeError):
+            # PyYAML's constructors index into the text without checking it: `!!bool maybe` is a
+            # KeyError, `!!int ''` and `!!float _` an IndexError, `!!timestamp x` an AttributeError
+            raise self.error(node, key, f"expected {expected}, got {node.value!r} "
+                                        f"(not a valid {_short_tag(node.tag)} value)") from None
 
     def mapping(self, node: Node, key: str, allowed: Optional[tuple[str, ...]],
                 expected: str) -> Iterator[tuple[str, Node]]:
@@ -282,6 +294,8 @@ class _Reader:
                 entry.rules = self.rules(value, field_key)
             elif field_name == "partial":
                 entry.partial = self.flag(value, field_key)
+            elif field_name == "upper_bounds":
+                entry.upper_bounds, entry.bound_layers = self.upper_bounds(value, field_key)
             elif field_name == "limit":
                 entry.limit, entry.limit_text = self.limits(value, field_key)
             elif field_name == "tolerance":
@@ -293,6 +307,25 @@ class _Reader:
             else:
                 entry.layers = self.layers(value, field_key)
         return entry
+
+    def upper_bounds(self, node: Node, key: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """`{total: [flops], layers: [head.fc]}`: the recorded figures that are upper bounds."""
+        found: dict[str, tuple[str, ...]] = {"total": (), "layers": ()}
+        for part, items in self.mapping(node, key, ("total", "layers"), "a mapping with keys total, layers"):
+            part_key = _join(key, part)
+            if not isinstance(items, SequenceNode):
+                raise self.error(items, part_key, f"expected a list, got {_describe(items)}")
+            names = []
+            for index, item in enumerate(items.value):
+                name = self.scalar(item, f"{part_key}[{index}]", "a name")
+                if not isinstance(name, str) or (part == "total" and name not in TOTAL_METRICS):
+                    allowed = f"one of {', '.join(TOTAL_METRICS)}" if part == "total" else "a layer key"
+                    raise self.error(item, f"{part_key}[{index}]", f"expected {allowed}, got {_describe(item)}")
+                if name in names:
+                    raise self.error(item, f"{part_key}[{index}]", f"{name!r} is listed twice")
+                names.append(name)
+            found[part] = tuple(names)
+        return found["total"], found["layers"]
 
     def inputs(self, node: Node, key: str) -> dict[str, list[int]]:
         shapes: dict[str, list[int]] = {}
@@ -323,6 +356,8 @@ class _Reader:
             raise self.error(node, key, str(exc)) from None
         if number < 0:
             raise self.error(node, key, f"expected a non-negative number, got {node.value!r}")
+        if number > MAX_AMOUNT:
+            raise self.error(node, key, f"expected a number up to {MAX_AMOUNT_TEXT}, got {node.value!r}")
         return number
 
     def limits(self, node: Node, key: str) -> tuple[dict[str, int], dict[str, str]]:
@@ -372,6 +407,8 @@ class _Reader:
             raise self.error(node, key, str(exc)) from None
         if number < 0:
             raise self.error(node, key, f"expected a non-negative number, got {node.value!r}")
+        if not float(number) <= float(MAX_AMOUNT):  # false for an inf ('1e400') and a nan
+            raise self.error(node, key, f"expected a number up to {MAX_AMOUNT_TEXT}, got {node.value!r}")
         return float(number)
 
     def layers(self, node: Node, key: str) -> dict[str, int]:

@@ -6,7 +6,7 @@ from typing import Iterable, Optional
 
 from ..rules import RULES_VERSION
 from .compare import Measurement, inputs_as_lists, ops_phrase
-from .model import DEVICE_METRICS, TOTAL_METRICS, Budget, DeviceEntry, ModelEntry, format_metric
+from .model import DEVICE_METRICS, MAX_AMOUNT, MAX_AMOUNT_TEXT, TOTAL_METRICS, Budget, DeviceEntry, ModelEntry, format_metric
 
 
 PARTIAL_HOW = ("To record what can be counted as a partial entry (lower bounds, `partial: true`), set the ini key "
@@ -26,6 +26,11 @@ def _refusal(measured: Measurement, entry: Optional[ModelEntry]) -> Optional[str
         what = unknown_metrics + [f"layer {key}" for key in unknown_layers]
         return (f"not recording model {measured.name!r}: {', '.join(what)} could not be counted"
                 f"{ops_phrase(measured.unknown_ops)}; {kept}. {PARTIAL_HOW}")
+    too_large = [m for m in TOTAL_METRICS if (measured.total.get(m) or 0) > MAX_AMOUNT]
+    too_large += [f"layer {key}" for key, value in sorted(measured.layers.items()) if (value or 0) > MAX_AMOUNT]
+    if too_large:
+        return (f"not recording model {measured.name!r}: {', '.join(too_large)} over {MAX_AMOUNT_TEXT}, more than "
+                f"a budget file may hold (a declared size the graph cannot have?); {kept}")
     if entry is None:
         return None
     over = [m for m in TOTAL_METRICS if m in entry.limit and (measured.total.get(m) or 0) > entry.limit[m]]
@@ -96,6 +101,9 @@ def update_budget(budget: Budget, measurements: Iterable[Measurement], *, new_on
         entry.layers = {key: int(value) for key, value in sorted(measured.layers.items()) if value is not None}
         entry.devices = _recorded_devices(measured, entry, messages)
         entry.partial = measured.partial
+        entry.upper_bounds = tuple(metric for metric in TOTAL_METRICS if metric in measured.upper_bounds
+                                   and metric in entry.total)
+        entry.bound_layers = tuple(sorted(key for key in measured.bound_layers if key in entry.layers))
         updated.models[measured.name] = entry
         recorded_by[measured.name] = measured.nodeid
     for name in remove_unused:

@@ -1,6 +1,7 @@
 """Write a budget file: sorted, byte-stable YAML, replaced atomically."""
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Iterable, Optional
@@ -109,6 +110,24 @@ def _block_entry(indent: str, key: str, value: str) -> list[str]:
     return [f"{indent}? {_double_quoted(key)}", f"{indent}:{suffix}"]
 
 
+_PLAIN_ITEM = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-/]*")
+_YAML_WORDS = frozenset({"true", "false", "yes", "no", "on", "off", "y", "n", "null"})
+
+
+def _list_item(text: str) -> str:
+    """A layer key or metric as an item of a flow list: plain when YAML reads it back as that text."""
+    if _PLAIN_ITEM.fullmatch(text) and text.lower() not in _YAML_WORDS:
+        return text
+    return _double_quoted(text)
+
+
+def _upper_bounds_line(indent: str, entry: ModelEntry) -> list[str]:
+    """`upper_bounds: {total: [flops], layers: [head.fc]}`: the recorded figures that are upper bounds."""
+    parts = [(key, "[" + ", ".join(_list_item(item) for item in items) + "]")
+             for key, items in (("total", entry.upper_bounds), ("layers", sorted(entry.bound_layers))) if items]
+    return [f"{indent}upper_bounds: {_flow(parts)}"] if parts else []
+
+
 def _limit_text(entry: ModelEntry, metric: str) -> str:
     """The limit as written, unless the number changed since it was read."""
     value = entry.limit[metric]
@@ -193,6 +212,7 @@ def _model_lines(name: str, entry: ModelEntry) -> list[str]:
         body.append(f"{inner}rules: {entry.rules}")
     if entry.partial:
         body.append(f"{inner}partial: true")
+    body.extend(_upper_bounds_line(inner, entry))
     if entry.limit:
         limits = ((m, _limit_text(entry, m)) for m in TOTAL_METRICS if m in entry.limit)
         body.append(f"{inner}limit: {_flow(limits)}")

@@ -82,7 +82,8 @@ def device_table(report: Mapping[str, Any], model: Mapping[str, Any]) -> list[st
             now, old, base_value = _now(model, device, metric), _figure(budget, device, metric), _figure(base, device, metric)
             row = [code(device, in_table=True), DEVICE_LABELS[metric]]
             row += [format_metric(metric, base_value) if base_value is not None else "-"] if with_base else []
-            row += [format_metric(metric, old) if old is not None else "-", format_metric(metric, now),
+            bound = "≤ " if now is not None and measured[device].get("upper_bound") else ""
+            row += [format_metric(metric, old) if old is not None else "-", bound + format_metric(metric, now),
                     _change(metric, old, now)]
             row += [_change(metric, base_value, now)] if with_base else []
             rows.append(row)
@@ -138,6 +139,8 @@ def validate_measured_devices(devices: Any, where: str, invalid: Any) -> None:
                 isinstance(pair, list) and len(pair) == 2 and isinstance(pair[0], str) and _is_number(pair[1])
                 for pair in slowest):
             raise invalid(f"{at}.memory_bound", "expected a list of [layer, milliseconds] pairs")
+        if not isinstance(figures.get("upper_bound", False), bool):
+            raise invalid(f"{at}.upper_bound", "expected true or false")
 
 
 def validate_entry_devices(devices: Any, where: str, invalid: Any) -> None:

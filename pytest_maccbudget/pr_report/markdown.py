@@ -224,6 +224,7 @@ def _detail_lines(report: Mapping[str, Any], model: Mapping[str, Any], shape: _S
     notes += latency_notes(model)
     if model["measurement"].get("unknown_ops"):
         notes.append("ops not counted: " + ", ".join(code(op) for op in model["measurement"]["unknown_ops"]))
+    notes += _upper_bound_notes(model)
     if not _numbers_differ(model):
         notes.append(_numbers_phrase(report, model))
     if model.get("trend"):
@@ -235,6 +236,23 @@ def _detail_lines(report: Mapping[str, Any], model: Mapping[str, Any], shape: _S
     lines += device_table(report, model)
     lines += _layer_section(report, model, shape)
     return lines
+
+
+def _upper_bounds_of(model: Mapping[str, Any]) -> Mapping[str, Any]:
+    return model["measurement"].get("upper_bounds") or {}
+
+
+def _upper_bound_notes(model: Mapping[str, Any]) -> list[str]:
+    """"upper bounds (≤): FLOPs; layers `head.fc`": figures after an op whose output size depends on data."""
+    bounds = _upper_bounds_of(model)
+    metrics = [METRIC_LABELS[metric] for metric in TOTAL_METRICS if metric in bounds.get("total", ())]
+    layers = [code(layer) for layer in bounds.get("layers", ())]
+    if not metrics and not layers:
+        return []
+    parts = metrics + ([f"the MACs of layers {', '.join(layers[:10])}" + (f" and {len(layers) - 10} more"
+                                                                           if len(layers) > 10 else "")]
+                       if layers else [])
+    return ["upper bounds (≤; sizes after an op such as NonMaxSuppression depend on the data): " + ", ".join(parts)]
 
 
 def _numbers_differ(model: Mapping[str, Any]) -> bool:
@@ -270,7 +288,8 @@ def _metric_table(report: Mapping[str, Any], model: Mapping[str, Any]) -> list[s
         row.append(_cell(metric, budget, old))
         if with_limit:
             row.append(_cell(metric, budget, budget["limit"].get(metric)))
-        row += [_value(metric, now), _change(metric, old, now, with_amount=True)]
+        bound = "≤ " if now is not None and metric in _upper_bounds_of(model).get("total", ()) else ""
+        row += [bound + _value(metric, now), _change(metric, old, now, with_amount=True)]
         if with_base:
             row.append(_change(metric, base_value, now, with_amount=True))
         rows.append(row)

@@ -2,12 +2,15 @@
 report, as a single run would have built it."""
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any, Mapping, Optional, Sequence
 
 from ..budget import Budget, DeviceEntry, Measurement, ModelEntry, Tolerance
+from ..budget.reader import MAX_AMOUNT, MAX_AMOUNT_TEXT
 
 Pairs = list[tuple[Measurement, bool]]
+MISSING_SHARDS_SHOWN = 5  # missing shards named in the error (the others counted)
 
 
 def merge_reports(reports: Sequence[Mapping[str, Any]], names: Optional[Sequence[str]] = None
@@ -17,7 +20,10 @@ def merge_reports(reports: Sequence[Mapping[str, Any]], names: Optional[Sequence
     repeated shard, a model in two shards, or shards with different bases: ValueError."""
     if not reports:
         raise ValueError("no reports to merge")
-    check_shards(reports, names or [f"report {index}" for index in range(1, len(reports) + 1)])
+    names = names or [f"report {index}" for index in range(1, len(reports) + 1)]
+    for report, name in zip(reports, names):
+        check_values(report, name)
+    check_shards(reports, names)
     base = _common_base(reports)
     pairs: Pairs = []
     owners: dict[str, str] = {}
@@ -32,6 +38,42 @@ def merge_reports(reports: Sequence[Mapping[str, Any]], names: Optional[Sequence
             pairs.append((Measurement.from_json(model["measurement"]), bool(model["failed"])))
             sources[name] = {key: dict(location) for key, location in (model.get("sources") or {}).items()}
     return pairs, base, sources
+
+
+def check_values(report: Mapping[str, Any], name: str) -> None:
+    """Every value of a report is one the merged report can hold: text that is Unicode (JSON's
+    escapes can spell a lone surrogate, which no file can be written with), numbers that are
+    finite (json reads NaN and Infinity) and no larger than a budget file may hold.
+    ValueError "NAME: where: what is wrong" otherwise."""
+    stack: list[tuple[str, Any]] = [("", report)]
+    while stack:  # not recursive: the JSON decoder allows nesting deeper than Python's recursion limit
+        where, value = stack.pop()
+        if isinstance(value, Mapping):
+            for key, item in value.items():
+                _check_text(key, name, where, "a key")
+                stack.append((f"{where}.{key}" if where else str(key), item))
+        elif isinstance(value, list):
+            stack.extend((f"{where}[{index}]", item) for index, item in enumerate(value))
+        elif isinstance(value, str):
+            _check_text(value, name, where, "the text")
+        elif isinstance(value, float) and not math.isfinite(value):
+            raise ValueError(f"{name}: {where}: expected a finite number, got {value}")
+        elif isinstance(value, (int, float)) and not isinstance(value, bool) and abs(value) > MAX_AMOUNT:
+            raise ValueError(f"{name}: {where}: expected a number up to {MAX_AMOUNT_TEXT}, got {_short_number(value)}")
+
+
+def _check_text(text: Any, name: str, where: str, what: str) -> None:
+    try:
+        str(text).encode("utf-8")
+    except UnicodeEncodeError as error:
+        raise ValueError(f"{name}: {where or 'the report'}: {what} is not Unicode "
+                         f"({error.object[error.start]!r} at character {error.start} is half of a surrogate pair)") from None
+
+
+def _short_number(value: float) -> str:
+    if isinstance(value, int) and abs(value) >= 10**40:
+        return f"a number of {len(str(abs(value)))} digits"
+    return str(value)
 
 
 def check_shards(reports: Sequence[Mapping[str, Any]], names: Sequence[str]) -> None:
@@ -56,10 +98,18 @@ def check_shards(reports: Sequence[Mapping[str, Any]], names: Sequence[str]) -> 
                 if len(given) > 1]
     if repeated:
         raise ValueError(f"{'; '.join(repeated)} given more than once: give each shard's report once")
-    missing = [f"{index}/{count}" for index in range(1, count + 1) if index not in by_index]
-    if missing:
-        noun = "shard" if len(missing) == 1 else "shards"
-        raise ValueError(f"{noun} {', '.join(missing)} missing: give the reports of all {count} shards "
+    missing_count = count - len(by_index)  # every index is in 1..count (load_report checks it)
+    if missing_count:
+        # the first few by number: a report can claim any count, and listing 10^30 shards never ends
+        missing = []
+        for index in range(1, count + 1):
+            if index not in by_index:
+                missing.append(f"{index}/{count}")
+                if len(missing) == MISSING_SHARDS_SHOWN:
+                    break
+        more = f" and {missing_count - len(missing):,} more" if missing_count > len(missing) else ""
+        noun = "shard" if missing_count == 1 else "shards"
+        raise ValueError(f"{noun} {', '.join(missing)}{more} missing: give the reports of all {count:,} shards "
                          "(a shard whose job failed before writing its report must be rerun)")
 
 

@@ -161,6 +161,17 @@ def _validate_measurement(measurement: Any, where: str, name: str) -> None:
     _expect(ops, list, f"{where}.unknown_ops", "a list")
     for index, op in enumerate(ops):
         _expect(op, str, f"{where}.unknown_ops[{index}]", "a string")
+    if "upper_bounds" in measurement:
+        _validate_upper_bounds(measurement["upper_bounds"], f"{where}.upper_bounds")
+
+
+def _validate_upper_bounds(bounds: Any, where: str) -> None:
+    _expect(bounds, dict, where, "an object")
+    for key in ("total", "layers"):
+        names = bounds.get(key, [])
+        _expect(names, list, f"{where}.{key}", "a list")
+        for index, name in enumerate(names):
+            _expect(name, str, f"{where}.{key}[{index}]", "a string")
 
 
 def _validate_inputs(inputs: Any, where: str) -> None:

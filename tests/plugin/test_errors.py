@@ -13,7 +13,7 @@ BAD_BUDGETS = [
                  id="yaml-syntax-update"),
     pytest.param(
         "version: 1\nmodels:\n  net:\n    totals: {macs: 9472}\n",
-        f"{BUDGET_FILE}:4: models.net.totals: unknown key 'totals'; allowed: inputs, rules, partial, limit, tolerance, total, devices, layers",
+        f"{BUDGET_FILE}:4: models.net.totals: unknown key 'totals'; allowed: inputs, rules, partial, upper_bounds, limit, tolerance, total, devices, layers",
         "--macc-budget-update",
         id="unknown-key",
     ),

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from pytest_maccbudget.rules import RULES_VERSION
+
 from .conftest import BUDGET_FILE, UPDATE_COMMAND, Project, net_entry, net_totals, recorded_budget
 
 
@@ -14,7 +16,7 @@ def test_update_records_exact_costs(project: Project) -> None:
     result = project.record()
 
     result.assert_outcomes(passed=1)
-    assert project.budget() == {"version": 1, "rules": 2, "models": {"net": net_entry(width=10)}}
+    assert project.budget() == {"version": 1, "rules": RULES_VERSION, "models": {"net": net_entry(width=10)}}
     assert project.file().read_text(encoding="utf-8") == recorded_budget(net=10)
     result.stdout.fnmatch_lines([
         "*-- macc budget --*",
