@@ -171,10 +171,24 @@ def _serve(connection: Connection, memory_bytes: Optional[int], stderr_path: str
 
 
 def _limit_memory(memory_bytes: Optional[int]) -> None:
+    """Limit the address space to what the child has now plus `memory_bytes`: a forked child
+    inherits its parent's mappings (torch alone maps gigabytes it never touches), and the limit
+    is on what profiling may add, not on what the user's test process had already imported."""
     if memory_bytes is None or sys.platform == "win32":
         return
     import resource
 
     soft, hard = resource.getrlimit(resource.RLIMIT_AS)
-    limit = memory_bytes if hard == resource.RLIM_INFINITY else min(memory_bytes, hard)
+    wanted = _address_space_bytes() + memory_bytes
+    limit = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
     resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+
+
+def _address_space_bytes() -> int:
+    """This process's virtual size (Linux: /proc/self/statm); 0 where it cannot be read."""
+    try:
+        with open("/proc/self/statm", encoding="ascii") as statm:
+            pages = int(statm.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 0
+    return pages * os.sysconf("SC_PAGE_SIZE")

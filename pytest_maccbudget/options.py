@@ -83,7 +83,7 @@ def add_options(parser: pytest.Parser) -> None:
                   default="fail")
     parser.addini("macc_budget_profile_timeout", "seconds one model's graph may take to profile before its test fails "
                   "(default: 600)", default="600")
-    parser.addini("macc_budget_profile_memory", "memory (address space) the profiling process may use, e.g. 16GB, "
+    parser.addini("macc_budget_profile_memory", "memory (address space) the profiling process may add to what it inherits, e.g. 16GB, "
                   "or none (default: 16GiB)", default="16GiB")
     parser.addini("macc_budget_devices", "devices to estimate latency and energy on, one per line: a built-in profile "
                   "(`maccbudget devices` lists them), a profile in the budget file's devices: section, or a profile "

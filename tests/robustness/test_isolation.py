@@ -88,3 +88,30 @@ def test_a_session_with_a_crashing_and_a_hanging_model_goes_on(project: Project)
     assert [model["name"] for model in report["models"]] == ["after", "before"]
     assert "2 models could not be checked" in (project.path / "report.md").read_text()
     assert (project.path / "junit.xml").exists() and project.file().read_text() == budget
+
+
+def test_the_memory_limit_is_on_what_profiling_adds_not_on_what_the_parent_mapped(tmp_path: Path) -> None:
+    """A user's test process has torch imported: gigabytes of address space mapped and never
+    touched, which a forked profiling child inherits. 1 GiB for profiling must still profile a
+    small graph there."""
+    script = textwrap.dedent(f"""
+        import mmap
+        import numpy as np
+        from onnx import TensorProto, helper, numpy_helper, save
+        from pytest_maccbudget.engine.errors import ModelError
+        from pytest_maccbudget.isolation import IsolatedProfiler, Limits
+
+        mapped = mmap.mmap(-1, 3 * 2**30)  # 3 GiB of address space in the parent, never touched
+        graph = helper.make_graph(
+            [helper.make_node("MatMul", ["x", "w"], ["y"], name="fc")], "g",
+            [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8])],
+            [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])],
+            [numpy_helper.from_array(np.ones((8, 4), np.float32), "w")])
+        save(helper.make_model(graph), {str(tmp_path / "fc.onnx")!r})
+        profiler = IsolatedProfiler(Limits(timeout_s=60, memory_bytes=2**30), start_method="fork")
+        print("macs", profiler.profile({str(tmp_path / "fc.onnx")!r}).totals.macs)
+        profiler.close()
+    """)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["macs", "32"]  # 1 x 8 x 4
