@@ -168,6 +168,101 @@ def test_run_overhead_is_added_once_per_inference():
     assert result.latency_ms == pytest.approx(0.411408 + 0.020, rel=1e-12)
 
 
+# --- recurrent layers: a projection, then one step after another ------------------------------
+
+
+def recurrent_model(op_type: str, seq: int, batch: int, inputs: int, hidden: int,
+                    direction: str = "forward") -> onnx.ModelProto:
+    """One RNN/GRU/LSTM node, fp32, zero weights W and R (no bias), output Y only."""
+    gates = {"RNN": 1, "GRU": 3, "LSTM": 4}[op_type]
+    directions = 2 if direction == "bidirectional" else 1
+    weights = [numpy_helper.from_array(np.zeros((directions, gates * hidden, size), np.float32), name)
+               for name, size in (("w", inputs), ("r", hidden))]
+    node = helper.make_node(op_type, ["x", "w", "r"], ["y"], name="rnn", hidden_size=hidden, direction=direction)
+    return graph([node], [helper.make_tensor_value_info("x", TensorProto.FLOAT, [seq, batch, inputs])], weights)
+
+
+def test_an_lstm_reads_its_recurrent_weights_at_every_step():
+    # LSTM, 10 steps, batch 1, input 16, hidden 32, forward; the engine counts
+    #   MACs = 4 gates x (16 + 32) x 32 x 10 = 61,440
+    #   bytes = read x 640 + W 4x32x16x4 = 8,192 + R 4x32x32x4 = 16,384 (25,216), written Y 1,280: 26,496
+    # recurrence: 10 steps of 1 x 4x32 x 32 = 4,096 MACs (40,960); projection 61,440 - 40,960 = 20,480 MACs
+    # R is read again at steps 2..10: 9 x 16,384 = 147,456 bytes
+    # recurrent borrows matmul's efficiency, matmul conv's: 100G x 0.5 = 50 G MAC/s; DRAM 10 GB/s.
+    # A 16,000-byte cache holds neither the 24,576 weight bytes, nor the 26,496 bytes the layer
+    # moves, nor R: everything from DRAM.
+    #   projection: compute 20,480 / 50e9 = 0.4096 us, memory 26,496 / 10e9 = 2.6496 us  -> 2.6496 us
+    #   steps:      compute 40,960 / 50e9 = 0.8192 us, memory 147,456 / 10e9 = 14.7456 us -> 14.7456 us
+    # latency = 2.6496 + 14.7456 + 5 us launch = 22.3952 us
+    # energy = 61,440 x 4.6 pJ + (26,496 + 147,456) x 160 pJ = 282,624 + 27,832,320 pJ = 0.028114944 mJ
+    (lstm,) = estimate(profile_model(recurrent_model("LSTM", 10, 1, 16, 32)), board(CACHE.format(size="16000"))).layers
+    assert (lstm.op_class, lstm.work, lstm.bytes_moved, lstm.dram_bytes) == ("recurrent", 61_440, 173_952, 173_952)
+    assert lstm.compute_ms == pytest.approx(0.0012288, rel=1e-12)
+    assert lstm.memory_ms == pytest.approx(0.0173952, rel=1e-12)
+    assert lstm.latency_ms == pytest.approx(0.0223952, rel=1e-12)
+    assert lstm.energy_mj == pytest.approx(0.028114944, rel=1e-12)
+    assert (lstm.bound, lstm.reason) == (MEMORY, "")
+
+
+def test_recurrent_weights_read_again_come_from_the_cache_when_they_fit():
+    # The LSTM above with a 1 MiB cache at 100 GB/s: the model's 24,576 weight bytes fit, so they
+    # stay cached, and the 26,496 bytes the layer moves fit: the projection moves them from the
+    # cache, 26,496 / 100e9 = 0.26496 us < compute 0.4096 us; R (16,384 bytes) fits: the 147,456
+    # bytes read again come from the cache, 1.47456 us > compute 0.8192 us.
+    # latency = 0.4096 + 1.47456 + 5 = 6.88416 us: the 5 us launch is the largest of compute
+    # 1.2288 us, memory 0.26496 + 1.47456 = 1.73952 us and the launch
+    (lstm,) = estimate(profile_model(recurrent_model("LSTM", 10, 1, 16, 32)),
+                       board(CACHE.format(size="1 MiB"))).layers
+    assert (lstm.dram_bytes, lstm.bytes_moved) == (0, 173_952)
+    assert lstm.memory_ms == pytest.approx(0.00173952, rel=1e-12)
+    assert lstm.latency_ms == pytest.approx(0.00688416, rel=1e-12)
+    assert lstm.bound == OVERHEAD
+
+
+def test_without_a_cache_a_recurrent_layer_is_the_plain_roofline():
+    # No cache: every byte counted once, as for any layer (an optimistic bound: the re-reads would
+    # come from a cache the profile does not describe). compute 61,440 / 50e9 = 1.2288 us against
+    # memory 26,496 / 10e9 = 2.6496 us: latency = 2.6496 + 5 = 7.6496 us
+    (lstm,) = estimate(profile_model(recurrent_model("LSTM", 10, 1, 16, 32)), board()).layers
+    assert (lstm.bytes_moved, lstm.compute_ms) == (26_496, pytest.approx(0.0012288, rel=1e-12))
+    assert (lstm.latency_ms, lstm.reason) == (pytest.approx(0.0076496, rel=1e-12), "")
+
+
+def test_a_bidirectional_gru_runs_its_steps_in_both_directions():
+    # GRU, 6 steps, batch 2, input 8, hidden 16, bidirectional; the engine counts
+    #   MACs = 3 gates x (8 + 16) x 16 x 6 x 2 x 2 directions = 27,648
+    #   bytes = read x 6x2x8x4 = 384 + W 2x48x8x4 = 3,072 + R 2x48x16x4 = 6,144, written Y 6x2x2x16x4 = 1,536: 11,136
+    # steps = 6 x 2 directions = 12, each 2 rows x 3x16 x 16 = 1,536 MACs (18,432); projection 9,216 MACs
+    # one direction's R is 3x16x16x4 = 3,072 bytes, read again at 12 - 2 steps: 30,720 bytes
+    # a 2,000-byte cache holds none of it: from DRAM
+    #   projection: compute 9,216 / 50e9 = 0.18432 us, memory 11,136 / 10e9 = 1.1136 us -> 1.1136 us
+    #   steps:      compute 18,432 / 50e9 = 0.36864 us, memory 30,720 / 10e9 = 3.072 us -> 3.072 us
+    # latency = 1.1136 + 3.072 + 5 = 9.1856 us
+    (gru,) = estimate(profile_model(recurrent_model("GRU", 6, 2, 8, 16, "bidirectional")),
+                      board(CACHE.format(size="2000"))).layers
+    assert (gru.work, gru.bytes_moved, gru.dram_bytes) == (27_648, 41_856, 41_856)
+    assert gru.compute_ms == pytest.approx(0.00055296, rel=1e-12)
+    assert gru.latency_ms == pytest.approx(0.0091856, rel=1e-12)
+
+
+def test_a_recurrent_layer_whose_steps_are_not_known_is_charged_as_one_layer_and_says_so():
+    # The LSTM above on the 16,000-byte cache (all from DRAM), its note in a form the estimate
+    # does not read (or disagreeing with its MACs): as any layer, compute 61,440 / 50e9 = 1.2288 us
+    # against memory 26,496 / 10e9 = 2.6496 us, latency = 2.6496 + 5 = 7.6496 us
+    import dataclasses
+
+    from pytest_maccbudget.devices.recurrent import STEPS_NOT_KNOWN
+
+    (layer,) = profile_model(recurrent_model("LSTM", 10, 1, 16, 32)).layers
+    notes = ("", "LSTM over 10 steps", "LSTM: seq 20, batch 1, input 16, hidden 32", layer.note.replace("LSTM", "GRU"))
+    for note in notes:
+        profile = profile_model(recurrent_model("LSTM", 10, 1, 16, 32))
+        profile = dataclasses.replace(profile, layers=(dataclasses.replace(layer, note=note),))
+        (lstm,) = estimate(profile, board(CACHE.format(size="16000"))).layers
+        assert (lstm.bytes_moved, lstm.latency_ms) == (26_496, pytest.approx(0.0076496, rel=1e-12)), note
+        assert lstm.reason == STEPS_NOT_KNOWN
+
+
 # --- what costs nothing, and what is unknown -------------------------------------------------
 
 

@@ -11,8 +11,11 @@ from pytest_maccbudget.devices.calibrate import (
     FitModel,
     device_from_fit,
     fit,
+    fit_layers,
     nnls,
 )
+from pytest_maccbudget.engine.profile import profile_model
+from tests.test_devices import recurrent_model
 
 # The device the timings come from.
 PEAK = 200e9  # MAC/s; conv runs at the full peak, so the peak is what the fit can see
@@ -117,6 +120,48 @@ def test_energy_figures_come_from_the_base_profile():
     device = device_from_fit(fit(groups, models, cache=False), name="f", description="", source="",
                              cache_bytes=None, base=base)
     assert device.energy == base.energy and device.cache is None
+
+
+def test_a_recurrent_layer_is_fitted_as_its_projection_then_its_steps_in_one_kernel():
+    # LSTM, 10 steps, batch 1, input 16, hidden 32 (tests/test_devices.py works it out): the
+    # projection does 61,440 - 40,960 = 20,480 MACs and moves the 26,496 bytes the engine counts;
+    # the steps do 10 x 4,096 = 40,960 MACs and read R again 9 times, 9 x 16,384 = 147,456 bytes;
+    # both run in the layer's one kernel: one launch for the two. A 16,000-byte cache holds none
+    # of it (all from DRAM); a 1 MiB cache, the weights cached, all of it; without a cache the
+    # layer is one term, its bytes counted once, as in the estimate.
+    layers = profile_model(recurrent_model("LSTM", 10, 1, 16, 32)).layers
+    assert fit_layers(layers, 16_000) == (FitLayer("rnn", "recurrent", 20_480, 26_496, 0, launches=1),
+                                          FitLayer("rnn (steps)", "recurrent", 40_960, 147_456, 0, launches=0))
+    assert [(f.dram_bytes, f.cache_bytes) for f in fit_layers(layers, 2 ** 20, weights_cached=True)] == [
+        (0, 26_496), (0, 147_456)]
+    assert fit_layers(layers, None) == (FitLayer("rnn", "recurrent", 61_440, 26_496, 0),)
+
+
+def test_the_steps_of_a_recurrent_layer_add_no_launch_to_the_fitted_overheads():
+    # Models of layers that each run as a projection and its steps (two FitLayers, one kernel):
+    # a group costs KERNEL_S once and a model BETWEEN_S once a layer, so the exact fit must give
+    # back KERNEL_S + BETWEEN_S, not split them over twice the layers.
+    groups, models = synthetic_data()
+    generator = np.random.default_rng(2)
+    for index in range(4):
+        pairs = []
+        for _ in range(3 + index):
+            hidden = int(generator.integers(64, 512))
+            # 50 steps of an LSTM over 40 inputs: the projection streams W, the steps read R 49 times more
+            projection = FitLayer("proj", "matmul", 4 * hidden * 40 * 50, 4 * hidden * 40 * 4, launches=1)
+            steps = FitLayer("steps", "matmul", 4 * hidden * hidden * 50, 49 * 4 * hidden * hidden * 4, launches=0)
+            pairs.append((projection, steps))
+        model_groups = [FitGroup(f"rnn{index}", pair, sum(true_seconds(member) for member in pair) + KERNEL_S)
+                        for pair in pairs]
+        kernel_s = sum(group.measured_s for group in model_groups)
+        groups.extend(model_groups)
+        models.append(FitModel(f"rnn{index}", tuple(member for pair in pairs for member in pair),
+                               kernel_s + BETWEEN_S * len(pairs) + RUN_S, kernel_s))
+    device = device_from_fit(fit(groups, models, cache=True), name="fitted", description="", source="",
+                             cache_bytes=CACHE_BYTES)
+    assert device.launch_overhead_s == pytest.approx(KERNEL_S + BETWEEN_S, rel=1e-6)
+    assert device.run_overhead_s == pytest.approx(RUN_S, rel=1e-6)
+    assert device.efficiency["matmul"] == pytest.approx(EFFICIENCY["matmul"], rel=1e-6)
 
 
 def test_too_few_timed_nodes_cannot_be_fitted():

@@ -80,6 +80,15 @@ def test_profile_json_has_total_latency_and_energy(capsys, model_path: Path):
     assert data["estimate"]["device"]["name"] == "jetson-nano"
 
 
+def test_profile_json_with_a_device_is_compact_unless_an_indent_is_asked_for(capsys, model_path: Path):
+    code, compact, _ = run(capsys, "profile", str(model_path), "--device", "jetson-nano", "--format", "json")
+    assert code == 0 and compact.count("\n") == 1 and compact.startswith('{"model":')
+    code, indented, _ = run(capsys, "profile", str(model_path), "--device", "jetson-nano", "--format", "json",
+                            "--indent", "2")
+    assert code == 0 and indented.startswith('{\n  "model": ')
+    assert json.loads(indented) == json.loads(compact)
+
+
 def test_profile_markdown_and_csv_carry_the_estimate(capsys, model_path: Path):
     code, out, _ = run(capsys, "profile", str(model_path), "--device", "rtx-3090", "--format", "markdown")
     assert code == 0 and "| latency | energy | bound |" in out and "- **latency:**" in out

@@ -4,7 +4,8 @@ The data are, per model, groups of onnxruntime nodes with their median kernel ti
 layers they run (timing.py), and the model's latency. A group's predicted kernel time is the sum
 over its layers of max(work x a[class], DRAM bytes x b[dram] + cache bytes x b[cache]) + k, where
 a[class] is seconds per MAC of that class (1 / (peak x efficiency)), b seconds per byte (bytes
-split between DRAM and the cache as in roofline.py) and k a kernel's fixed cost. With each layer's
+split between DRAM and the cache as in roofline.py) and k a kernel's fixed cost; a recurrent layer
+is two of these terms, its projection and its steps (roofline.layer_phases), and one k. With each layer's
 bound fixed that is linear in the unknowns: a non-negative least-squares fit of relative errors
 (each group weighted by 1 / its measured time: timing noise is proportional to the time, and a
 5 us node and a 50 ms node count alike); then every layer is put back on the bound the fit makes
@@ -30,7 +31,7 @@ import numpy as np
 from ..engine.results import CONSTANT, FOLDED, LayerCost, Profile
 from .op_classes import ATTENTION, CONV, DEPTHWISE_CONV, MATMUL, RECURRENT, op_class_of
 from .profiles import DEFAULT_EFFICIENCY_KEY, Cache, Device, Energy
-from .roofline import dominant_dtype, estimate, estimate_layer, layer_dtype, memory_split, weights_stay_cached
+from .roofline import dominant_dtype, estimate, estimate_layer, layer_dtype, layer_phases, weights_stay_cached
 
 MAX_BOUND_ROUNDS = 30
 INITIAL_RIDGE = 0.5  # MACs (or FLOPs) a byte
@@ -53,6 +54,7 @@ class FitLayer:
     work: int
     dram_bytes: int
     cache_bytes: int = 0
+    launches: int = 1  # 0 for the steps of a recurrent layer: they run inside its one kernel
 
     @property
     def bytes_moved(self) -> int:
@@ -88,19 +90,24 @@ class FitResult:
 
 
 def fit_layers(layers: Sequence[LayerCost], cache_bytes: Optional[int],
-               weights_cached: bool = False) -> Optional[tuple[FitLayer, ...]]:
-    """The layers that cost something, or None when any of them has unknown work or bytes."""
+               weights_cached: bool = False, dtype: str = "fp32") -> Optional[tuple[FitLayer, ...]]:
+    """The layers that cost something, or None when any of them has unknown work or bytes. A
+    recurrent layer whose time steps are known is two: its input projection, then its steps
+    (roofline.layer_phases), which run in the same kernel."""
     fitted = []
     for layer in layers:
         if layer.status in (CONSTANT, FOLDED):
             continue
-        work = layer.macs or layer.flops
-        split = memory_split(layer, cache_bytes, weights_cached)
-        if work is None or split is None:
+        phases, _ = layer_phases(layer, cache_bytes, weights_cached, dtype)
+        known = [(work, split) for work, split in phases if work is not None and split is not None]
+        if len(known) < len(phases):
             return None
-        if work == 0 and sum(split) == 0:
+        if all(work == 0 and sum(split) == 0 for work, split in known):
             continue
-        fitted.append(FitLayer(layer.name, op_class_of(layer), work, *split))
+        op_class = op_class_of(layer)
+        for position, (work, split) in enumerate(known):
+            name = layer.name if position == 0 else f"{layer.name} (steps)"
+            fitted.append(FitLayer(name, op_class, work, *split, launches=1 if position == 0 else 0))
     return tuple(fitted)
 
 
@@ -172,7 +179,8 @@ def _relative_residual(groups: Sequence[FitGroup], rates: Mapping[str, float]) -
     """Sum over groups of ((predicted - measured) / measured)^2, the quantity the fit minimises."""
     total = 0.0
     for group in groups:
-        predicted = sum(_layer_seconds(layer, rates) + rates.get("kernel", 0.0) for layer in group.layers)
+        predicted = sum(_layer_seconds(layer, rates) + rates.get("kernel", 0.0) * layer.launches
+                        for layer in group.layers)
         total += ((predicted - group.measured_s) / group.measured_s) ** 2
     return total
 
@@ -212,7 +220,7 @@ def _fit_rates(groups: Sequence[FitGroup], bounds: Bounds, classes: Sequence[str
                 matrix[g, index["dram"]] += layer.dram_bytes
                 if layer.cache_bytes:
                     matrix[g, index["cache" if cache else "dram"]] += layer.cache_bytes
-            matrix[g, index["kernel"]] += 1
+            matrix[g, index["kernel"]] += layer.launches
     for name, value in fixed.items():
         measured = measured - matrix[:, index[name]] * value
         matrix[:, index[name]] = 0.0
@@ -249,7 +257,7 @@ def _fit_overheads(models: Sequence[FitModel]) -> tuple[float, float]:
     if not usable:
         return 0.0, 0.0
     outside = np.array([max(0.0, model.measured_s - model.kernel_s) for model in usable])
-    matrix = np.array([[len(model.layers), 1.0] for model in usable])
+    matrix = np.array([[sum(layer.launches for layer in model.layers), 1.0] for model in usable])
     weights = np.array([1.0 / model.measured_s for model in usable])
     per_layer_s, run_s = nnls(matrix * weights[:, None], outside * weights)
     return float(per_layer_s), float(run_s)
@@ -333,7 +341,7 @@ def calibrate_device(measured: Sequence[Measured], *, name: str, cache_bytes: Op
         weights_cached = cache_bytes is not None and model.profile.totals.param_bytes <= cache_bytes
         model_groups = fit_groups(model, cache_bytes, weights_cached)
         groups.extend(model_groups)
-        layers = fit_layers(model.profile.layers, cache_bytes, weights_cached)
+        layers = fit_layers(model.profile.layers, cache_bytes, weights_cached, dominant_dtype(model.profile.layers))
         if layers is not None:
             kernel_s = sum(group.measured_s for group in model_groups)
             models.append(FitModel(model.profile.model_name, layers, model.latency_s, kernel_s))
@@ -346,9 +354,10 @@ def fit_groups(model: Measured, cache_bytes: Optional[int], weights_cached: bool
     """The model's timed groups whose layers are all known; groups of layers that cost nothing
     by the counting rules (reshapes, concats) are left out: there is nothing to fit them to."""
     by_name = {layer.name: layer for layer in model.profile.layers}
+    dtype = dominant_dtype(model.profile.layers)
     groups = []
     for names, seconds in model.groups:
-        layers = fit_layers([by_name[name] for name in names if name in by_name], cache_bytes, weights_cached)
+        layers = fit_layers([by_name[name] for name in names if name in by_name], cache_bytes, weights_cached, dtype)
         if layers:
             groups.append(FitGroup(model.profile.model_name, layers, seconds))
     return groups

@@ -9,23 +9,23 @@ from __future__ import annotations
 
 from typing import Optional
 
+from ..engine.registry import (  # noqa: F401  (the classes, re-exported for the device code)
+    ACTIVATION,
+    ATTENTION,
+    CONTROL_FLOW,
+    CONV,
+    DEPTHWISE_CONV,
+    ELEMENTWISE,
+    MATMUL,
+    MOVEMENT,
+    NORMALIZATION,
+    OP_CLASSES,
+    OTHER,
+    POOLING,
+    RECURRENT,
+    REDUCTION,
+)
 from ..engine.results import LayerCost
-
-CONV = "conv"
-DEPTHWISE_CONV = "depthwise_conv"
-MATMUL = "matmul"
-ELEMENTWISE = "elementwise"
-ACTIVATION = "activation"
-POOLING = "pooling"
-NORMALIZATION = "normalization"
-REDUCTION = "reduction"
-MOVEMENT = "movement"
-RECURRENT = "recurrent"
-ATTENTION = "attention"
-CONTROL_FLOW = "control_flow"
-OTHER = "other"
-OP_CLASSES = (CONV, DEPTHWISE_CONV, MATMUL, ELEMENTWISE, ACTIVATION, POOLING, NORMALIZATION, REDUCTION,
-              MOVEMENT, RECURRENT, ATTENTION, CONTROL_FLOW, OTHER)
 
 # The class whose efficiency a class without its own figure borrows: its nearest kind of kernel.
 # `default` (a device's catch-all efficiency) comes after the chain ends.

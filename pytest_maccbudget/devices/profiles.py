@@ -27,6 +27,7 @@ import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from ..budget.errors import display_path
+from ..budget.reader import _short_tag
 from ..budget.yaml_nodes import TooComplex, compose
 from ..units import BYTES_KIND, COUNT_KIND, parse_quantity
 from .op_classes import NEAREST_CLASS, OP_CLASSES
@@ -264,7 +265,14 @@ class _Reader:
         try:
             return self.loader.construct_object(node, deep=True)
         except (yaml.YAMLError, ValueError, TypeError, OverflowError) as error:
-            raise self.error(node, key, f"expected {expected}, got {node.value!r} ({error})") from None
+            # PyYAML's own message without its mark (a second line naming "<unicode string>")
+            problem = getattr(error, "problem", None) or next(iter(str(error).splitlines()), type(error).__name__)
+            raise self.error(node, key, f"expected {expected}, got {node.value!r} ({problem})") from None
+        except (LookupError, AttributeError):
+            # PyYAML's constructors index into the text without checking it: `!!bool maybe` is a
+            # KeyError, `!!int ''` an IndexError, `!!timestamp x` an AttributeError (as in the budget file)
+            raise self.error(node, key, f"expected {expected}, got {node.value!r} "
+                                        f"(not a valid {_short_tag(node.tag)} value)") from None
 
     def text(self, node: Node, key: str) -> str:
         value = self.scalar(node, key, "text")
@@ -274,7 +282,14 @@ class _Reader:
 
     def number(self, node: Node, key: str, example: str, positive: bool) -> float:
         value = self.scalar(node, key, f"a number such as {example}")
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise self.error(node, key, f"expected a number such as {example}, got {_describe(node)}")
+        try:
+            value = float(value)
+        except OverflowError:  # an integer of hundreds of digits
+            raise self.error(node, key, f"expected a number such as {example}, got a number of "
+                                        f"{len(str(abs(value)))} digits") from None
+        if not math.isfinite(value):
             raise self.error(node, key, f"expected a number such as {example}, got {_describe(node)}")
         if value < 0 or (positive and value == 0):
             raise self.error(node, key, f"expected a {'positive' if positive else 'non-negative'} number, got {node.value!r}")
@@ -287,6 +302,9 @@ class _Reader:
             value = value.strip().removesuffix("/s")
         try:
             amount = float(parse_quantity(value, kind))
+        except OverflowError:  # an integer of hundreds of digits
+            raise self.error(node, key, f"expected an amount such as {example}, got a number of "
+                                        f"{len(str(node.value).strip())} digits") from None
         except ValueError as error:
             raise self.error(node, key, f"expected an amount such as {example}: {error}") from None
         if not amount > 0:

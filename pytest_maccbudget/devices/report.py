@@ -73,10 +73,12 @@ def _three(value: float) -> str:
 
 
 def render_profile(profile: Profile, model_estimate: ModelEstimate, fmt: str = "table", top: Optional[int] = None,
-                   show_all: bool = False) -> str:
-    """`maccbudget profile --device` in one format, ending with a newline."""
+                   show_all: bool = False, indent: Optional[int] = None) -> str:
+    """`maccbudget profile --device` in one format, ending with a newline; JSON on one compact
+    line unless `indent`, like the profile without a device."""
     if fmt == "json":
-        return json.dumps(profile_json(profile, model_estimate), indent=2) + "\n"
+        separators = (",", ":") if indent is None else (",", ": ")
+        return json.dumps(profile_json(profile, model_estimate), indent=indent, separators=separators) + "\n"
     if fmt == "csv":
         return render_csv(profile, model_estimate, top)
     lines = (render_markdown(profile, model_estimate, top, show_all) if fmt == "markdown"

@@ -11,6 +11,11 @@ Without a cache in the profile every byte moved is a DRAM byte. With one, a laye
 in the cache from one inference to the next when all the model's weights fit in it, and its
 activations (inputs and outputs) when everything the layer moves fits; the rest comes from DRAM.
 
+On a device with a cache, a recurrent layer (LSTM, GRU, RNN) whose time steps are known runs in
+two phases, each as long as the slower of its compute and memory: the input projection of the
+whole sequence, then the steps, which read the recurrent weights again every step (recurrent.py);
+one launch overhead for both.
+
 The layer is compute-, memory- or overhead-bound by the largest of the three terms, and its
 arithmetic intensity is work per byte moved. Layers computed before the graph runs cost nothing
 and are left out; folded layers and layers that move no bytes (reshapes, in-place concats) cost
@@ -28,8 +33,9 @@ from pathlib import Path
 from typing import Any, Optional, Sequence, Union
 
 from ..engine.results import CONSTANT, FOLDED, LayerCost, Profile
-from .op_classes import op_class_of
+from .op_classes import RECURRENT, op_class_of
 from .profiles import Device
+from .recurrent import STEPS_NOT_KNOWN, recurrence_of
 
 COMPUTE = "compute"
 MEMORY = "memory"
@@ -167,25 +173,62 @@ def estimate_layer(layer: LayerCost, device: Device, dtype: str, *, weights_cach
         return LayerEstimate(layer.name, layer.op_type, op_class, dtype, 0, bytes_moved, 0, 0.0, 0.0, 0.0,
                              0.0, 0.0, FREE, None)
     work = layer.macs or layer.flops
-    split = memory_split(layer, device.cache.size_bytes if device.cache else None, weights_cached)
-    compute_s, compute_reason = _compute_seconds(work, device, dtype, op_class)
-    memory_s = None if split is None else _memory_seconds(split, device)
+    phases, step_note = layer_phases(layer, device.cache.size_bytes if device.cache else None, weights_cached, dtype)
+    computes = [_compute_seconds(phase_work, device, dtype, op_class) for phase_work, _ in phases]
+    memories = [None if phase_split is None else _memory_seconds(phase_split, device) for _, phase_split in phases]
+    compute_s = _sum_known([seconds for seconds, _ in computes])
+    memory_s = _sum_known(memories)
+    splits = [phase_split for _, phase_split in phases]
+    split = None if None in splits else (sum(s[0] for s in splits if s), sum(s[1] for s in splits if s))
+    moved = None if split is None else sum(split)
     overhead_s = device.launch_overhead_s
     energy_mj, energy_reason = _energy_mj(layer.macs, split, device, dtype)
     latency_ms = bound = None
     if compute_s is not None and memory_s is not None:
-        latency_ms = (max(compute_s, memory_s) + overhead_s) * _S_TO_MS
+        # the phases run one after the other, each as long as the slower of its arithmetic and its bytes
+        latency_s = sum(max(seconds or 0.0, memory or 0.0) for (seconds, _), memory in zip(computes, memories))
+        latency_ms = (latency_s + overhead_s) * _S_TO_MS
         bound = _bound(compute_s, memory_s, overhead_s)
-    reasons = [compute_reason, "bytes moved not known" if bytes_moved is None else "", energy_reason]
+    reasons = [computes[0][1], "bytes moved not known" if bytes_moved is None else "", energy_reason, step_note]
     return LayerEstimate(
-        name=layer.name, op_type=layer.op_type, op_class=op_class, dtype=dtype, work=work, bytes_moved=bytes_moved,
+        name=layer.name, op_type=layer.op_type, op_class=op_class, dtype=dtype, work=work, bytes_moved=moved,
         dram_bytes=None if split is None else split[0],
         compute_ms=None if compute_s is None else compute_s * _S_TO_MS,
         memory_ms=None if memory_s is None else memory_s * _S_TO_MS, overhead_ms=overhead_s * _S_TO_MS,
         latency_ms=latency_ms, energy_mj=energy_mj, bound=bound,
-        intensity=work / bytes_moved if work is not None and bytes_moved else None,
+        intensity=work / moved if work is not None and moved else None,
         reason="; ".join(dict.fromkeys(reason for reason in reasons if reason)),
     )
+
+
+Phase = tuple[Optional[int], Optional[tuple[int, int]]]  # (work, (DRAM bytes, cache bytes)); None: not known
+
+
+def layer_phases(layer: LayerCost, cache_size: Optional[int], weights_cached: bool,
+                 dtype: str = DEFAULT_DTYPE) -> tuple[list[Phase], str]:
+    """The parts of the layer that run one after the other, and a note when a recurrent layer's
+    time steps are not known. A layer is one phase: its work, and its bytes split as memory_split
+    says. A recurrent layer whose time steps are known is two (recurrent.py): the input
+    projection, with all the bytes the engine counts; then the steps, whose work is the
+    hidden-state products and whose bytes are the recurrent weights read again at every step,
+    from the cache when one direction's weights fit in it, else from DRAM. Without a cache
+    (`cache_size` None) a recurrent layer is one phase too: the plain roofline counts every byte
+    once, an optimistic bound, and the re-reads would come from a cache it does not describe.
+    `dtype` gives the width of the recurrent weights when the layer stores none."""
+    work = layer.macs or layer.flops
+    split = memory_split(layer, cache_size, weights_cached)
+    if op_class_of(layer) != RECURRENT or cache_size is None or work is None or split is None or not layer.macs:
+        return [(work, split)], ""
+    recurrence = recurrence_of(layer, DTYPE_BYTES.get(dtype, DTYPE_BYTES[DEFAULT_DTYPE]))
+    if recurrence is None:
+        return [(work, split)], STEPS_NOT_KNOWN
+    rereads = recurrence.reread_bytes
+    in_cache = recurrence.weight_bytes <= cache_size
+    return [(work - recurrence.macs, split), (recurrence.macs, (0, rereads) if in_cache else (rereads, 0))], ""
+
+
+def _sum_known(values: Sequence[Optional[float]]) -> Optional[float]:
+    return None if any(value is None for value in values) else sum(value or 0.0 for value in values)
 
 
 def memory_split(layer: LayerCost, cache_size: Optional[int], weights_cached: bool) -> Optional[tuple[int, int]]:
