@@ -17,7 +17,7 @@ from onnx import GraphProto, NodeProto, TensorProto
 
 from .errors import ModelError
 from .registry import normalize_domain
-from .types import Shape, TensorInfo, dtype_bits
+from .types import _BITS_BY_DTYPE, Shape, TensorInfo
 
 
 class NodeTable:
@@ -227,10 +227,10 @@ class ValueTable(Mapping[str, TensorInfo]):
         self.initializers: dict[str, TensorProto] = {t.name: t for t in graph.initializer}
         # value infos with a negative dim (declared, or inferred from a node whose inputs do not fit it)
         self.negative: dict[str, Shape] = {}
-        self.declared: dict[str, Declared] = _declared_values(graph, self.initializers, self.negative)
-        self.rows: dict[str, TensorInfo] = {}
         # bytes of every declared tensor (None: not known), kept in step with the rows
-        self.sizes: dict[str, Optional[int]] = _sizes(self.declared)
+        self.sizes: dict[str, Optional[int]] = {}
+        self.declared: dict[str, Declared] = _declared_values(graph, self.initializers, self.negative, self.sizes)
+        self.rows: dict[str, TensorInfo] = {}
         self.constants: set[str] = set(self.initializers)  # known before the graph runs
         self.stored: set[str] = set(self.initializers)  # constants that are stored data (parameter roots)
         self.bounded: set[str] = set()  # shapes or values that are upper bounds
@@ -310,7 +310,7 @@ class ValueTable(Mapping[str, TensorInfo]):
         initializer = self.initializers.get(name)
         if initializer is not None:
             dims = tuple(initializer.dims)
-            if dims and min(dims) < 0 and self.outer is not None:  # (the main graph's are checked before inference)
+            if self.outer is not None and dims and min(dims) < 0:  # (the main graph's are checked before inference)
                 raise ModelError(f"initializer {name!r} declares a negative dim {list(dims)}")
             return TensorInfo(name, dims, initializer.data_type, initializer, True)
         declared = self.declared.get(name)
@@ -335,10 +335,13 @@ class ValueTable(Mapping[str, TensorInfo]):
         return sum(1 for _ in self)
 
 
-def _decoded(value_infos: Iterable[onnx.ValueInfoProto], into: dict[str, Declared], skip: Mapping[str, object],
-             negative: dict[str, Shape]) -> None:
-    """Decode each value info's shape and element type into `into`, in one tight loop. A shape
-    with a negative dim is left unknown and kept in `negative` (the graph refuses it)."""
+def _decoded(value_infos: Iterable[onnx.ValueInfoProto], into: dict[str, Declared], sizes: dict[str, Optional[int]],
+             skip: Mapping[str, object], negative: dict[str, Shape]) -> None:
+    """Decode each value info's shape and element type into `into`, and its bytes into `sizes`
+    (None: not known), in one tight loop. A shape with a negative dim is left unknown and kept in
+    `negative` (the graph refuses it)."""
+    bits_of = _BITS_BY_DTYPE.get
+    prod = math.prod
     for value_info in value_infos:
         name = value_info.name
         if name in skip:
@@ -346,37 +349,35 @@ def _decoded(value_infos: Iterable[onnx.ValueInfoProto], into: dict[str, Declare
         tensor_type = value_info.type.tensor_type  # another type (a sequence) reads as a shapeless tensor
         dims = tensor_type.shape.dim
         shape: Optional[Shape] = tuple([dim.dim_value for dim in dims])
-        if 0 in shape and not all(dim.HasField("dim_value") for dim in dims):  # type: ignore[operator]
-            shape = None  # unset (symbolic or unknown) dims read as 0; a real 0 has its value set
-        elif not shape:
+        if not shape:
             if not tensor_type.HasField("shape"):
                 shape = None  # unknown rank, not a scalar
-        elif min(shape) < 0:  # type: ignore[type-var]
-            negative[name] = shape  # type: ignore[assignment]
-            shape = None
-        into[name] = (shape, tensor_type.elem_type)
-
-
-def _sizes(declared: Mapping[str, Declared]) -> dict[str, Optional[int]]:
-    sizes: dict[str, Optional[int]] = {}
-    bits_of = dtype_bits
-    for name, (shape, dtype) in declared.items():
+        elif min(shape) <= 0:  # type: ignore[type-var]  (one check for the usual all-positive shape)
+            if 0 in shape and not all(dim.HasField("dim_value") for dim in dims):  # type: ignore[operator]
+                shape = None  # unset (symbolic or unknown) dims read as 0; a real 0 has its value set
+            elif min(shape) < 0:  # type: ignore[type-var]
+                negative[name] = shape  # type: ignore[assignment]
+                shape = None
+        dtype = tensor_type.elem_type
+        into[name] = (shape, dtype)
         bits = bits_of(dtype)
-        sizes[name] = None if shape is None or bits is None else (math.prod(shape) * bits + 7) // 8
-    return sizes
+        sizes[name] = None if shape is None or bits is None else (prod(shape) * bits + 7) // 8
 
 
-def _declared_values(graph: GraphProto, initializers: Mapping[str, TensorProto],
-                     negative: dict[str, Shape]) -> dict[str, Declared]:
+def _declared_values(graph: GraphProto, initializers: Mapping[str, TensorProto], negative: dict[str, Shape],
+                     sizes: dict[str, Optional[int]]) -> dict[str, Declared]:
     """Shapes by name: inputs (not initializers: IR < 4 graphs list weights as inputs too), then
-    inferred values, then outputs (a shapeless output entry does not hide an inferred shape)."""
+    inferred values, then outputs (a shapeless output entry does not hide an inferred shape).
+    `sizes` receives the bytes of each."""
     declared: dict[str, Declared] = {}
-    _decoded(graph.input, declared, initializers, negative)
-    _decoded(graph.value_info, declared, {}, negative)
+    _decoded(graph.input, declared, sizes, initializers, negative)
+    _decoded(graph.value_info, declared, sizes, {}, negative)
     outputs: dict[str, Declared] = {}
-    _decoded(graph.output, outputs, initializers, negative)
+    output_sizes: dict[str, Optional[int]] = {}
+    _decoded(graph.output, outputs, output_sizes, initializers, negative)
     for name, (shape, dtype) in outputs.items():
         known = declared.get(name)
         if dtype and (known is None or shape is not None or known[0] is None):
             declared[name] = (shape, dtype)
+            sizes[name] = output_sizes[name]
     return declared
