@@ -265,8 +265,8 @@ def _div_growth(values: Values, attrs: Attrs) -> frozenset[int]:
 
 
 def _sum_growth(values: Values, attrs: Attrs) -> frozenset[int]:
-    """A sum or product over the elements grows with them when none is negative (a longer
-    input then adds or multiplies by more)."""
+    """A sum over the elements grows with them when none is negative (a longer input then adds
+    more). (A product too, for a fixed number of elements: see graph's variable-length check.)"""
     return frozenset({0}) if values and _non_negative(values[0]) else _NONE
 
 
@@ -293,10 +293,12 @@ def _range_growth(values: Values, attrs: Attrs) -> frozenset[int]:
     return frozenset({1}) if len(values) > 2 and _positive(values[2]) else _NONE
 
 
+# Sub is not listed: N - c can be negative, and what multiplies or sums it then shrinks as N grows.
+# A bounded value is a non-negative count (see graph.PreparedGraph._mark_bounded_values).
 GROWS_WITH: dict[str, GrowthRule] = {
     "Identity": None, "Cast": None, "Concat": None, "Flatten": None, "Add": None, "Min": None, "Max": None,
     "Sum": None, "Gather": frozenset({0}), "Unsqueeze": frozenset({0}), "Squeeze": frozenset({0}),
-    "Sub": frozenset({0}), "Mul": _mul_growth, "Div": _div_growth, "ReduceMax": frozenset({0}),
+    "Mul": _mul_growth, "Div": _div_growth, "ReduceMax": frozenset({0}),
     "ReduceMin": frozenset({0}), "ReduceSum": _sum_growth, "ReduceProd": _sum_growth,
     "Slice": _slice_growth, "Reshape": _reshape_growth, "Expand": frozenset({0, 1}), "Tile": frozenset({0, 1}),
     "ConstantOfShape": frozenset({0}), "Range": _range_growth, "Where": frozenset({1, 2}),

@@ -51,6 +51,27 @@ __all__ = ["InputShapes", "PreparedGraph", "infer_shapes", "prepare_graph", "rea
 _INDEX_DTYPES = frozenset({TensorProto.INT64, TensorProto.INT32})
 
 
+def _widening_cast(source: Optional[int], target: object) -> bool:
+    """A Cast that keeps every non-negative integer of `source` (no wrap-around): to an integer
+    type at least as wide (wider when it gains a sign), or from an integer to a float."""
+    if source is None or target is None:
+        return False
+    try:
+        src = np.dtype(helper.tensor_dtype_to_np_dtype(int(source)))
+        dst = np.dtype(helper.tensor_dtype_to_np_dtype(int(target)))  # type: ignore[arg-type]
+    except Exception:
+        return False
+    if src.kind not in "iu":
+        return src == dst
+    if dst.kind == "f":
+        return True
+    if dst.kind not in "iu":
+        return False
+    if src.kind == "u" and dst.kind == "i":
+        return dst.itemsize > src.itemsize
+    return dst.itemsize >= src.itemsize
+
+
 class GraphContext:
     """What every (sub)graph of one model shares."""
 
@@ -86,6 +107,7 @@ class PreparedGraph:
         self.runtime: list[int] = []  # indices of the nodes that run at inference, in order
         self.entries: list[Optional[OpEntry]] = []  # each node's registry entry (None: no rule)
         self.tainted: set[str] = set()  # tensors made unknown on purpose (after a hard-coded reshape)
+        self.variable_length: set[str] = set()  # tensors whose shape (not only value) is an upper bound
         self._values: dict[str, Optional[np.ndarray]] = {}
         self._run()
 
@@ -232,12 +254,67 @@ class PreparedGraph:
         else:
             bounded = [position for position, name in enumerate(inputs) if name and self.values.is_bounded(name)]
             usable = (bool(bounded) and all(not name or self.is_valued(name) for name in inputs)
-                      and self._grows_with(index, bounded))
+                      and self._grows_with(index, bounded) and self._keeps_count(index, bounded))
         if usable:
             names = [name for name in outputs if name]
             self.values.valued.update(names)
             for name in names:
                 self.values.learn(name, self.values[name].shape, bounded=True)
+
+    def _is_variable_length(self, name: str) -> bool:
+        """The tensor's shape is an upper bound (its elements may be fewer, and shift)."""
+        scope: Optional[PreparedGraph] = self
+        while scope is not None:
+            if name in scope.variable_length:
+                return True
+            if name in scope.values.declared:
+                return False
+            scope = scope.outer
+        return False
+
+    def _squeezes_bounded_dims(self, index: int) -> bool:
+        """A Squeeze without axes on a tensor whose dims are upper bounds: a dim that is 1 at
+        run time is dropped too, so not even the rank of the output is known."""
+        table = self.table
+        if table.op_types[index] != "Squeeze":
+            return False
+        inputs = table.inputs[index]
+        if not inputs or not inputs[0] or (len(inputs) > 1 and inputs[1]) or "axes" in self._attributes(index):
+            return False
+        return self._is_variable_length(inputs[0])
+
+    # Ops a value whose length is an upper bound may pass: they do not pick elements by position
+    # (a shorter input shifts positions) and cannot decrease as elements are added.
+    _ORDER_FREE = frozenset({"Identity", "Cast", "ReduceMax", "ReduceSum"})
+    # Inputs that are axes, not values: negative ones count from the end, which is fine.
+    _AXES_INPUTS = {"Slice": 3, "Unsqueeze": 1, "Squeeze": 1, "ReduceMax": 1, "ReduceSum": 1, "ReduceMin": 1,
+                    "ReduceProd": 1, "Pad": 3}
+
+    def _keeps_count(self, index: int, bounded: Sequence[int]) -> bool:
+        """A bounded value is a count that cannot be negative: the node's output stays one only
+        if its other inputs cannot be negative either (N + c, Min(N, c), a Gather or Slice from
+        the end...), a Cast does not narrow it, and a value whose length is a bound only goes
+        through ops that do not pick elements by position."""
+        table = self.table
+        op_type, inputs = table.op_types[index], table.inputs[index]
+        axes_at = self._AXES_INPUTS.get(op_type)
+        for position, name in enumerate(inputs):
+            if not name or position in bounded or position == axes_at:
+                continue
+            value = self.value_of(name) if self.is_valued(name) else None
+            if value is None:
+                return False
+            value = np.asarray(value)
+            if value.dtype.kind not in "biuf" or (value.size and not bool(np.all(value >= 0))):
+                return False
+        if any(self._is_variable_length(inputs[p]) for p in bounded) and op_type not in self._ORDER_FREE:
+            return False
+        if op_type == "Cast":
+            return _widening_cast(self.values[inputs[0]].dtype, self._attributes(index).get("to"))
+        if op_type == "ConstantOfShape":
+            fill = folding.constant_attribute_value(self._attributes(index))
+            return fill is None or bool(np.all(np.asarray(fill) >= 0))
+        return True
 
     def _grows_with(self, index: int, bounded: Sequence[int]) -> bool:
         """The node's output cannot shrink as its inputs at `bounded` grow (folding.GROWS_WITH)."""
@@ -268,10 +345,17 @@ class PreparedGraph:
             return
         data, data_bounded, withheld = self._shape_data(index, traits, all_inputs=for_value)
         bounded = data_bounded or any(info is not None and info.bounded for info in inputs)
-        outputs = self._inferred_outputs(index, inputs, data) if not (withheld and self._is_contrib(index)) else {}
+        if self._squeezes_bounded_dims(index):
+            withheld = withheld + [(0, table.inputs[index][0])]
+            outputs = {}
+        else:
+            outputs = self._inferred_outputs(index, inputs, data) if not (withheld and self._is_contrib(index)) else {}
+        varies = data_bounded or any(name and self._is_variable_length(name) for name in table.inputs[index])
         for name, (shape, dtype) in outputs.items():
             if self.values[name].shape is None and shape is not None:
                 self._learn(index, name, shape, dtype, bounded)
+                if varies:
+                    self.variable_length.add(name)
         unknown = any(name and self.values[name].shape is None for name in table.outputs[index])
         if unknown and withheld and not for_value:
             self._withheld_note(index, withheld)
@@ -372,6 +456,7 @@ class PreparedGraph:
                     continue
                 bounded_shape, dtype = _typed(shape, None)
                 self._learn(index, name, bounded_shape, dtype, True)
+                self.variable_length.add(name)
                 learnt.append(list(bounded_shape))
         if not learnt:
             return

@@ -102,6 +102,7 @@ class _GraphCost:
     unknown: list[UnknownOp] = field(default_factory=list)
     new_buffers: list[LayerCost] = field(default_factory=list)  # runtime layers that allocate their output
     sources: dict[str, NodeSource] = field(default_factory=dict)  # layer name -> where the file says it came from
+    carried_changes: Optional[str] = None  # a Loop body's carried value whose shape differs from its input's
 
 
 class _Profiler:
@@ -218,15 +219,23 @@ class _Profiler:
                           params: tuple[int, int], result: _GraphCost) -> LayerCost:
         """Cost each body as a graph of its own, then the op's rule on the bodies' sums."""
         bodies: list[BodyCost] = []
+        bodies_costs: list[_GraphCost] = []
         inner_unknown: list[UnknownOp] = []
         for attribute in prepared.table.protos[index].attribute:
             subgraphs = [attribute.g] if attribute.type == onnx.AttributeProto.GRAPH else list(attribute.graphs)
             for subgraph in subgraphs:
-                body = self.cost_subgraph(subgraph, prepared, f"{name}/{attribute.name}/")
+                body = self.cost_subgraph(subgraph, prepared, f"{name}/{attribute.name}/",
+                                          loop=attribute.name == "body" and prepared.table.op_types[index] == "Loop")
+                bodies_costs.append(body)
                 inner_unknown.extend(body.unknown)
                 result.sources.update(body.sources)
                 bodies.append(_body_cost(attribute.name, subgraph, body))
         op_type = prepared.table.op_types[index]
+        changed = next((body.carried_changes for body in bodies_costs if body.carried_changes), None)
+        if changed is not None and not inner_unknown:
+            reason = (f"{changed}: the shape of a loop-carried value changes from one iteration to the next, "
+                      "so the cost of the later iterations is not known")
+            return self.unknown(prepared, index, name, UNRESOLVED, reason, params, result)
         if inner_unknown:
             result.unknown.extend(inner_unknown)
             reason = f"{len(inner_unknown)} op(s) inside {op_type} not counted"
@@ -243,10 +252,26 @@ class _Profiler:
         return _layer(prepared, index, name, cost, COSTED, (params[0] + inner[0], params[1] + inner[1]),
                       traffic=True, op_class=entry.traits.class_of(view))
 
-    def cost_subgraph(self, graph: GraphProto, outer: PreparedGraph, prefix: str) -> _GraphCost:
+    def cost_subgraph(self, graph: GraphProto, outer: PreparedGraph, prefix: str, loop: bool = False) -> _GraphCost:
         check_domains(graph, set(outer.opsets), set())
         prepared = PreparedGraph(graph, outer.context, outer=outer)
-        return self.cost_graph(prepared, find_folds(prepared), prefix)
+        costed = self.cost_graph(prepared, find_folds(prepared), prefix)
+        if loop:
+            costed.carried_changes = _carried_change(prepared, graph)
+        return costed
+
+
+def _carried_change(prepared: PreparedGraph, body: GraphProto) -> Optional[str]:
+    """A Loop body's carried output (after the condition) whose known shape differs from the
+    shape its body input declares: the next iteration then runs on another shape."""
+    carried_inputs = list(body.input)[2:]
+    carried_outputs = list(body.output)[1:1 + len(carried_inputs)]
+    for declared, output in zip(carried_inputs, carried_outputs):
+        before = prepared.values.shape(declared.name)
+        after = prepared.values.shape(output.name)
+        if before is not None and after is not None and tuple(before) != tuple(after):
+            return f"{output.name!r} is {list(after)} where {declared.name!r} is {list(before)}"
+    return None
 
 
 def _body_cost(attribute: str, graph: GraphProto, body: _GraphCost) -> BodyCost:

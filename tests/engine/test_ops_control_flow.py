@@ -182,3 +182,30 @@ def test_a_loop_without_a_known_trip_count_leaves_its_scan_outputs_unknown() -> 
     assert profile.layer("loop").status == "unresolved" and "'M'" in profile.layer("loop").note
     mm = profile.layer("mm")
     assert (mm.status, mm.macs) == ("unresolved", None) and "'scan'" in mm.note
+
+
+def test_a_loop_whose_carried_value_changes_shape_is_unresolved() -> None:
+    # v starts [1, 64] and each of the 5 iterations doubles its rows (Concat(v, v)): the body's
+    # MatMul runs on 1, 2, 4, 8, 16 rows, (1 + 2 + 4 + 8 + 16) x 64 x 64 = 126,976 MACs, not
+    # 5 x 1 x 64 x 64 = 20,480: the Loop is unresolved, not counted from the first iteration's shape
+    body = helper.make_graph(
+        [helper.make_node("MatMul", ["v_in", "W"], ["mm"]),
+         helper.make_node("Concat", ["v_in", "v_in"], ["v_out"], axis=0),
+         helper.make_node("Identity", ["cond_in"], ["cond_out"]),
+         helper.make_node("ReduceSum", ["mm"], ["scan_out"], keepdims=0)],
+        "body",
+        [helper.make_tensor_value_info("i", TensorProto.INT64, []),
+         helper.make_tensor_value_info("cond_in", TensorProto.BOOL, []),
+         helper.make_tensor_value_info("v_in", TensorProto.FLOAT, [1, 64])],
+        [helper.make_tensor_value_info("cond_out", TensorProto.BOOL, []),
+         helper.make_tensor_value_info("v_out", TensorProto.FLOAT, None),
+         helper.make_tensor_value_info("scan_out", TensorProto.FLOAT, None)])
+    nodes = [helper.make_node("Loop", ["M", "cond", "x"], ["v_final", "scans"], name="loop", body=body)]
+    inits = [numpy_helper.from_array(np.array(5, np.int64), "M"), numpy_helper.from_array(np.array(True), "cond"),
+             numpy_helper.from_array(np.zeros((64, 64), np.float32), "W")]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 64])],
+                              [helper.make_tensor_value_info("v_final", TensorProto.FLOAT, None),
+                               helper.make_tensor_value_info("scans", TensorProto.FLOAT, None)], inits)
+    profile = profile_model(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]))
+    loop = profile.layer("loop")
+    assert loop.status == "unresolved" and loop.macs is None and profile.partial
