@@ -63,17 +63,12 @@ def positive_float(text: str) -> float:
 
 def memory_limit(text: str) -> Optional[int]:
     """"16GB", "512MiB" -> bytes; "none" -> None (no limit)."""
-    from .units import BYTES_KIND, parse_quantity
+    from .units import parse_size_limit
 
-    if text.strip().lower() == "none":
-        return None
     try:
-        value = int(parse_quantity(text, BYTES_KIND))
+        return parse_size_limit(text)
     except ValueError:
-        value = 0
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a size such as 4GB, or none, got {text!r}")
-    return value
+        raise argparse.ArgumentTypeError(f"expected a size such as 4GB, or none, got {text!r}") from None
 
 
 def positive_int(text: str) -> int:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional, Sequence, Union
+from typing import TYPE_CHECKING, Mapping, Optional, Sequence, Union
 
 from yaml.nodes import MappingNode, ScalarNode
 
@@ -76,14 +76,15 @@ def devices_fingerprint(devices: Sequence[Device]) -> list[str]:
 
 
 def device_figures(profile: "Profile", devices: Sequence[Device], *, partial: bool,
-                   model_path: Union[str, Path, None] = None) -> dict[str, DeviceFigures]:
+                   model_path: Union[str, Path, None] = None,
+                   keys: Optional[Mapping[str, str]] = None) -> dict[str, DeviceFigures]:
     """The model's latency and energy on each device, as recorded (4 significant digits), and
     its slowest memory-bound layers by budget key. With `partial` (uncounted ops let through),
     the estimates are those of the counted layers, lower bounds like the totals."""
     from .devices.roofline import MEMORY, estimate
 
     figures: dict[str, DeviceFigures] = {}
-    keys = layer_keys(profile)
+    keys = layer_keys(profile) if keys is None else keys
     for device in devices:
         model_estimate = estimate(profile, device, model_path=model_path)
         latency, energy = model_estimate.latency_ms, model_estimate.energy_mj
@@ -106,7 +107,7 @@ def device_figures(profile: "Profile", devices: Sequence[Device], *, partial: bo
     return figures
 
 
-def _unknown_reason(layers: Sequence[object], keys: dict[str, str]) -> str:
+def _unknown_reason(layers: Sequence[object], keys: Mapping[str, str]) -> str:
     """"layer head (Foo): MACs and FLOPs not counted; and 3 more layers"."""
     unknown = [layer for layer in layers if getattr(layer, "latency_ms") is None or getattr(layer, "energy_mj") is None]
     if not unknown:

@@ -89,9 +89,10 @@ def layer_keys(profile: Any) -> dict[str, str]:
     return keys
 
 
-def profile_layer_macs(profile: Any) -> dict[str, Optional[int]]:
-    """MACs per budget key of an engine Profile (see layer_macs and layer_keys)."""
-    keys = layer_keys(profile)
+def profile_layer_macs(profile: Any, keys: Optional[Mapping[str, str]] = None) -> dict[str, Optional[int]]:
+    """MACs per budget key of an engine Profile (see layer_macs and layer_keys; `keys`: its
+    layer_keys when the caller has them already)."""
+    keys = layer_keys(profile) if keys is None else keys
     return _macs_by_key((keys[layer.name], layer.macs) for layer in profile.layers)
 
 

@@ -216,15 +216,10 @@ def _seconds(config: pytest.Config, key: str) -> float:
 
 
 def _bytes_or_none(config: pytest.Config, key: str) -> Optional[int]:
-    from .units import BYTES_KIND, parse_quantity
+    from .units import parse_size_limit
 
     text = str(config.getini(key)).strip()
-    if text.lower() == "none":
-        return None
     try:
-        value = int(parse_quantity(text, BYTES_KIND))
+        return parse_size_limit(text)
     except ValueError:
-        value = 0
-    if value <= 0:
-        raise pytest.UsageError(f"ini {key} = {text!r}: expected a size such as 16GB, or none")
-    return value
+        raise pytest.UsageError(f"ini {key} = {text!r}: expected a size such as 16GB, or none") from None

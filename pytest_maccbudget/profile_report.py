@@ -294,11 +294,17 @@ def render_table(profile: Profile, top: Optional[int] = None, show_all: bool = F
     table = aligned_table(header, [_clip(row) for row in body], _NUMERIC, footer=_clip(total))
     if not body:
         table.insert(2, "(no layers to show)")
+    return framed_table(profile, table, selection, summary_items(profile))
+
+
+def framed_table(profile: Profile, table: list[str], selection: RowSelection,
+                 items: list[tuple[str, str]]) -> list[str]:
+    """The text report around an aligned table: the model's header, what the table left out,
+    then `items` as aligned "label: value" lines and the profile's notes."""
     lines = header_lines(profile) + [""] + table + [""]
-    left_out = _left_out_lines(selection)
+    left_out = left_out_lines(selection)
     if left_out:
         lines.extend(left_out + [""])
-    items = summary_items(profile)
     label_width = max(len(label) for label, _ in items) + 1
     lines.extend(f"{label + ':':<{label_width}} {value}" for label, value in items)
     lines.extend(f"note: {note}" for note in profile.notes)
@@ -319,7 +325,7 @@ def _hidden_title(selection: RowSelection) -> str:
     return f"not shown{hint}:"
 
 
-def _left_out_lines(selection: RowSelection) -> list[str]:
+def left_out_lines(selection: RowSelection) -> list[str]:
     """What the table left out: the top-N cut, then one line per kind of hidden layer."""
     lines = [selection.top_note] if selection.top_note else []
     if selection.hidden:

@@ -353,7 +353,8 @@ def _export_and_profile(state: BudgetSession, item: pytest.Item, name: str, mode
         pytest.fail(neutralise(problem), pytrace=False)
     partial = profile.partial
     totals = profile.totals
-    layers = profile_layer_macs(profile)
+    keys = layer_keys(profile)
+    layers = profile_layer_macs(profile, keys)
     if exported.exporter != ONNX_FILE_EXPORTER:
         _record_sources(state, name, model, layers)
     return Measurement(
@@ -370,10 +371,10 @@ def _export_and_profile(state: BudgetSession, item: pytest.Item, name: str, mode
         layers=layers,
         unknown_ops=tuple(f"{u.domain + '::' if u.domain else ''}{u.op_type} ({u.name}): {u.reason}" for u in profile.unknown),
         partial=partial,
-        devices=_device_figures(profile, devices, partial and not state.settings.unknown_fails, exported.path),
+        devices=_device_figures(profile, devices, partial and not state.settings.unknown_fails, exported.path, keys),
         upper_bounds=tuple(metric for metric in ("macs", "flops", "peak_activation_bytes")
                            if metric in getattr(totals, "upper_bounds", ())),
-        bound_layers=_bound_layers(profile, layer_keys(profile), layers),
+        bound_layers=_bound_layers(profile, keys, layers),
     )
 
 
@@ -383,12 +384,13 @@ def _bound_layers(profile: Any, keys: dict[str, str], layers: dict[str, Optional
     return tuple(sorted(key for key in bound if layers.get(key) is not None))
 
 
-def _device_figures(profile: Any, devices: tuple["Device", ...], lower_bounds: bool, path: Path) -> dict[str, Any]:
+def _device_figures(profile: Any, devices: tuple["Device", ...], lower_bounds: bool, path: Path,
+                    keys: dict[str, str]) -> dict[str, Any]:
     if not devices:
         return {}
     from .device_estimates import device_figures
 
-    return device_figures(profile, devices, partial=lower_bounds, model_path=path)
+    return device_figures(profile, devices, partial=lower_bounds, model_path=path, keys=keys)
 
 
 def _as_checked(measurement: "Measurement", settings: "Settings") -> "Measurement":

@@ -207,6 +207,17 @@ _EXAMPLES = {
 }
 
 
+def parse_size_limit(text: str) -> Optional[int]:
+    """"16GB", "512MiB" -> bytes; "none" -> None (no limit). ValueError for anything else,
+    a size of 0 included."""
+    if text.strip().lower() == "none":
+        return None
+    value = int(parse_quantity(text, BYTES_KIND))
+    if value <= 0:
+        raise ValueError(f"not a positive size: {text!r}")
+    return value
+
+
 def parse_quantity(text: Union[str, int, float], kind: str = COUNT_KIND) -> Number:
     """Parse a human quantity: see the module docstring for what each kind accepts.
 

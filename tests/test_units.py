@@ -188,3 +188,14 @@ def test_counts_of_any_size_format(value: int) -> None:
 
 def test_huge_and_non_finite_floats_format() -> None:
     assert format_count(1e300).endswith(" E") and format_count(float("inf")) == "inf E"
+
+
+def test_a_size_limit_is_a_positive_size_or_none() -> None:
+    from pytest_maccbudget.units import parse_size_limit
+
+    assert parse_size_limit("16GiB") == 16 * 2**30
+    assert parse_size_limit("4GB") == 4_000_000_000
+    assert parse_size_limit(" None ") is None
+    for wrong in ("0", "-1GB", "lots", ""):
+        with pytest.raises(ValueError):
+            parse_size_limit(wrong)

@@ -11,7 +11,8 @@ from typing import Any, Optional, Sequence
 
 from ..engine.results import Profile
 from ..markdown_text import code, escape, row
-from ..profile_report import header_lines, select_rows, shorten, summary_items, table_grid
+from ..profile_report import (framed_table, header_lines, left_out_lines, select_rows, shorten, summary_items,
+                              table_grid)
 from ..profile_report import render_csv as render_profile_csv
 from ..texttable import aligned_table
 from ..units import format_bytes, format_count, plural
@@ -119,15 +120,7 @@ def render_table(profile: Profile, model_estimate: ModelEstimate, top: Optional[
     table = aligned_table(header, [clip(cells) for cells in body], numeric, footer=clip(total))
     if not body:
         table.insert(2, "(no layers to show)")
-    lines = header_lines(profile) + [""] + table + [""]
-    left_out = _left_out(selection)
-    if left_out:
-        lines.extend(left_out + [""])
-    items = summary_items(profile) + estimate_items(model_estimate)
-    width = max(len(label) for label, _ in items) + 1
-    lines.extend(f"{label + ':':<{width}} {value}" for label, value in items)
-    lines.extend(f"note: {note}" for note in profile.notes)
-    return lines
+    return framed_table(profile, table, selection, summary_items(profile) + estimate_items(model_estimate))
 
 
 def _clipper(header: Sequence[str]) -> Any:
@@ -138,15 +131,6 @@ def _clipper(header: Sequence[str]) -> Any:
             cells[-1] = shorten(cells[-1], MAX_NOTE_WIDTH, middle=False)
         return cells
     return clip
-
-
-def _left_out(selection: Any) -> list[str]:
-    lines = [selection.top_note] if selection.top_note else []
-    if selection.hidden:
-        hint = " (--all shows free and folded layers)" if selection.can_show_more else ""
-        lines.append(f"not shown{hint}:")
-        lines.extend("  " + phrase for phrase in selection.hidden)
-    return lines
 
 
 def render_markdown(profile: Profile, model_estimate: ModelEstimate, top: Optional[int] = None,
@@ -161,7 +145,7 @@ def render_markdown(profile: Profile, model_estimate: ModelEstimate, top: Option
         lines.append(row([code(cells[0], in_table=True)] + [escape(c, in_table=True) for c in cells[1:]]))
     lines.append(row([f"**{escape(c, in_table=True)}**" if c else "" for c in total]))
     lines.append("")
-    left_out = _left_out(selection)
+    left_out = left_out_lines(selection)
     if left_out:
         lines.append("_" + escape(" ".join(line.strip() for line in left_out), in_table=True) + "_")
         lines.append("")

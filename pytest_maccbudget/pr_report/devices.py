@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Optional
 
-from ..budget import DEVICE_METRICS, Budget, change_percent, format_metric, signed_metric
+from ..budget import DEVICE_METRICS, Budget, change_percent, format_metric
 from ..markdown_text import code, escape, table
+from .vocabulary import change_cell
 
 DEVICE_LABELS = {"latency_ms": "latency", "energy_mj": "energy"}
 # a latency note is written when latency grew by at least this many times MACs' relative growth
@@ -57,14 +58,6 @@ def devices_differ(model: Mapping[str, Any]) -> bool:
 # --- markdown ---------------------------------------------------------------------------
 
 
-def _change(metric: str, old: Optional[float], new: Optional[float]) -> str:
-    if old is None:
-        return "-"
-    if new is None:
-        return "?"
-    if new == old:
-        return "="
-    return change_percent(old, new) or signed_metric(metric, new - old)
 
 
 def device_table(report: Mapping[str, Any], model: Mapping[str, Any]) -> list[str]:
@@ -84,8 +77,8 @@ def device_table(report: Mapping[str, Any], model: Mapping[str, Any]) -> list[st
             row += [format_metric(metric, base_value) if base_value is not None else "-"] if with_base else []
             bound = "≤ " if now is not None and measured[device].get("upper_bound") else ""
             row += [format_metric(metric, old) if old is not None else "-", bound + format_metric(metric, now),
-                    _change(metric, old, now)]
-            row += [_change(metric, base_value, now)] if with_base else []
+                    change_cell(metric, old, now)]
+            row += [change_cell(metric, base_value, now)] if with_base else []
             rows.append(row)
     lines = ["Estimated on devices (roofline of the counted costs):", ""]
     return lines + table(header, rows, numeric_from=2) + _memory_bound_lines(measured)

@@ -20,6 +20,7 @@ from .query import (
 )
 from .vocabulary import (
     ADDED, CHANGED, METRIC_LABELS, REMOVED, STATUS_TEXT, STEP_SUMMARY_LIMIT, TOP_LAYERS, TRUNCATED, UNCHANGED,
+    change_cell,
 )
 
 _STATUS_EMOJI = {OK: "✅", REGRESSED: "❌", OVER_LIMIT: "🛑", INPUTS_CHANGED: "❌", UNKNOWN: "❓", RULES_CHANGED: "🔁"}
@@ -49,19 +50,6 @@ def _percent_suffix(old: Optional[int], new: Optional[int]) -> str:
     return f" ({percent})" if percent else ""
 
 
-def _change(metric: str, old: Optional[int], new: Optional[int], with_amount: bool = False) -> str:
-    """The change from old to new: "-" with nothing to compare with, "?" unknown, "=" none."""
-    if old is None:
-        return "-"
-    if new is None:
-        return "?"
-    if new == old:
-        return "="
-    percent = change_percent(old, new)
-    amount = signed_metric(metric, new - old)
-    if percent is None:
-        return amount
-    return f"{amount} ({percent})" if with_amount else percent
 
 
 # --- the pieces -----------------------------------------------------------------
@@ -179,9 +167,9 @@ def _main_row(model: Mapping[str, Any], with_base: bool) -> list[str]:
     cells = [code(model["name"], in_table=True)]
     if with_base:
         cells.append(_cell("macs", base, base_value))
-    cells += [_cell("macs", budget, old), _value("macs", now), _change("macs", old, now)]
+    cells += [_cell("macs", budget, old), _value("macs", now), change_cell("macs", old, now)]
     if with_base:
-        cells.append(_change("macs", base_value, now))
+        cells.append(change_cell("macs", base_value, now))
     status = _status_cell(model)
     phrase = _budget_change_phrase(model)
     if phrase is not None and is_flagged(model):
@@ -289,9 +277,9 @@ def _metric_table(report: Mapping[str, Any], model: Mapping[str, Any]) -> list[s
         if with_limit:
             row.append(_cell(metric, budget, budget["limit"].get(metric)))
         bound = "≤ " if now is not None and metric in _upper_bounds_of(model).get("total", ()) else ""
-        row += [bound + _value(metric, now), _change(metric, old, now, with_amount=True)]
+        row += [bound + _value(metric, now), change_cell(metric, old, now, with_amount=True)]
         if with_base:
-            row.append(_change(metric, base_value, now, with_amount=True))
+            row.append(change_cell(metric, base_value, now, with_amount=True))
         rows.append(row)
     return table(header, rows, numeric_from=1)
 

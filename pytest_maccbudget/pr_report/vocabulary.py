@@ -2,7 +2,10 @@
 labels, and the report's size limits. Shared by every module of the package."""
 from __future__ import annotations
 
+from typing import Optional, Union
+
 from ..budget import INPUTS_CHANGED, MISSING, OK, OVER_LIMIT, REGRESSED, RULES_CHANGED, TIGHTENABLE, UNKNOWN
+from ..budget import change_percent, signed_metric
 
 STEP_SUMMARY_LIMIT = 1024 * 1024      # GitHub's $GITHUB_STEP_SUMMARY cap (bytes)
 TOP_LAYERS = 10                       # rows of a "layers that changed most" table
@@ -34,3 +37,20 @@ STATUS_TEXT = {
     UNKNOWN: "not counted",
     RULES_CHANGED: "counting rules changed",
 }
+
+
+def change_cell(metric: str, old: Optional[Union[int, float]], new: Optional[Union[int, float]],
+                with_amount: bool = False) -> str:
+    """The change from old to new in a report table: "-" with nothing to compare with, "?"
+    unknown, "=" none, else the percentage (with the amount, "+1.2 M (+3.0%)", on request)."""
+    if old is None:
+        return "-"
+    if new is None:
+        return "?"
+    if new == old:
+        return "="
+    percent = change_percent(old, new)
+    amount = signed_metric(metric, new - old)
+    if percent is None:
+        return amount
+    return f"{amount} ({percent})" if with_amount else percent
