@@ -22,18 +22,17 @@ def find_folds(prepared: PreparedGraph) -> dict[int, str]:
     affines = [index for index in prepared.runtime if _traits(prepared, index).affine]
     if not affines:
         return {}
-    readers = _readers(prepared, affines)
     folds: dict[int, str] = {}
     for index in affines:
         if index in folds or _traits(prepared, index).affine not in (AFFINE_WHOLE, AFFINE_SCALE):
             continue
-        span = _affine_span(prepared, index, readers)
+        span = _affine_span(prepared, index)
         if span is None:
             continue
         members, span_input, span_output = span
-        target = _backward_target(prepared, span_input, members[0], readers)
+        target = _backward_target(prepared, span_input, members[0])
         if target is None:
-            target = _forward_target(prepared, span_output, readers)
+            target = _forward_target(prepared, span_output)
         if target is not None:
             for member in members:
                 folds[member] = f"folded into {prepared.table.label(target)}"
@@ -45,30 +44,14 @@ def _traits(prepared: PreparedGraph, index: int) -> OpTraits:
     return DEFAULT_TRAITS if entry is None else entry.traits
 
 
-Readers = dict[str, list[int]]
-
-
-def _readers(prepared: PreparedGraph, affines: list[int]) -> Readers:
-    """The nodes reading each input and output of the affine nodes (each reader once)."""
-    table = prepared.table
-    readers: Readers = {name: [] for index in affines for name in (*table.inputs[index], *table.outputs[index])}
-    for index, inputs in enumerate(table.inputs):
-        for name in inputs:
-            found = readers.get(name)
-            if found is not None and (not found or found[-1] != index):
-                found.append(index)
-    return readers
-
-
-def _only_reader(prepared: PreparedGraph, tensor: str, readers: Readers) -> Optional[int]:
+def _only_reader(prepared: PreparedGraph, tensor: str) -> Optional[int]:
     """The single node reading `tensor`, if exactly one does and it is not a graph output."""
-    found = readers.get(tensor, ())
-    if len(found) != 1 or tensor in prepared.graph_outputs:
+    if tensor in prepared.graph_outputs:
         return None
-    return found[0]
+    return prepared.table.only_reader(tensor)
 
 
-def _affine_span(prepared: PreparedGraph, index: int, readers: Readers) -> Optional[Span]:
+def _affine_span(prepared: PreparedGraph, index: int) -> Optional[Span]:
     """The per-channel affine starting at node `index`: a whole affine (BatchNormalization with
     constant statistics), or a scale followed by its only reader, a shift."""
     table, values = prepared.table, prepared.values
@@ -80,7 +63,7 @@ def _affine_span(prepared: PreparedGraph, index: int, readers: Readers) -> Optio
     data_input = _single_activation_input(prepared, index)
     if data_input is None:
         return None
-    shift = _only_reader(prepared, outputs[0], readers)
+    shift = _only_reader(prepared, outputs[0])
     if shift is None or _traits(prepared, shift).affine != AFFINE_SHIFT or shift in prepared.constant_nodes:
         return None
     if _single_activation_input(prepared, shift) != outputs[0]:
@@ -109,15 +92,15 @@ def _single_activation_input(prepared: PreparedGraph, index: int) -> Optional[st
     return None
 
 
-def _backward_target(prepared: PreparedGraph, span_input: str, first: int, readers: Readers) -> Optional[int]:
+def _backward_target(prepared: PreparedGraph, span_input: str, first: int) -> Optional[int]:
     producer = prepared.table.producer.get(span_input)
     if producer is None or FOLD_BACKWARD not in _traits(prepared, producer).fold_into:
         return None
-    return producer if _only_reader(prepared, span_input, readers) == first else None
+    return producer if _only_reader(prepared, span_input) == first else None
 
 
-def _forward_target(prepared: PreparedGraph, span_output: str, readers: Readers) -> Optional[int]:
-    reader = _only_reader(prepared, span_output, readers)
+def _forward_target(prepared: PreparedGraph, span_output: str) -> Optional[int]:
+    reader = _only_reader(prepared, span_output)
     if reader is None or FOLD_FORWARD not in _traits(prepared, reader).fold_into:
         return None
     inputs = prepared.table.inputs[reader]

@@ -108,6 +108,10 @@ class PreparedGraph:
         self.entries: list[Optional[OpEntry]] = []  # each node's registry entry (None: no rule)
         self.tainted: set[str] = set()  # tensors made unknown on purpose (after a hard-coded reshape)
         self.variable_length: set[str] = set()  # tensors whose shape (not only value) is an upper bound
+        # values computed from an upper bound by an op that does not keep it (N - 1, a Concat with
+        # -1...): the node that stopped it, named when a shape is then not known
+        self.stopped: dict[str, int] = {}
+        self._noted_stops: set[int] = set()
         self._values: dict[str, Optional[np.ndarray]] = {}
         self._run()
 
@@ -249,6 +253,7 @@ class PreparedGraph:
         values that are upper bounds, usable as shapes further on, as long as the op cannot
         turn a larger input into a smaller output."""
         inputs, outputs = self.table.inputs[index], self.table.outputs[index]
+        bounded: list[int] = []
         if traits.constant == FROM_SHAPE:
             usable = bool(inputs) and self.values[inputs[0]].shape is not None
         else:
@@ -260,6 +265,11 @@ class PreparedGraph:
             self.values.valued.update(names)
             for name in names:
                 self.values.learn(name, self.values[name].shape, bounded=True)
+            return
+        stopped_at = index if bounded else next(
+            (self.stopped[name] for name in inputs if name in self.stopped), None)
+        if stopped_at is not None:
+            self.stopped.update((name, stopped_at) for name in outputs if name)
 
     def _is_variable_length(self, name: str) -> bool:
         """The tensor's shape is an upper bound (its elements may be fewer, and shift)."""
@@ -359,6 +369,8 @@ class PreparedGraph:
         unknown = any(name and self.values[name].shape is None for name in table.outputs[index])
         if unknown and withheld and not for_value:
             self._withheld_note(index, withheld)
+        elif unknown and self.stopped and not for_value:
+            self._stopped_note(index, traits)
         if traits.bounds is not None and unknown and apply_bounds:
             self._apply_bounds(index, traits)
 
@@ -406,6 +418,23 @@ class PreparedGraph:
         self.notes.append(f"{table.op_types[index]} {table.label(index)!r}: {which} depends on data and is known only "
                           "as an upper bound, where a larger value can give a smaller output: its output shape, and "
                           "the shapes that follow from it, are not known")
+
+    def _stopped_note(self, index: int, traits: OpTraits) -> None:
+        """Name the input computed from a stopped upper bound that leaves this node's shape unknown
+        (once for each node that stopped a bound)."""
+        table = self.table
+        for position, name in enumerate(table.inputs[index]):
+            origin = self.stopped.get(name)
+            if origin is None or origin in self._noted_stops:
+                continue
+            if position not in traits.shape_inputs and self.values[name].dtype not in _INDEX_DTYPES:
+                continue
+            self._noted_stops.add(origin)
+            self.notes.append(
+                f"{table.op_types[index]} {table.label(index)!r}: input {position} ({name!r}) depends on data known only "
+                f"as an upper bound, and {table.op_types[origin]} {table.label(origin)!r} before it can turn a larger "
+                "value into a smaller one: its output shape, and the shapes that follow from it, are not known")
+            return
 
     def _inferred_outputs(self, index: int, inputs: Sequence[Optional[TensorInfo]],
                           data: Mapping[str, TensorProto]) -> dict[str, tuple[Optional[Shape], Optional[int]]]:
@@ -479,8 +508,11 @@ class PreparedGraph:
         values = self.values
         if values.shape(inputs[0]) is None or values.numel(outputs[0]) == values.numel(inputs[0]):
             return
+        shape_inputs = [inputs[p] for p in sorted(traits.shape_inputs) if p < len(inputs) and inputs[p]]
+        if any(values.is_bounded(name) or self._is_variable_length(name) for name in (inputs[0], *shape_inputs)):
+            return  # a size or a target that depends on data (an upper bound) is not one hard-coded
         source, result = values[inputs[0]], values[outputs[0]]
-        targets = [self.value_of(inputs[p]) for p in sorted(traits.shape_inputs) if p < len(inputs) and inputs[p]]
+        targets = [self.value_of(name) for name in shape_inputs]
         target = next((t for t in targets if t is not None), None)
         if result.shape is None and target is None:
             return

@@ -5,7 +5,8 @@
 takes the leading dim of an input of rank 2 or more when that dim is symbolic, unset or 1 (but
 not a leading dim named like a sequence, `seq`, `T`..., when another dim of a rank >= 3 input
 has no size: that one is the batch it sets). A note says which dim of which input it set and why, or
-why it set none. A symbolic batch dim with no value becomes 1, with a note; a dim the file
+why it set none. Without --batch the batch dim is found the same way, and a symbolic one with no
+value becomes 1, with a note; a dim the file
 declares as 0 (or negative) where the batch dim is read is such a dim, and named as such in the
 note. A dim declared 0 anywhere else is an empty dim, as the file says, named in a note; a
 negative one there is refused. Other symbolic dims with no value stay unknown.
@@ -128,15 +129,15 @@ def _open(dim: onnx.TensorShapeProto.Dimension) -> bool:
     return not _is_fixed(dim) and not is_sequence_name(dim.dim_param)
 
 
-def batch_positions(dims: Sequence[onnx.TensorShapeProto.Dimension], setting: bool = False) -> list[int]:
+def batch_positions(dims: Sequence[onnx.TensorShapeProto.Dimension]) -> list[int]:
     """The input's batch dims: those named like a batch, else a leading dim (rank >= 2) that is
-    symbolic, unset, declared 0 or 1. When `setting` it (--batch), a leading dim named like a
-    sequence ([seq, 0, 4]) is not the batch when another dim of a rank >= 3 input has no size:
-    that one is."""
+    symbolic, unset, declared 0 or 1; but a leading dim named like a sequence ([seq, 0, 4]) is
+    not the batch when another dim of a rank >= 3 input has no size: that one is. The same
+    reading with and without --batch."""
     named = [position for position, dim in enumerate(dims) if is_batch_name(dim.dim_param)]
     if named:
         return named
-    if setting and len(dims) >= 3 and is_sequence_name(dims[0].dim_param):
+    if len(dims) >= 3 and is_sequence_name(dims[0].dim_param):
         other = next((position for position in range(1, len(dims)) if _open(dims[position])), None)
         if other is not None:
             return [other]
@@ -165,7 +166,7 @@ def _fill_dims(value_info: onnx.ValueInfoProto, symbol_values: Mapping[str, int]
     """Give the dims of one input their values. True if a dim changed."""
     dims = value_info.type.tensor_type.shape.dim
     before = describe_dims(value_info.type)
-    positions = batch_positions(dims, setting=batch is not None)
+    positions = batch_positions(dims)
     changed = False
     if batch is not None:
         changed = _set_batch(value_info.name, dims, positions, batch, before, notes)

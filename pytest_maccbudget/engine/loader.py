@@ -224,9 +224,8 @@ def _strip_graph(graph: onnx.GraphProto) -> None:
 
 
 def _strip_nodes(nodes) -> None:
-    for node in nodes:
-        if node.ByteSize() <= SMALL_TENSOR_BYTES:
-            continue  # too small to hold tensor data worth clearing: skips reading its attributes
+    # a node too small to hold tensor data worth clearing is skipped without reading its attributes
+    for node in [node for node in nodes if node.ByteSize() > SMALL_TENSOR_BYTES]:
         for attribute in node.attribute:
             if attribute.HasField("t"):
                 _strip_tensor(attribute.t)

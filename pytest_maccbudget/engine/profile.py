@@ -13,6 +13,7 @@ from . import ops  # noqa: F401  (fills the default registry)
 from .errors import ModelError
 from .fusion import find_folds
 from .graph import InputShapes, PreparedGraph, prepare_graph
+from .tables import NodeTable
 from .loader import load_skeleton, strip_model
 from .memory import peak_activation_bytes
 from .registry import ALIAS, IN_PLACE, OTHER, REGISTRY, BodyCost, OpEntry, OpRegistry, normalize_domain
@@ -133,13 +134,11 @@ class _Profiler:
     def cost_graph(self, prepared: PreparedGraph, folds: dict[int, str], prefix: str) -> _GraphCost:
         result = _GraphCost()
         params = _ParamAttribution(prepared)
-        seen_names: dict[str, int] = {}
         table, constant_nodes = prepared.table, prepared.constant_nodes
         layers, new_buffers = result.layers, result.new_buffers
         reads_constants = params.reads_constants
         sources = table.sources
-        for index, entry in enumerate(prepared.entries):
-            name = _unique(prefix + table.label(index), seen_names)
+        for index, (entry, name) in enumerate(zip(prepared.entries, layer_names(table, prefix))):
             if sources and index in sources:
                 result.sources[name] = NodeSource(sources[index], tuple(table.inputs[index]))
             if index in constant_nodes:
@@ -233,7 +232,7 @@ class _Profiler:
         op_type = prepared.table.op_types[index]
         changed = next((body.carried_changes for body in bodies_costs if body.carried_changes), None)
         if changed is not None and not inner_unknown:
-            reason = (f"{changed}: the shape of a loop-carried value changes from one iteration to the next, "
+            reason = (f"{changed}: the shape of a loop-carried value may change from one iteration to the next, "
                       "so the cost of the later iterations is not known")
             return self.unknown(prepared, index, name, UNRESOLVED, reason, params, result)
         if inner_unknown:
@@ -262,13 +261,16 @@ class _Profiler:
 
 
 def _carried_change(prepared: PreparedGraph, body: GraphProto) -> Optional[str]:
-    """A Loop body's carried output (after the condition) whose known shape differs from the
-    shape its body input declares: the next iteration then runs on another shape."""
+    """A Loop body's carried output (after the condition) whose shape differs from the shape its
+    body input declares, or is not known where that one is: the next iteration may then run on
+    another shape."""
     carried_inputs = list(body.input)[2:]
     carried_outputs = list(body.output)[1:1 + len(carried_inputs)]
     for declared, output in zip(carried_inputs, carried_outputs):
         before = prepared.values.shape(declared.name)
         after = prepared.values.shape(output.name)
+        if before is not None and after is None:
+            return f"{output.name!r} has no known shape where {declared.name!r} is {list(before)}"
         if before is not None and after is not None and tuple(before) != tuple(after):
             return f"{output.name!r} is {list(after)} where {declared.name!r} is {list(before)}"
     return None
@@ -399,13 +401,18 @@ def _outer_constant(prepared: PreparedGraph, name: str) -> bool:
             and name not in prepared.values.declared and prepared.values.is_constant(name))
 
 
-def _unique(name: str, seen: dict[str, int]) -> str:
-    count = seen.get(name)
-    if count is None:
-        seen[name] = 1
-        return name
-    seen[name] = count + 1
-    return f"{name}#{count + 1}"
+def layer_names(table: NodeTable, prefix: str) -> list[str]:
+    """Each node's layer name: its label, with "#2", "#3"... on the later nodes sharing one."""
+    labels = [prefix + (name or (outputs[0] if outputs else op_type))
+              for name, outputs, op_type in zip(table.names, table.outputs, table.op_types)]
+    if len(set(labels)) == len(labels):
+        return labels
+    seen: dict[str, int] = {}
+    unique = []
+    for label in labels:
+        count = seen[label] = seen.get(label, 0) + 1
+        unique.append(label if count == 1 else f"{label}#{count}")
+    return unique
 
 
 def _infos(prepared: PreparedGraph, names: Sequence[str]) -> list[TensorInfo]:
@@ -415,16 +422,21 @@ def _infos(prepared: PreparedGraph, names: Sequence[str]) -> list[TensorInfo]:
 
 def _bytes_of(prepared: PreparedGraph, names: Sequence[str]) -> Optional[int]:
     """Bytes of the named tensors together; None when one's size is not known."""
-    sizes, values = prepared.values.sizes, prepared.values
+    if "" not in names:  # (an optional input or output left out; a value info may even declare "")
+        try:  # the usual case, in C: every size already recorded
+            return sum(map(prepared.values.sizes.__getitem__, names))
+        except TypeError:  # a size recorded as None
+            return None
+        except KeyError:  # a size not recorded yet (an initializer, an outer value)
+            pass
+    nbytes = prepared.values.nbytes
     total = 0
     for name in names:
         if name:
-            size = sizes.get(name, sizes)
-            if size is sizes:
-                size = values.nbytes(name)
+            size = nbytes(name)
             if size is None:
                 return None
-            total += size  # type: ignore[operator]
+            total += size
     return total
 
 
@@ -467,7 +479,7 @@ def _layer(prepared: PreparedGraph, index: int, name: str, cost: OpCost, status:
     bytes_read = _bytes_of(prepared, table.inputs[index]) if traffic else 0
     bytes_written = output_bytes if traffic else 0
     bounds: tuple[str, ...] = ()
-    if cost.bound or prepared.values.bounded or prepared.any_bounded:
+    if cost.bound or prepared.any_bounded:
         inputs, outputs = _infos(prepared, table.inputs[index]), _infos(prepared, table.outputs[index])
         bounds = _upper_bounds(cost, inputs, outputs, (output_bytes, bytes_read, bytes_written))
     return LayerCost.of({
@@ -478,14 +490,20 @@ def _layer(prepared: PreparedGraph, index: int, name: str, cost: OpCost, status:
     })
 
 
+# The fields every constant layer shares: each one is a copy with its own name, op and size.
+_CONSTANT_LAYER = {
+    "name": "", "op_type": "", "domain": "", "macs": 0, "flops": 0, "params": 0, "param_bytes": 0, "output_bytes": 0,
+    "bytes_read": 0, "bytes_written": 0, "status": CONSTANT, "note": "computed before the graph runs",
+    "op_class": OTHER, "upper_bounds": (),
+}
+
+
 def _constant_layer(prepared: PreparedGraph, index: int, name: str) -> LayerCost:
     table = prepared.table
-    return LayerCost.of({
-        "name": name, "op_type": table.op_types[index], "domain": table.domains[index], "macs": 0, "flops": 0,
-        "params": 0, "param_bytes": 0, "output_bytes": _bytes_of(prepared, table.outputs[index]),
-        "bytes_read": 0, "bytes_written": 0, "status": CONSTANT, "note": "computed before the graph runs",
-        "op_class": OTHER, "upper_bounds": (),
-    })
+    fields = _CONSTANT_LAYER.copy()
+    fields["name"], fields["op_type"], fields["domain"] = name, table.op_types[index], table.domains[index]
+    fields["output_bytes"] = _bytes_of(prepared, table.outputs[index])
+    return LayerCost.of(fields)
 
 
 def _totals(result: _GraphCost, peak: Optional[int], peak_bound: bool) -> Totals:

@@ -7,8 +7,10 @@ once into plain lists; value infos are decoded only for the tensors a pass asks 
 from __future__ import annotations
 
 import math
+from collections import Counter
 from functools import partial
-from itertools import chain
+from itertools import chain, repeat
+from operator import ge
 from typing import Callable, Collection, Iterable, Iterator, Mapping, Optional
 
 import numpy as np
@@ -42,17 +44,14 @@ class NodeTable:
         return len(self.protos)
 
     def _reader_index(self) -> tuple[dict[str, int], dict[str, int]]:
-        """(distinct nodes reading each tensor, the first of them), built on first use."""
+        """(distinct nodes reading each tensor, the first of them), built on first use, in C."""
         if self._readers is None:
-            count: dict[str, int] = {}
-            first: dict[str, int] = {}
-            for index, inputs in enumerate(self.inputs):
-                for name in set(inputs):
-                    if name in count:
-                        count[name] += 1
-                    else:
-                        count[name] = 1
-                        first[name] = index
+            distinct = list(map(set, self.inputs))
+            count = Counter(chain.from_iterable(distinct))
+            readers = list(chain.from_iterable(map(repeat, range(len(distinct)), map(len, distinct))))
+            names = list(chain.from_iterable(distinct))
+            # pairs from the last to the first: each tensor's first reader is written last
+            first = dict(zip(reversed(names), reversed(readers)))
             self._readers = (count, first)
         return self._readers
 
@@ -84,29 +83,26 @@ SOURCE_METADATA = ("pkg.torch.onnx.name_scopes", "pkg.onnxscript.rewriter.rule_n
 
 
 def _read(nodes: Iterable[NodeProto]) -> NodeTable:
+    # one comprehension per field: each reads one field of every node with no other Python work
     table = NodeTable()
-    protos, op_types, domains, names = table.protos, table.op_types, table.domains, table.names
-    inputs_of, outputs_of, producer, sources = table.inputs, table.outputs, table.producer, table.sources
-    for index, node in enumerate(nodes):
-        protos.append(node)
-        op_types.append(node.op_type)
-        domain = node.domain
-        domains.append(normalize_domain(domain) if domain else domain)
-        name = node.name
-        names.append(name)
-        if node.metadata_props and not name.startswith("/"):
-            source = _source_metadata(node)
+    protos = table.protos = list(nodes)
+    table.op_types = [node.op_type for node in protos]
+    domains = table.domains = [node.domain for node in protos]
+    if any(domains):
+        table.domains = [normalize_domain(domain) if domain else domain for domain in domains]
+    names = table.names = [node.name for node in protos]
+    table.inputs = [node.input[:] for node in protos]
+    outputs_of = table.outputs = [node.output[:] for node in protos]
+    producer = table.producer = {name: index for index, outputs in enumerate(outputs_of) for name in outputs}
+    for index in [index for index, node in enumerate(protos) if node.metadata_props]:
+        if not names[index].startswith("/"):
+            source = _source_metadata(protos[index])
             if source:
-                sources[index] = source
-        inputs_of.append(node.input[:])
-        outputs = node.output[:]
-        outputs_of.append(outputs)
-        for name in outputs:
-            producer[name] = index
+                table.sources[index] = source
     producer.pop("", None)
     try:  # protobuf hands over a string that is not UTF-8 as bytes: one check per list, in C
-        "".join(op_types), "".join(domains), "".join(names)
-        "".join(chain.from_iterable(inputs_of)), "".join(chain.from_iterable(outputs_of))
+        "".join(table.op_types), "".join(table.domains), "".join(names)
+        "".join(chain.from_iterable(table.inputs)), "".join(chain.from_iterable(outputs_of))
     except TypeError:
         raise ModelError(_not_text(table)) from None
     if len(producer) < sum(map(len, outputs_of)):  # an optional output left empty, or a name listed twice
@@ -160,12 +156,10 @@ def _source_metadata(node: NodeProto) -> tuple[tuple[str, str], ...]:
 def _is_sorted(table: NodeTable) -> bool:
     """Every input is produced by an earlier node (or by none: a graph input, an initializer, an
     outer value or a dangling name)."""
-    producer = table.producer
-    for index, inputs in enumerate(table.inputs):
-        for name in inputs:
-            if producer.get(name, -1) >= index:
-                return False
-    return True
+    # in C: each input's producer (-1: none) against the index of the node reading it
+    readers = chain.from_iterable(map(repeat, range(len(table.inputs)), map(len, table.inputs)))
+    producers = map(table.producer.get, chain.from_iterable(table.inputs), repeat(-1))
+    return not any(map(ge, producers, readers))
 
 
 def _topological_order(table: NodeTable, available: set[str]) -> list[NodeProto]:
@@ -336,32 +330,45 @@ class ValueTable(Mapping[str, TensorInfo]):
 
 
 def _decoded(value_infos: Iterable[onnx.ValueInfoProto], into: dict[str, Declared], sizes: dict[str, Optional[int]],
-             skip: Mapping[str, object], negative: dict[str, Shape]) -> None:
+             skip: Mapping[str, object], negative: dict[str, Shape], by_type: dict[bytes, "_Decoded"]) -> None:
     """Decode each value info's shape and element type into `into`, and its bytes into `sizes`
-    (None: not known), in one tight loop. A shape with a negative dim is left unknown and kept in
-    `negative` (the graph refuses it)."""
-    bits_of = _BITS_BY_DTYPE.get
-    prod = math.prod
+    (None: not known). A shape with a negative dim is left unknown and kept in `negative` (the
+    graph refuses it). Most tensors of a graph share a few types: each type is decoded once,
+    found again by its serialized bytes (one call into protobuf instead of one per dim)."""
     for value_info in value_infos:
         name = value_info.name
         if name in skip:
             continue
-        tensor_type = value_info.type.tensor_type  # another type (a sequence) reads as a shapeless tensor
-        dims = tensor_type.shape.dim
-        shape: Optional[Shape] = tuple([dim.dim_value for dim in dims])
-        if not shape:
-            if not tensor_type.HasField("shape"):
-                shape = None  # unknown rank, not a scalar
-        elif min(shape) <= 0:  # type: ignore[type-var]  (one check for the usual all-positive shape)
-            if 0 in shape and not all(dim.HasField("dim_value") for dim in dims):  # type: ignore[operator]
-                shape = None  # unset (symbolic or unknown) dims read as 0; a real 0 has its value set
-            elif min(shape) < 0:  # type: ignore[type-var]
-                negative[name] = shape  # type: ignore[assignment]
-                shape = None
-        dtype = tensor_type.elem_type
-        into[name] = (shape, dtype)
-        bits = bits_of(dtype)
-        sizes[name] = None if shape is None or bits is None else (prod(shape) * bits + 7) // 8
+        type_proto = value_info.type
+        key = type_proto.SerializeToString()
+        decoded = by_type.get(key)
+        if decoded is None:
+            decoded = by_type[key] = _decode_type(type_proto)
+        into[name], sizes[name], negative_shape = decoded
+        if negative_shape is not None:
+            negative[name] = negative_shape
+
+
+_Decoded = tuple[Declared, Optional[int], Optional[Shape]]  # (shape and type, bytes, the shape if a dim is negative)
+
+
+def _decode_type(type_proto: onnx.TypeProto) -> _Decoded:
+    tensor_type = type_proto.tensor_type  # another type (a sequence) reads as a shapeless tensor
+    dims = tensor_type.shape.dim
+    shape: Optional[Shape] = tuple([dim.dim_value for dim in dims])
+    negative_shape: Optional[Shape] = None
+    if not shape:
+        if not tensor_type.HasField("shape"):
+            shape = None  # unknown rank, not a scalar
+    elif min(shape) <= 0:  # type: ignore[type-var]  (one check for the usual all-positive shape)
+        if 0 in shape and not all(dim.HasField("dim_value") for dim in dims):  # type: ignore[operator]
+            shape = None  # unset (symbolic or unknown) dims read as 0; a real 0 has its value set
+        elif min(shape) < 0:  # type: ignore[type-var]
+            negative_shape, shape = shape, None
+    dtype = tensor_type.elem_type
+    bits = _BITS_BY_DTYPE.get(dtype)
+    nbytes = None if shape is None or bits is None else (math.prod(shape) * bits + 7) // 8
+    return (shape, dtype), nbytes, negative_shape
 
 
 def _declared_values(graph: GraphProto, initializers: Mapping[str, TensorProto], negative: dict[str, Shape],
@@ -370,11 +377,12 @@ def _declared_values(graph: GraphProto, initializers: Mapping[str, TensorProto],
     inferred values, then outputs (a shapeless output entry does not hide an inferred shape).
     `sizes` receives the bytes of each."""
     declared: dict[str, Declared] = {}
-    _decoded(graph.input, declared, sizes, initializers, negative)
-    _decoded(graph.value_info, declared, sizes, {}, negative)
+    by_type: dict[bytes, _Decoded] = {}
+    _decoded(graph.input, declared, sizes, initializers, negative, by_type)
+    _decoded(graph.value_info, declared, sizes, {}, negative, by_type)
     outputs: dict[str, Declared] = {}
     output_sizes: dict[str, Optional[int]] = {}
-    _decoded(graph.output, outputs, output_sizes, initializers, negative)
+    _decoded(graph.output, outputs, output_sizes, initializers, negative, by_type)
     for name, (shape, dtype) in outputs.items():
         known = declared.get(name)
         if dtype and (known is None or shape is not None or known[0] is None):

@@ -372,3 +372,59 @@ def test_a_narrowing_cast_stops_a_bound_and_a_widening_one_keeps_it() -> None:
     same_width = [helper.make_node("Cast", ["n1"], ["r"], to=I64)]
     mm = profile_model(_rows_from(same_width, "r", [], 300)).layer("mm")
     assert mm.macs == 300 * 64 * 64 and "macs" in mm.upper_bounds
+
+
+# ---- notes name why a shape after a bound is not known, and never blame a hard-coded target ---
+
+def test_a_bound_stopped_in_value_arithmetic_is_named_where_the_shape_goes_unknown() -> None:
+    # target = Concat(N, [-1]) with N <= 1000: Reshape(v[1000, 64], target) is [N, 64,000 / N], a
+    # larger N giving a smaller -1 dim, so the Concat stops the bound and the shape is unknown; the
+    # note names the Reshape's input and the Concat that stopped the bound
+    nodes = [helper.make_node("NonZero", ["mask"], ["nz"], name="nz"),
+             helper.make_node("Shape", ["nz"], ["s"], name="s"),
+             helper.make_node("Slice", ["s", "one", "two"], ["count"], name="count"),
+             helper.make_node("Concat", ["count", "minus_one"], ["target"], name="join", axis=0),
+             helper.make_node("Reshape", ["v", "target"], ["r"], name="r"),
+             helper.make_node("MatMul", ["r", "w"], ["y"], name="mm")]
+    inits = [_const("one", [1]), _const("two", [2]), _const("minus_one", [-1]),
+             numpy_helper.from_array(np.zeros((64, 64), np.float32), "w")]
+    profile = profile_model(_model(nodes, {"mask": ([1000], F32), "v": ([1000, 64], F32)}, inits))
+    assert profile.layer("mm").macs is None and profile.partial
+    assert ("Reshape 'r': input 1 ('target') depends on data known only as an upper bound, and Concat 'join' before it "
+            "can turn a larger value into a smaller one: its output shape, and the shapes that follow from it, are not "
+            "known") in profile.notes
+    assert not any("hard-coded" in note for note in profile.notes)
+
+
+def test_a_stopped_bound_is_named_once_through_the_ops_after_it() -> None:
+    # rest = 1000 - N (Sub stops the bound), then Unsqueeze(rest) and Concat: the Slice's end is
+    # unknown; the note names the Sub, once, though two Slices read it
+    nodes = [helper.make_node("NonZero", ["mask"], ["nz"], name="nz"),
+             helper.make_node("Shape", ["nz"], ["nz_shape"], name="nz_shape"),
+             helper.make_node("Slice", ["nz_shape", "one", "two"], ["count"], name="count"),
+             helper.make_node("Sub", ["end", "count"], ["rest"], name="rest"),
+             helper.make_node("Identity", ["rest"], ["rest_copy"], name="copy"),
+             helper.make_node("Slice", ["v", "zero", "rest_copy", "zero"], ["a"], name="a"),
+             helper.make_node("Slice", ["v", "zero", "rest", "zero"], ["b"], name="b"),
+             helper.make_node("Add", ["a", "b"], ["y"], name="add")]
+    inits = [_const("one", [1]), _const("two", [2]), _const("zero", [0]), _const("end", [1000])]
+    profile = profile_model(_model(nodes, {"mask": ([1000], F32), "v": ([1000, 64], F32)}, inits))
+    named = [note for note in profile.notes if "Sub 'rest' before it" in note]
+    assert named == ["Slice 'a': input 2 ('rest_copy') depends on data known only as an upper bound, and Sub 'rest' "
+                     "before it can turn a larger value into a smaller one: its output shape, and the shapes that "
+                     "follow from it, are not known"]
+    assert profile.layer("add").flops is None
+
+
+def test_a_constant_target_after_a_bounded_input_is_exact_not_hard_coded() -> None:
+    # Reshape(Cast(NonZero(mask)) [1, <=1000], [5, 2]): the input's size depends on data; whenever
+    # the Reshape runs its output is [5, 2], so the MatMul after it is exactly 5 x 2 x 64 MACs
+    nodes = [helper.make_node("NonZero", ["mask"], ["nz"], name="nz"),
+             helper.make_node("Cast", ["nz"], ["nz_float"], name="cast", to=F32),
+             helper.make_node("Reshape", ["nz_float", "target"], ["r"], name="r"),
+             helper.make_node("MatMul", ["r", "w"], ["y"], name="mm")]
+    inits = [_const("target", [5, 2]), numpy_helper.from_array(np.zeros((2, 64), np.float32), "w")]
+    profile = profile_model(_model(nodes, {"mask": ([1000], F32)}, inits))
+    mm = profile.layer("mm")
+    assert (mm.status, mm.macs, mm.upper_bounds) == ("costed", 5 * 2 * 64, ())
+    assert not any("hard-coded" in note for note in profile.notes) and not profile.partial

@@ -388,6 +388,18 @@ def test_batch_does_not_take_a_sequence_dim_when_another_dim_has_no_size() -> No
     assert profile.inputs == {"x": (7, 4, 10)} and profile.totals.macs == 7 * 4 * LSTM_MACS_PER_ROW
 
 
+def test_without_batch_the_same_dim_is_the_batch_taken_as_one() -> None:
+    # [seq, 0, 10] with no --batch: dim 1 is the batch, as --batch would read it, and is taken as 1;
+    # seq stays unknown (not a batch of 1 beside an empty dim 1 that would make the LSTM cost 0)
+    profile = profile_model(_lstm_model(["seq", 0, 10]))
+    assert any(note.startswith("input 'x' declares dim 1 as 0 (no size): read as a symbolic batch dimension, taken as 1")
+               and "dim 0 ('seq') is named like a sequence" in note for note in profile.notes)
+    assert not any("where no batch dim is read" in note for note in profile.notes)
+    assert profile.partial and profile.layer("lstm").macs is None
+    profile = profile_model(_lstm_model(["seq", 0, 10]), {"seq": 7})
+    assert profile.inputs == {"x": (7, 1, 10)} and profile.totals.macs == 7 * 1 * LSTM_MACS_PER_ROW
+
+
 def test_a_negative_dim_is_a_batch_where_the_batch_is_read_and_refused_elsewhere() -> None:
     profile = profile_model(_fc_model([-1, 16]))
     assert profile.totals.macs == 16 * 4

@@ -74,6 +74,15 @@ def test_traffic_counts_inputs_weights_and_outputs() -> None:
     assert profile.totals.memory_traffic_bytes == 4 * 1024
 
 
+def test_an_output_left_out_and_a_value_info_with_no_name_do_not_hide_the_sizes() -> None:
+    # MaxPool's optional Indices output left out (""), and a graph output entry with no name (a
+    # file can hold one): the layer's bytes are still its input's and its output's, 1024 B each
+    model = _model([helper.make_node("MaxPool", ["x"], ["y", ""], name="pool", kernel_shape=[1, 1])],
+                   {"x": [1, 4, 8, 8]}, ["y", ""])
+    pool = profile_model(model).layer("pool")
+    assert (pool.output_bytes, pool.bytes_read, pool.bytes_written) == (1024, 1024, 1024)
+
+
 def test_unknown_size_makes_peak_unknown_not_zero() -> None:
     model = _model([helper.make_node("Relu", ["x"], ["a"])], {}, ["a"])
     model.graph.input.append(helper.make_tensor_value_info("x", F32, ["n", "c"]))

@@ -209,3 +209,37 @@ def test_a_loop_whose_carried_value_changes_shape_is_unresolved() -> None:
     profile = profile_model(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]))
     loop = profile.layer("loop")
     assert loop.status == "unresolved" and loop.macs is None and profile.partial
+
+
+def test_a_loop_whose_carried_value_has_no_known_shape_after_an_iteration_is_unresolved() -> None:
+    # v_out = Tile(v_in, [i + 1, 1]): its rows depend on the iteration number, so no shape is known
+    # for the next iteration's v_in; the body's MatMul cost on the declared [1, 64] holds only for the
+    # first iteration (1 + 1 + 2 + 6 + 24 rows in 5 iterations, not 5 x 1): the Loop is unresolved
+    body = helper.make_graph(
+        [helper.make_node("MatMul", ["v_in", "W"], ["mm"]),
+         helper.make_node("Add", ["i", "one"], ["i1"]),
+         helper.make_node("Unsqueeze", ["i1", "axis0"], ["rows"]),
+         helper.make_node("Concat", ["rows", "one1"], ["repeats"], axis=0),
+         helper.make_node("Tile", ["v_in", "repeats"], ["v_out"]),
+         helper.make_node("Identity", ["cond_in"], ["cond_out"]),
+         helper.make_node("ReduceSum", ["mm"], ["scan_out"], keepdims=0)],
+        "body",
+        [helper.make_tensor_value_info("i", TensorProto.INT64, []),
+         helper.make_tensor_value_info("cond_in", TensorProto.BOOL, []),
+         helper.make_tensor_value_info("v_in", TensorProto.FLOAT, [1, 64])],
+        [helper.make_tensor_value_info("cond_out", TensorProto.BOOL, []),
+         helper.make_tensor_value_info("v_out", TensorProto.FLOAT, None),
+         helper.make_tensor_value_info("scan_out", TensorProto.FLOAT, None)],
+        [numpy_helper.from_array(np.array(1, np.int64), "one"), numpy_helper.from_array(np.array([0], np.int64), "axis0"),
+         numpy_helper.from_array(np.array([1], np.int64), "one1")])
+    nodes = [helper.make_node("Loop", ["M", "cond", "x"], ["v_final", "scans"], name="loop", body=body)]
+    inits = [numpy_helper.from_array(np.array(5, np.int64), "M"), numpy_helper.from_array(np.array(True), "cond"),
+             numpy_helper.from_array(np.zeros((64, 64), np.float32), "W")]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 64])],
+                              [helper.make_tensor_value_info("v_final", TensorProto.FLOAT, None),
+                               helper.make_tensor_value_info("scans", TensorProto.FLOAT, None)], inits)
+    profile = profile_model(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]))
+    loop = profile.layer("loop")
+    assert loop.status == "unresolved" and loop.macs is None and profile.partial
+    assert loop.note.startswith("'v_out' has no known shape where 'v_in' is [1, 64]: the shape of a loop-carried value "
+                                "may change from one iteration to the next")

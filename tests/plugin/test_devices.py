@@ -14,7 +14,7 @@ import textwrap
 
 import pytest
 
-from .conftest import BUDGET_FILE, Project
+from .conftest import Project
 
 DEVICE_SECTION = """\
 devices:

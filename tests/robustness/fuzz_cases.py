@@ -580,6 +580,7 @@ def add_known(*values: Known) -> Known:
 
 
 BATCH_NAME = re.compile(r"^(n|b|bs)$|batch", re.IGNORECASE)  # docs/counting.md: batch, N, B, bs, batch_size...
+SEQUENCE_NAME = re.compile(r"^(s|t)$|seq|time|length", re.IGNORECASE)  # docs/counting.md: seq, time, length, S, T
 
 
 class Symbols:
@@ -606,6 +607,10 @@ class Symbols:
 
     def resolve(self, dims: Sequence[Dim]) -> tuple[Known, ...]:
         batch = [position for position, dim in enumerate(dims) if isinstance(dim, str) and BATCH_NAME.search(dim)]
+        if not batch and len(dims) >= 3 and isinstance(dims[0], str) and SEQUENCE_NAME.search(dims[0]):
+            # a leading sequence dim is not the batch when a later dim has no size: that one is
+            batch = next(([position] for position, dim in enumerate(dims) if position
+                          and (dim == 0 or (isinstance(dim, str) and not SEQUENCE_NAME.search(dim)))), [])
         if not batch and len(dims) >= 2 and (isinstance(dims[0], str) or dims[0] in (0, 1)):
             batch = [0]
         return tuple(self._resolve_one(dim, position in batch or (position == 0 and not batch))
