@@ -45,8 +45,10 @@ def parse_input_spec(text: str) -> tuple[str, InputValue]:
     parts = [p.strip() for p in value.lower().replace("x", ",").split(",")]
     if is_dims and parts and parts[-1] == "":
         parts = parts[:-1]  # "4," is the dims [4]
-    if not parts or not all(p.isdigit() and int(p) > 0 for p in parts):
-        raise argparse.ArgumentTypeError(f"dims must be positive integers separated by commas, got {text!r}")
+    # a 0 in a list of dims is an empty dim (ONNX allows one); a symbol's value is a size
+    if not parts or not all(p.isdigit() and (is_dims or int(p) > 0) for p in parts):
+        raise argparse.ArgumentTypeError(f"dims must be integers (positive, or 0 for an empty dim in a list of dims) "
+                                         f"separated by commas, got {text!r}")
     dims = [int(p) for p in parts]
     return name, (dims if is_dims else dims[0])
 

@@ -239,6 +239,13 @@ def test_input_with_wrong_rank_is_an_error(capsys, conv_path):
     assert code == 2 and "rank" in err and "Traceback" not in err
 
 
+def test_input_dims_may_hold_an_empty_dim(capsys, conv_path):
+    # a 0 in a list of dims is an empty dim, as ONNX allows: nothing to count
+    code, out, _ = run(capsys, "profile", conv_path, "--input", "x=0,3,32,32", "--format", "json")
+    data = json.loads(out)
+    assert code == 0 and data["inputs"]["x"] == [0, 3, 32, 32] and data["total"]["macs"] == 0
+
+
 @pytest.mark.parametrize("spec", ["x", "x=", "=1,2", "x=a,b", "x=1,-3", "x=0"])
 def test_malformed_input_is_a_usage_error(capsys, conv_path, spec):
     code, out, err = run(capsys, "profile", conv_path, "--input", spec)

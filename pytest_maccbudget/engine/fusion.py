@@ -19,7 +19,8 @@ Span = tuple[list[int], str, str]  # (member nodes, input tensor, output tensor)
 
 def find_folds(prepared: PreparedGraph) -> dict[int, str]:
     """Map node index -> note ("folded into conv1") for every node that is free by folding."""
-    affines = [index for index in prepared.runtime if _traits(prepared, index).affine]
+    entries = prepared.entries
+    affines = [index for index in prepared.runtime if (entry := entries[index]) is not None and entry.traits.affine]
     if not affines:
         return {}
     folds: dict[int, str] = {}

@@ -254,20 +254,25 @@ class PreparedGraph:
         turn a larger input into a smaller output."""
         inputs, outputs = self.table.inputs[index], self.table.outputs[index]
         bounded: list[int] = []
+        valued = False
         if traits.constant == FROM_SHAPE:
             usable = bool(inputs) and self.values[inputs[0]].shape is not None
         else:
             bounded = [position for position, name in enumerate(inputs) if name and self.values.is_bounded(name)]
-            usable = (bool(bounded) and all(not name or self.is_valued(name) for name in inputs)
-                      and self._grows_with(index, bounded) and self._keeps_count(index, bounded))
+            valued = all(not name or self.is_valued(name) for name in inputs)
+            usable = (bool(bounded) and valued and self._grows_with(index, bounded)
+                      and self._keeps_count(index, bounded))
         if usable:
             names = [name for name in outputs if name]
             self.values.valued.update(names)
             for name in names:
                 self.values.learn(name, self.values[name].shape, bounded=True)
             return
-        stopped_at = index if bounded else next(
-            (self.stopped[name] for name in inputs if name in self.stopped), None)
+        # the node that stopped a bound this value is computed from: an earlier one, or this one
+        # when it had every input's value and the bound was what it could not keep
+        stopped_at = next((self.stopped[name] for name in inputs if name in self.stopped), None)
+        if stopped_at is None and bounded and valued:
+            stopped_at = index
         if stopped_at is not None:
             self.stopped.update((name, stopped_at) for name in outputs if name)
 
@@ -369,10 +374,11 @@ class PreparedGraph:
         unknown = any(name and self.values[name].shape is None for name in table.outputs[index])
         if unknown and withheld and not for_value:
             self._withheld_note(index, withheld)
-        elif unknown and self.stopped and not for_value:
-            self._stopped_note(index, traits)
         if traits.bounds is not None and unknown and apply_bounds:
             self._apply_bounds(index, traits)
+        if (unknown and self.stopped and not withheld and not for_value
+                and any(name and self.values[name].shape is None for name in table.outputs[index])):
+            self._stopped_note(index, traits)
 
     def _shape_data(self, index: int, traits: OpTraits,
                     all_inputs: bool) -> tuple[dict[str, TensorProto], bool, list[tuple[int, str]]]:
@@ -423,11 +429,14 @@ class PreparedGraph:
         """Name the input computed from a stopped upper bound that leaves this node's shape unknown
         (once for each node that stopped a bound)."""
         table = self.table
-        for position, name in enumerate(table.inputs[index]):
-            origin = self.stopped.get(name)
-            if origin is None or origin in self._noted_stops:
-                continue
-            if position not in traits.shape_inputs and self.values[name].dtype not in _INDEX_DTYPES:
+        inputs = table.inputs[index]
+        unknown_values = [(position, inputs[position]) for position in sorted(traits.shape_inputs)
+                          if position < len(inputs) and inputs[position] and not self.is_valued(inputs[position])]
+        if not unknown_values or any(name not in self.stopped for _, name in unknown_values):
+            return  # no shape input is unknown because of a stopped bound alone
+        for position, name in unknown_values:
+            origin = self.stopped[name]
+            if origin in self._noted_stops:
                 continue
             self._noted_stops.add(origin)
             self.notes.append(

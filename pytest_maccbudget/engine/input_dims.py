@@ -14,7 +14,7 @@ negative one there is refused. Other symbolic dims with no value stay unknown.
 from __future__ import annotations
 
 import re
-from typing import Mapping, Optional, Sequence, Union
+from typing import Collection, Mapping, Optional, Sequence, Union
 
 import onnx
 from onnx import GraphProto, ModelProto
@@ -124,33 +124,34 @@ def is_sequence_name(symbol: str) -> bool:
     return bool(symbol) and bool(_SEQUENCE_NAME.search(symbol))
 
 
-def _open(dim: onnx.TensorShapeProto.Dimension) -> bool:
-    """A dim with no size that is not named like a sequence: unset, declared 0, or symbolic."""
-    return not _is_fixed(dim) and not is_sequence_name(dim.dim_param)
+def _has_no_size(dim: onnx.TensorShapeProto.Dimension) -> bool:
+    """Neither a size nor a name: unset, or declared 0 (or below), as exporters write a dynamic batch."""
+    return not _is_fixed(dim) and not dim.dim_param
 
 
-def batch_positions(dims: Sequence[onnx.TensorShapeProto.Dimension]) -> list[int]:
+def batch_positions(dims: Sequence[onnx.TensorShapeProto.Dimension], given: Collection[str] = ()) -> list[int]:
     """The input's batch dims: those named like a batch, else a leading dim (rank >= 2) that is
-    symbolic, unset, declared 0 or 1; but a leading dim named like a sequence ([seq, 0, 4]) is
-    not the batch when another dim of a rank >= 3 input has no size: that one is. The same
-    reading with and without --batch."""
+    symbolic (with no value `given` for it), unset, declared 0 or 1; but a leading dim named like
+    a sequence ([seq, 0, 4]) is not the batch when another dim of a rank >= 3 input has no size
+    and no name: that one is. The same reading with and without --batch."""
     named = [position for position, dim in enumerate(dims) if is_batch_name(dim.dim_param)]
     if named:
         return named
     if len(dims) >= 3 and is_sequence_name(dims[0].dim_param):
-        other = next((position for position in range(1, len(dims)) if _open(dims[position])), None)
+        other = next((position for position in range(1, len(dims)) if _has_no_size(dims[position])), None)
         if other is not None:
             return [other]
-    if len(dims) >= 2 and (not _is_fixed(dims[0]) or dims[0].dim_value == 1):
+    if len(dims) >= 2 and dims[0].dim_param not in given and (not _is_fixed(dims[0]) or dims[0].dim_value == 1):
         return [0]
     return []
 
 
-def _why(dims: Sequence[onnx.TensorShapeProto.Dimension], position: int) -> str:
-    """Why a dim other than the leading one, and not named like a batch, was taken as the batch."""
-    if position == 0 or is_batch_name(dims[position].dim_param):
+def _why(symbols: Sequence[str], position: int) -> str:
+    """Why a dim other than the leading one, and not named like a batch, was taken as the batch
+    (`symbols`: the dims' names as the file declares them)."""
+    if position == 0 or is_batch_name(symbols[position]):
         return ""
-    return f": dim 0 ({dims[0].dim_param!r}) is named like a sequence and dim {position} has no size"
+    return f": dim 0 ({symbols[0]!r}) is named like a sequence and dim {position} has no size"
 
 
 def _dim_label(dim: onnx.TensorShapeProto.Dimension) -> str:
@@ -166,10 +167,11 @@ def _fill_dims(value_info: onnx.ValueInfoProto, symbol_values: Mapping[str, int]
     """Give the dims of one input their values. True if a dim changed."""
     dims = value_info.type.tensor_type.shape.dim
     before = describe_dims(value_info.type)
-    positions = batch_positions(dims)
+    symbols = [dim.dim_param for dim in dims]  # (setting a value clears a dim's name)
+    positions = batch_positions(dims, symbol_values)
     changed = False
     if batch is not None:
-        changed = _set_batch(value_info.name, dims, positions, batch, before, notes)
+        changed = _set_batch(value_info.name, dims, positions, batch, before, notes, symbol_values)
     for position, dim in enumerate(dims):
         if _is_fixed(dim) or (batch is not None and position in positions):
             continue
@@ -183,16 +185,20 @@ def _fill_dims(value_info: onnx.ValueInfoProto, symbol_values: Mapping[str, int]
         if dim.dim_param in symbol_values:
             dim.dim_value = symbol_values[dim.dim_param]
         elif position in positions or (position == 0 and not positions):
-            notes.append(_assumed_batch_note(value_info.name, position, dim) + _why(dims, position))
+            notes.append(_assumed_batch_note(value_info.name, position, dim) + _why(symbols, position))
             dim.dim_value = 1
     return changed
 
 
 def _set_batch(name: str, dims: Sequence[onnx.TensorShapeProto.Dimension], positions: list[int], batch: int,
-               before: str, notes: list[str]) -> bool:
+               before: str, notes: list[str], given: Mapping[str, int]) -> bool:
     if not positions:
-        reason = (f"its leading dim is fixed at {dims[0].dim_value}" if dims and len(dims) >= 2
-                  else f"it has rank {len(dims)}")
+        if len(dims) < 2:
+            reason = f"it has rank {len(dims)}"
+        elif dims[0].dim_param in given:
+            reason = f"its leading dim {dims[0].dim_param!r} is given as {given[dims[0].dim_param]}"
+        else:
+            reason = f"its leading dim is fixed at {dims[0].dim_value}"
         notes.append(f"--batch {batch} left input {name!r} {before} as it is: no dim is named like a batch "
                      f"(batch, N, batch_size...) and {reason}")
         return False
@@ -200,7 +206,7 @@ def _set_batch(name: str, dims: Sequence[onnx.TensorShapeProto.Dimension], posit
     for position in positions:
         dim = dims[position]
         notes.append(f"--batch {batch} set dim {position} ({_dim_label(dim)}) of input {name!r} {before}"
-                     + _why(dims, position))
+                     + _why([dim.dim_param for dim in dims], position))
         changed |= dim.dim_value != batch or not dim.HasField("dim_value")
         dim.dim_value = batch
     return changed
@@ -243,6 +249,6 @@ def _set_dims(value_info: onnx.ValueInfoProto, dims: list[int]) -> None:
         )
     tensor_type.ClearField("shape")
     for d in dims:
-        if int(d) <= 0:
-            raise ModelError(f"input {value_info.name!r}: dims must be positive, got {dims}")
+        if int(d) < 0:
+            raise ModelError(f"input {value_info.name!r}: dims must be 0 or more, got {dims}")
         tensor_type.shape.dim.add().dim_value = int(d)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import gc
 import os
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import Optional, Sequence, Union
 
 import onnx
@@ -269,6 +270,8 @@ def _carried_change(prepared: PreparedGraph, body: GraphProto) -> Optional[str]:
     for declared, output in zip(carried_inputs, carried_outputs):
         before = prepared.values.shape(declared.name)
         after = prepared.values.shape(output.name)
+        if after is None and output.name not in prepared.table.producer and prepared.outer is not None:
+            after = prepared.outer.values.shape(output.name)  # a value of the graph around, returned as it is
         if before is not None and after is None:
             return f"{output.name!r} has no known shape where {declared.name!r} is {list(before)}"
         if before is not None and after is not None and tuple(before) != tuple(after):
@@ -507,18 +510,11 @@ def _constant_layer(prepared: PreparedGraph, index: int, name: str) -> LayerCost
 
 
 def _totals(result: _GraphCost, peak: Optional[int], peak_bound: bool) -> Totals:
-    sums = dict.fromkeys(("macs", "flops", "params", "param_bytes", "bytes_read", "bytes_written"), 0)
-    bounds: set[str] = set()
-    for layer in result.layers:
-        sums["params"] += layer.params
-        sums["param_bytes"] += layer.param_bytes
-        if layer.status == CONSTANT:
-            continue
-        sums["macs"] += layer.macs or 0
-        sums["flops"] += layer.flops or 0
-        sums["bytes_read"] += layer.bytes_read or 0
-        sums["bytes_written"] += layer.bytes_written or 0
-        bounds.update(layer.upper_bounds)
+    # (a constant layer's counts are all 0 and it has no bounds: summed with the others, in C)
+    layers = result.layers
+    sums = {metric: sum(filter(None, map(attrgetter(metric), layers)))
+            for metric in ("macs", "flops", "params", "param_bytes", "bytes_read", "bytes_written")}
+    bounds: set[str] = set().union(*map(attrgetter("upper_bounds"), layers))
     if any("output_bytes" in layer.upper_bounds for layer in result.new_buffers):
         bounds.add("activation_bytes")
     if peak_bound and peak:
@@ -527,7 +523,7 @@ def _totals(result: _GraphCost, peak: Optional[int], peak_bound: bool) -> Totals
         bounds.add("memory_traffic_bytes")
     return Totals(
         peak_activation_bytes=peak,
-        activation_bytes=sum(layer.output_bytes or 0 for layer in result.new_buffers),
+        activation_bytes=sum(filter(None, map(attrgetter("output_bytes"), result.new_buffers))),
         upper_bounds=tuple(metric for metric in BOUNDABLE_TOTAL_METRICS if metric in bounds),
         **sums,
     )

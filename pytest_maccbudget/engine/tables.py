@@ -7,7 +7,7 @@ once into plain lists; value infos are decoded only for the tensors a pass asks 
 from __future__ import annotations
 
 import math
-from collections import Counter
+from collections import Counter, deque
 from functools import partial
 from itertools import chain, repeat
 from operator import ge
@@ -94,17 +94,17 @@ def _read(nodes: Iterable[NodeProto]) -> NodeTable:
     table.inputs = [node.input[:] for node in protos]
     outputs_of = table.outputs = [node.output[:] for node in protos]
     producer = table.producer = {name: index for index, outputs in enumerate(outputs_of) for name in outputs}
-    for index in [index for index, node in enumerate(protos) if node.metadata_props]:
-        if not names[index].startswith("/"):
-            source = _source_metadata(protos[index])
-            if source:
-                table.sources[index] = source
     producer.pop("", None)
     try:  # protobuf hands over a string that is not UTF-8 as bytes: one check per list, in C
         "".join(table.op_types), "".join(table.domains), "".join(names)
         "".join(chain.from_iterable(table.inputs)), "".join(chain.from_iterable(outputs_of))
     except TypeError:
         raise ModelError(_not_text(table)) from None
+    for index in [index for index, node in enumerate(protos) if node.metadata_props]:
+        if not names[index].startswith("/"):
+            source = _source_metadata(protos[index])
+            if source:
+                table.sources[index] = source
     if len(producer) < sum(map(len, outputs_of)):  # an optional output left empty, or a name listed twice
         _check_repeated_outputs(table)
     return table
@@ -170,10 +170,10 @@ def _topological_order(table: NodeTable, available: set[str]) -> list[NodeProto]
     for index, deps in enumerate(pending):
         for dep in deps:
             dependents.setdefault(dep, []).append(index)
-    ready = [index for index, deps in enumerate(pending) if not deps]
+    ready = deque(index for index, deps in enumerate(pending) if not deps)
     order: list[int] = []
     while ready:
-        index = ready.pop(0)
+        index = ready.popleft()
         order.append(index)
         for dependent in dependents.get(index, []):
             pending[dependent].discard(index)

@@ -428,3 +428,56 @@ def test_a_constant_target_after_a_bounded_input_is_exact_not_hard_coded() -> No
     mm = profile.layer("mm")
     assert (mm.status, mm.macs, mm.upper_bounds) == ("costed", 5 * 2 * 64, ())
     assert not any("hard-coded" in note for note in profile.notes) and not profile.partial
+
+
+def _count_nodes() -> list:
+    """N = NonZero(mask).shape[1], N <= the mask's length."""
+    return [helper.make_node("NonZero", ["mask"], ["nz"], name="nz"), helper.make_node("Shape", ["nz"], ["s"], name="s"),
+            helper.make_node("Slice", ["s", "one", "two"], ["count"], name="count")]
+
+
+_COUNT_INITS = [_const("one", [1]), _const("two", [2]), _const("zero", [0]), _const("end", [1000])]
+
+
+def test_the_note_names_the_op_that_stopped_the_bound_not_a_later_one() -> None:
+    # rest = 1000 - N (the Sub stops the bound), then Add(rest, N) reads the bound again: the note
+    # names the Sub, not the Add
+    nodes = _count_nodes() + [helper.make_node("Sub", ["end", "count"], ["rest"], name="rest"),
+                              helper.make_node("Add", ["rest", "count"], ["end2"], name="add"),
+                              helper.make_node("Slice", ["v", "zero", "end2", "zero"], ["a"], name="slice"),
+                              helper.make_node("Relu", ["a"], ["y"], name="relu")]
+    profile = profile_model(_model(nodes, {"mask": ([1000], F32), "v": ([1000, 64], F32)}, _COUNT_INITS))
+    stopped = [note for note in profile.notes if "before it can turn" in note]
+    assert len(stopped) == 1 and "Slice 'slice': input 2 ('end2')" in stopped[0] and "Sub 'rest' before it" in stopped[0]
+
+
+def test_no_note_blames_a_bound_for_a_shape_unknown_for_another_reason() -> None:
+    # Slice(v, 0, e) with e a graph input: unknown because of e, whatever Sub(1000, N) feeds; and a
+    # Reshape target joining N with a dim of x [2, seq, 4] is unknown because seq is
+    cases = [
+        ([helper.make_node("Sub", ["end", "count"], ["rest"], name="rest"),
+          helper.make_node("Slice", ["v", "zero", "e", "zero"], ["a"], name="slice"),
+          helper.make_node("Mul", ["e", "rest"], ["em"], name="mul"),
+          helper.make_node("Relu", ["a"], ["y"], name="relu")],
+         {"mask": ([1000], F32), "v": ([1000, 64], F32), "e": ([1], I64)}),
+        ([helper.make_node("Shape", ["x"], ["xs"], name="xs"),
+          helper.make_node("Slice", ["xs", "one", "two"], ["xseq"], name="xseq"),
+          helper.make_node("Concat", ["xseq", "count"], ["target"], name="join", axis=0),
+          helper.make_node("Reshape", ["v", "target"], ["r"], name="r"),
+          helper.make_node("ReduceSum", ["r"], ["y"], name="sum")],
+         {"mask": ([1000], F32), "v": ([1000, 64], F32), "x": ([2, "seq", 4], F32)}),
+    ]
+    for tail, inputs in cases:
+        profile = profile_model(_model(_count_nodes() + tail, inputs, _COUNT_INITS))
+        assert profile.partial and not any("upper bound, and" in note for note in profile.notes), profile.notes
+
+
+def test_an_op_with_a_worst_case_rule_is_not_said_unknown_after_a_stopped_bound() -> None:
+    # TopK(v[1000], k = 1000 - N): k is not a bound, but TopK keeps at most 1000: counted at that,
+    # and no note says its shape is not known
+    nodes = _count_nodes() + [helper.make_node("Sub", ["end", "count"], ["k"], name="rest"),
+                              helper.make_node("TopK", ["v", "k"], ["top", "idx"], name="topk"),
+                              helper.make_node("Relu", ["top"], ["y"], name="relu")]
+    profile = profile_model(_model(nodes, {"mask": ([1000], F32), "v": ([1000], F32)}, _COUNT_INITS))
+    assert profile.layer("relu").flops == 1000 and "flops" in profile.layer("relu").upper_bounds
+    assert not any("are not known" in note for note in profile.notes)

@@ -398,6 +398,27 @@ def test_without_batch_the_same_dim_is_the_batch_taken_as_one() -> None:
     assert profile.partial and profile.layer("lstm").macs is None
     profile = profile_model(_lstm_model(["seq", 0, 10]), {"seq": 7})
     assert profile.inputs == {"x": (7, 1, 10)} and profile.totals.macs == 7 * 1 * LSTM_MACS_PER_ROW
+    # the note names the dims as the file declares them, also once seq has its value
+    assert any("dim 0 ('seq') is named like a sequence" in note for note in profile.notes)
+    # a dim 1 that really is empty is given in full: nothing to count
+    profile = profile_model(_lstm_model(["seq", 0, 10]), {"x": [7, 0, 10]})
+    assert profile.inputs == {"x": (7, 0, 10)} and profile.totals.macs == 0 and not profile.partial
+
+
+def test_a_dim_given_a_value_is_a_size_not_the_batch() -> None:
+    # [seq, d, 16] x [16, 4] with d = 64 given: d is no dim without a size, so seq is the batch dim
+    # (taken as 1 with no --batch): 64 x 16 x 4 MACs
+    profile = profile_model(_fc_model(["seq", "d", 16]), {"d": 64})
+    assert profile.inputs == {"x": (1, 64, 16)} and profile.totals.macs == 64 * 16 * 4
+    # seq and d both given: --batch has no dim left to set, and says why; the given values hold
+    profile = profile_model(_fc_model(["seq", "d", 16]), {"seq": 10, "d": 64}, batch=2)
+    assert profile.inputs == {"x": (10, 64, 16)} and profile.totals.macs == 10 * 64 * 16 * 4
+    assert profile.notes[0] == ("--batch 2 left input 'x' [seq, d, 16] as it is: no dim is named like a batch "
+                                "(batch, N, batch_size...) and its leading dim 'seq' is given as 10")
+    # a symbolic dim with a name is not taken for the batch beside a sequence: [seq, rows, 16] keeps
+    # rows unknown rather than counting it as 1
+    profile = profile_model(_fc_model(["seq", "rows", 16]), {"seq": 10})
+    assert profile.partial and profile.layer("fc").macs is None
 
 
 def test_a_negative_dim_is_a_batch_where_the_batch_is_read_and_refused_elsewhere() -> None:

@@ -243,3 +243,23 @@ def test_a_loop_whose_carried_value_has_no_known_shape_after_an_iteration_is_unr
     assert loop.status == "unresolved" and loop.macs is None and profile.partial
     assert loop.note.startswith("'v_out' has no known shape where 'v_in' is [1, 64]: the shape of a loop-carried value "
                                 "may change from one iteration to the next")
+
+
+def test_a_loop_carrying_a_value_of_the_graph_around_keeps_its_count() -> None:
+    # the body returns the outer x [1, 64] as its carried value (as onnx's reference evaluator runs
+    # it): the shape is x's, the same each iteration, so 5 x 1 x 64 x 64 MACs
+    body = helper.make_graph(
+        [helper.make_node("MatMul", ["v_in", "W"], ["mm"]), helper.make_node("Identity", ["cond_in"], ["cond_out"])],
+        "body", [helper.make_tensor_value_info("i", TensorProto.INT64, []),
+                 helper.make_tensor_value_info("cond_in", TensorProto.BOOL, []),
+                 helper.make_tensor_value_info("v_in", TensorProto.FLOAT, [1, 64])],
+        [helper.make_tensor_value_info("cond_out", TensorProto.BOOL, []), helper.make_tensor_value_info("x", F32, None),
+         helper.make_tensor_value_info("mm", F32, None)])
+    inits = [numpy_helper.from_array(np.array(5, np.int64), "M"), numpy_helper.from_array(np.array(True), "cond"),
+             numpy_helper.from_array(np.zeros((64, 64), np.float32), "W")]
+    graph = helper.make_graph([helper.make_node("Loop", ["M", "cond", "x"], ["y", "scan"], name="loop", body=body)], "g",
+                              [helper.make_tensor_value_info("x", F32, [1, 64])],
+                              [helper.make_tensor_value_info("y", F32, None), helper.make_tensor_value_info("scan", F32, None)],
+                              inits)
+    loop = profile_model(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])).layer("loop")
+    assert (loop.status, loop.macs) == ("costed", 5 * 64 * 64)

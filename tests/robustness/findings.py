@@ -154,10 +154,14 @@ def write_flatten_without_output(path: Path) -> None:
           [numpy_helper.from_array(np.zeros((2, 1, 1, 1), np.float32), "w")])
 
 
-def write_non_utf8_node_name(path: Path) -> None:
-    """A Relu whose node name is the byte 0xff seven times (protobuf parses it; Python gets bytes)."""
+def write_non_utf8_node_name(path: Path, metadata: bool = False) -> None:
+    """A Relu whose node name is the byte 0xff seven times (protobuf parses it; Python gets bytes);
+    with `metadata`, the node also carries the dynamo exporter's scope metadata."""
     placeholder = "NONUTF8"
-    graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"], name=placeholder)], "finding",
+    node = helper.make_node("Relu", ["x"], ["y"], name=placeholder)
+    if metadata:
+        helper.set_metadata_props(node, {"pkg.torch.onnx.name_scopes": "['', 'act']"})
+    graph = helper.make_graph([node], "finding",
                               [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])],
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
     data = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString()

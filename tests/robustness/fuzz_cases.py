@@ -608,11 +608,10 @@ class Symbols:
     def resolve(self, dims: Sequence[Dim]) -> tuple[Known, ...]:
         batch = [position for position, dim in enumerate(dims) if isinstance(dim, str) and BATCH_NAME.search(dim)]
         if not batch and len(dims) >= 3 and isinstance(dims[0], str) and SEQUENCE_NAME.search(dims[0]):
-            # a leading sequence dim is not the batch when a later dim has no size: that one is
-            batch = next(([position] for position, dim in enumerate(dims) if position
-                          and (dim == 0 or (isinstance(dim, str) and not SEQUENCE_NAME.search(dim)))), [])
-        if not batch and len(dims) >= 2 and (isinstance(dims[0], str) or dims[0] in (0, 1)):
-            batch = [0]
+            # a leading sequence dim is not the batch when a later dim has no size and no name: that one is
+            batch = next(([position] for position, dim in enumerate(dims) if position and dim == 0), [])
+        if not batch and len(dims) >= 2 and dims[0] not in self.values and (isinstance(dims[0], str) or dims[0] in (0, 1)):
+            batch = [0]  # (a leading symbol given a value is a size)
         return tuple(self._resolve_one(dim, position in batch or (position == 0 and not batch))
                      for position, dim in enumerate(dims))
 
@@ -2371,16 +2370,25 @@ _JSON_VALUES: tuple[Any, ...] = (None, True, False, 0, -1, 1.5, 10**30, 2**63, 2
                                  {"name": 1}, float("nan"), float("inf"), "\udc80", "a\u0000b")
 
 
-def _json_places(value: Any, path: tuple = ()) -> Iterator[tuple[Any, Union[str, int]]]:
-    """(container, key) of every value inside `value`."""
-    if isinstance(value, dict):
-        for key in list(value):
-            yield value, key
-            yield from _json_places(value[key], path + (key,))
-    elif isinstance(value, list):
-        for index in range(len(value)):
-            yield value, index
-            yield from _json_places(value[index], path + (index,))
+def _json_places(value: Any) -> Iterator[tuple[Any, Union[str, int]]]:
+    """(container, key) of every value inside `value`, depth first, each container before what it
+    holds; without recursion (an earlier edit may have nested a value 900 deep)."""
+    def places_in(item: Any) -> Iterator[tuple[Any, Union[str, int]]]:
+        if isinstance(item, dict):
+            return iter([(item, key) for key in item])
+        if isinstance(item, list):
+            return iter([(item, index) for index in range(len(item))])
+        return iter(())
+
+    stack = [places_in(value)]
+    while stack:
+        place = next(stack[-1], None)
+        if place is None:
+            stack.pop()
+            continue
+        yield place
+        container, key = place
+        stack.append(places_in(container[key]))
 
 
 def _deep_json(depth: int) -> Any:

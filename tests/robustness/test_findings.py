@@ -206,6 +206,14 @@ def test_a_non_utf8_node_name_is_one_clean_line(tmp_path: Path, output_format: s
     assert_one_clean_line(path, code, err, "not a valid ONNX file: the name of node 0 is not UTF-8 text", "xff")
 
 
+def test_a_non_utf8_node_name_with_scope_metadata_is_one_clean_line(tmp_path: Path) -> None:
+    """The name is checked before the metadata naming its module is read (a TypeError before)."""
+    path = tmp_path / "non_utf8.onnx"
+    findings.write_non_utf8_node_name(path, metadata=True)
+    code, _, err = profile(path)
+    assert_one_clean_line(path, code, err, "not a valid ONNX file: the name of node 0 is not UTF-8 text", "xff")
+
+
 def test_a_non_utf8_symbolic_dim_is_one_clean_line(tmp_path: Path) -> None:
     path = tmp_path / "non_utf8.onnx"
     findings.write_non_utf8_symbolic_dim(path)
