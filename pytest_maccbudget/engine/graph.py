@@ -27,7 +27,7 @@ from onnx import AttributeProto, GraphProto, ModelProto, NodeProto, TensorProto,
 
 from . import folding
 from .errors import ModelError
-from .input_dims import DATA_PROP_MAX_ELEMENTS, InputShapes, apply_input_shapes, real_input_names
+from .input_dims import DATA_PROP_MAX_ELEMENTS, InputShapes, apply_input_shapes
 from .registry import (
     ALIAS,
     COMPUTED,
@@ -45,7 +45,7 @@ from .registry import (
 from .tables import NodeTable, ValueTable, check_text, describe_dims, read_nodes, shape_of
 from .types import NodeView, Shape, TensorInfo, attribute_value, decode_small_tensor
 
-__all__ = ["InputShapes", "PreparedGraph", "infer_shapes", "prepare_graph", "real_input_names"]
+__all__ = ["InputShapes", "PreparedGraph", "infer_shapes", "prepare_graph"]
 
 # Constant inputs of these element types are passed to a node's own shape inference as data.
 _INDEX_DTYPES = frozenset({TensorProto.INT64, TensorProto.INT32})
@@ -92,12 +92,14 @@ class PreparedGraph:
         self.registry = context.registry
         self.opsets = context.opsets
         self.outer = outer
-        self.values = ValueTable(graph, outer.values if outer is not None else None)
+        input_names = [value_info.name for value_info in graph.input]  # (read once: IR < 4 lists every weight)
+        self.values = ValueTable(graph, outer.values if outer is not None else None, input_names)
         self.values.valuer = self.value_of
-        check_text(self.values.initializers, "an initializer name")
+        initializers = self.values.initializers
+        check_text(initializers, "an initializer name")
         check_text(self.values.declared, "the name of a graph input, output or value")
-        self.real_inputs = [vi.name for vi in graph.input if vi.name not in self.values.initializers]
-        self.table: NodeTable = read_nodes(graph, set(self.values.initializers) | {vi.name for vi in graph.input})
+        self.real_inputs = [name for name in input_names if name not in initializers]
+        self.table: NodeTable = read_nodes(graph, set(initializers).union(input_names))
         if self.values.negative:
             raise self._negative_dims()
         self.graph_outputs = [output.name for output in graph.output]
@@ -270,7 +272,10 @@ class PreparedGraph:
             return
         # the node that stopped a bound this value is computed from: an earlier one, or this one
         # when it had every input's value and the bound was what it could not keep
-        stopped_at = next((self.stopped[name] for name in inputs if name in self.stopped), None)
+        stopped_at = None
+        if all(not name or name in self.stopped or self.is_valued(name) for name in inputs):
+            # (an input that has no value for another reason is reason enough on its own)
+            stopped_at = next((self.stopped[name] for name in inputs if name in self.stopped), None)
         if stopped_at is None and bounded and valued:
             stopped_at = index
         if stopped_at is not None:

@@ -34,12 +34,6 @@ def is_batch_name(symbol: str) -> bool:
     return bool(symbol) and bool(_BATCH_NAME.search(symbol))
 
 
-def real_input_names(graph: GraphProto) -> list[str]:
-    """Graph inputs that are not initializers (IR < 4 graphs list every weight as an input)."""
-    initializer_names = {t.name for t in graph.initializer}
-    return [vi.name for vi in graph.input if vi.name not in initializer_names]
-
-
 # onnx's data propagation holds one entry per element of a 1-D tensor it meets (see
 # graph.infer_shapes): shape tensors are short, a vector longer than this is not one.
 DATA_PROP_MAX_ELEMENTS = 2**16
@@ -55,8 +49,10 @@ def apply_input_shapes(model: ModelProto, input_shapes: InputShapes = None, batc
     vectors longer than DATA_PROP_MAX_ELEMENTS are added to `long_vectors`.
     """
     graph = model.graph
-    real_inputs = real_input_names(graph)
-    by_name = {vi.name: vi for vi in graph.input}
+    names = [value_info.name for value_info in graph.input]
+    initializer_names = {tensor.name for tensor in graph.initializer}
+    real_inputs = [name for name in names if name not in initializer_names]
+    by_name = dict(zip(names, graph.input))
     check_text(real_inputs, "the name of a graph input")  # read below: protobuf hands over bytes when not UTF-8
     for name in real_inputs:
         check_text([dim.dim_param for dim in by_name[name].type.tensor_type.shape.dim],
@@ -132,15 +128,13 @@ def _has_no_size(dim: onnx.TensorShapeProto.Dimension) -> bool:
 def batch_positions(dims: Sequence[onnx.TensorShapeProto.Dimension], given: Collection[str] = ()) -> list[int]:
     """The input's batch dims: those named like a batch, else a leading dim (rank >= 2) that is
     symbolic (with no value `given` for it), unset, declared 0 or 1; but a leading dim named like
-    a sequence ([seq, 0, 4]) is not the batch when another dim of a rank >= 3 input has no size
-    and no name: that one is. The same reading with and without --batch."""
+    a sequence ([seq, 0, 4], sequence first) is not the batch when dim 1 of a rank >= 3 input has
+    neither a size nor a name: dim 1 is. The same reading with and without --batch."""
     named = [position for position, dim in enumerate(dims) if is_batch_name(dim.dim_param)]
     if named:
         return named
-    if len(dims) >= 3 and is_sequence_name(dims[0].dim_param):
-        other = next((position for position in range(1, len(dims)) if _has_no_size(dims[position])), None)
-        if other is not None:
-            return [other]
+    if len(dims) >= 3 and is_sequence_name(dims[0].dim_param) and _has_no_size(dims[1]):
+        return [1]
     if len(dims) >= 2 and dims[0].dim_param not in given and (not _is_fixed(dims[0]) or dims[0].dim_value == 1):
         return [0]
     return []
@@ -169,11 +163,13 @@ def _fill_dims(value_info: onnx.ValueInfoProto, symbol_values: Mapping[str, int]
     before = describe_dims(value_info.type)
     symbols = [dim.dim_param for dim in dims]  # (setting a value clears a dim's name)
     positions = batch_positions(dims, symbol_values)
+    # --batch sets the batch dims that were given no value (a value given holds)
+    to_set = [position for position in positions if dims[position].dim_param not in symbol_values]
     changed = False
     if batch is not None:
-        changed = _set_batch(value_info.name, dims, positions, batch, before, notes, symbol_values)
+        changed = _set_batch(value_info.name, dims, positions, to_set, batch, before, notes, symbol_values)
     for position, dim in enumerate(dims):
-        if _is_fixed(dim) or (batch is not None and position in positions):
+        if _is_fixed(dim) or (batch is not None and position in to_set):
             continue
         if dim.HasField("dim_value") and dim.dim_value == 0 and position not in positions and (position or positions):
             # not where the batch dim is read: an empty dim, as the file says; named all the same
@@ -190,8 +186,12 @@ def _fill_dims(value_info: onnx.ValueInfoProto, symbol_values: Mapping[str, int]
     return changed
 
 
-def _set_batch(name: str, dims: Sequence[onnx.TensorShapeProto.Dimension], positions: list[int], batch: int,
-               before: str, notes: list[str], given: Mapping[str, int]) -> bool:
+def _set_batch(name: str, dims: Sequence[onnx.TensorShapeProto.Dimension], positions: list[int], to_set: list[int],
+               batch: int, before: str, notes: list[str], given: Mapping[str, int]) -> bool:
+    if positions and not to_set:
+        given_values = ", ".join(f"{dims[p].dim_param!r} is given as {given[dims[p].dim_param]}" for p in positions)
+        notes.append(f"--batch {batch} left input {name!r} {before} as it is: its batch dim {given_values}")
+        return False
     if not positions:
         if len(dims) < 2:
             reason = f"it has rank {len(dims)}"
@@ -203,7 +203,7 @@ def _set_batch(name: str, dims: Sequence[onnx.TensorShapeProto.Dimension], posit
                      f"(batch, N, batch_size...) and {reason}")
         return False
     changed = False
-    for position in positions:
+    for position in to_set:
         dim = dims[position]
         notes.append(f"--batch {batch} set dim {position} ({_dim_label(dim)}) of input {name!r} {before}"
                      + _why([dim.dim_param for dim in dims], position))

@@ -267,10 +267,12 @@ def _carried_change(prepared: PreparedGraph, body: GraphProto) -> Optional[str]:
     another shape."""
     carried_inputs = list(body.input)[2:]
     carried_outputs = list(body.output)[1:1 + len(carried_inputs)]
+    body_names = {value_info.name for value_info in body.input} | set(prepared.values.initializers)
     for declared, output in zip(carried_inputs, carried_outputs):
         before = prepared.values.shape(declared.name)
         after = prepared.values.shape(output.name)
-        if after is None and output.name not in prepared.table.producer and prepared.outer is not None:
+        if (after is None and prepared.outer is not None and output.name not in prepared.table.producer
+                and output.name not in body_names):
             after = prepared.outer.values.shape(output.name)  # a value of the graph around, returned as it is
         if before is not None and after is None:
             return f"{output.name!r} has no known shape where {declared.name!r} is {list(before)}"

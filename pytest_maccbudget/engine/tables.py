@@ -11,7 +11,7 @@ from collections import Counter, deque
 from functools import partial
 from itertools import chain, repeat
 from operator import ge
-from typing import Callable, Collection, Iterable, Iterator, Mapping, Optional
+from typing import Callable, Collection, Iterable, Iterator, Mapping, Optional, Sequence
 
 import numpy as np
 import onnx
@@ -215,7 +215,8 @@ class ValueTable(Mapping[str, TensorInfo]):
     `outer`, of the graphs around it). Value infos are decoded once, in one loop; TensorInfo
     rows are made on first request."""
 
-    def __init__(self, graph: GraphProto, outer: Optional["ValueTable"] = None) -> None:
+    def __init__(self, graph: GraphProto, outer: Optional["ValueTable"] = None,
+                 input_names: Optional[Sequence[str]] = None) -> None:
         self.graph = graph
         self.outer = outer
         self.initializers: dict[str, TensorProto] = {t.name: t for t in graph.initializer}
@@ -223,7 +224,8 @@ class ValueTable(Mapping[str, TensorInfo]):
         self.negative: dict[str, Shape] = {}
         # bytes of every declared tensor (None: not known), kept in step with the rows
         self.sizes: dict[str, Optional[int]] = {}
-        self.declared: dict[str, Declared] = _declared_values(graph, self.initializers, self.negative, self.sizes)
+        self.declared: dict[str, Declared] = _declared_values(graph, self.initializers, self.negative, self.sizes,
+                                                              input_names)
         self.rows: dict[str, TensorInfo] = {}
         self.constants: set[str] = set(self.initializers)  # known before the graph runs
         self.stored: set[str] = set(self.initializers)  # constants that are stored data (parameter roots)
@@ -372,13 +374,17 @@ def _decode_type(type_proto: onnx.TypeProto) -> _Decoded:
 
 
 def _declared_values(graph: GraphProto, initializers: Mapping[str, TensorProto], negative: dict[str, Shape],
-                     sizes: dict[str, Optional[int]]) -> dict[str, Declared]:
+                     sizes: dict[str, Optional[int]], input_names: Optional[Sequence[str]] = None) -> dict[str, Declared]:
     """Shapes by name: inputs (not initializers: IR < 4 graphs list weights as inputs too), then
     inferred values, then outputs (a shapeless output entry does not hide an inferred shape).
-    `sizes` receives the bytes of each."""
+    `sizes` receives the bytes of each; `input_names`, when given, are the names of the inputs."""
     declared: dict[str, Declared] = {}
     by_type: dict[bytes, _Decoded] = {}
-    _decoded(graph.input, declared, sizes, initializers, negative, by_type)
+    if input_names is None:
+        _decoded(graph.input, declared, sizes, initializers, negative, by_type)
+    else:
+        inputs = [value_info for value_info, name in zip(graph.input, input_names) if name not in initializers]
+        _decoded(inputs, declared, sizes, {}, negative, by_type)
     _decoded(graph.value_info, declared, sizes, {}, negative, by_type)
     outputs: dict[str, Declared] = {}
     output_sizes: dict[str, Optional[int]] = {}

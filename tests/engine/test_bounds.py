@@ -454,12 +454,25 @@ def test_the_note_names_the_op_that_stopped_the_bound_not_a_later_one() -> None:
 def test_no_note_blames_a_bound_for_a_shape_unknown_for_another_reason() -> None:
     # Slice(v, 0, e) with e a graph input: unknown because of e, whatever Sub(1000, N) feeds; and a
     # Reshape target joining N with a dim of x [2, seq, 4] is unknown because seq is
+    # (also when the value left unknown mixes the stopped bound with e, or with seq)
+    rest = helper.make_node("Sub", ["end", "count"], ["rest"], name="rest")
+    slice_to_end = [helper.make_node("Slice", ["v", "zero", "end_", "zero"], ["a"], name="slice"),
+                    helper.make_node("Relu", ["a"], ["y"], name="relu")]
+    with_e = {"mask": ([1000], F32), "v": ([1000, 64], F32), "e": ([1], I64)}
     cases = [
         ([helper.make_node("Sub", ["end", "count"], ["rest"], name="rest"),
           helper.make_node("Slice", ["v", "zero", "e", "zero"], ["a"], name="slice"),
           helper.make_node("Mul", ["e", "rest"], ["em"], name="mul"),
           helper.make_node("Relu", ["a"], ["y"], name="relu")],
-         {"mask": ([1000], F32), "v": ([1000, 64], F32), "e": ([1], I64)}),
+         with_e),
+        ([rest, helper.make_node("Mul", ["e", "rest"], ["end_"], name="mul")] + slice_to_end, with_e),
+        ([rest, helper.make_node("Max", ["rest", "e"], ["end_"], name="max")] + slice_to_end, with_e),
+        ([rest, helper.make_node("Shape", ["x"], ["xs"], name="xs"),
+          helper.make_node("Slice", ["xs", "one", "two"], ["xseq"], name="xseq"),
+          helper.make_node("Concat", ["xseq", "rest"], ["target"], name="join", axis=0),
+          helper.make_node("Reshape", ["v", "target"], ["r"], name="r"),
+          helper.make_node("ReduceSum", ["r"], ["y"], name="sum")],
+         {"mask": ([1000], F32), "v": ([1000, 64], F32), "x": ([2, "seq", 4], F32)}),
         ([helper.make_node("Shape", ["x"], ["xs"], name="xs"),
           helper.make_node("Slice", ["xs", "one", "two"], ["xseq"], name="xseq"),
           helper.make_node("Concat", ["xseq", "count"], ["target"], name="join", axis=0),

@@ -415,6 +415,16 @@ def test_a_dim_given_a_value_is_a_size_not_the_batch() -> None:
     assert profile.inputs == {"x": (10, 64, 16)} and profile.totals.macs == 10 * 64 * 16 * 4
     assert profile.notes[0] == ("--batch 2 left input 'x' [seq, d, 16] as it is: no dim is named like a batch "
                                 "(batch, N, batch_size...) and its leading dim 'seq' is given as 10")
+    # a batch dim given a value keeps it too, and --batch says so
+    profile = profile_model(_fc_model(["batch", 16]), {"batch": 3}, batch=2)
+    assert profile.inputs == {"x": (3, 16)} and profile.totals.macs == 3 * 16 * 4
+    assert profile.notes[0] == "--batch 2 left input 'x' [batch, 16] as it is: its batch dim 'batch' is given as 3"
+    # without --batch, the sequence dim beside a given batch dim is not taken as 1: it stays unknown
+    profile = profile_model(_fc_model(["seq", "batch", 16]), {"batch": 3})
+    assert profile.partial and not any("taken as 1" in note for note in profile.notes)
+    # sequence first means dim 1: a later dim with no size is not the batch ([seq, 3, 0]: seq is, taken as 1)
+    profile = profile_model(_fc_model(["seq", 3, 0]))
+    assert any("symbolic batch dimension 'seq' of input 'x' taken as 1" in note for note in profile.notes)
     # a symbolic dim with a name is not taken for the batch beside a sequence: [seq, rows, 16] keeps
     # rows unknown rather than counting it as 1
     profile = profile_model(_fc_model(["seq", "rows", 16]), {"seq": 10})

@@ -263,3 +263,22 @@ def test_a_loop_carrying_a_value_of_the_graph_around_keeps_its_count() -> None:
                               inits)
     loop = profile_model(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])).layer("loop")
     assert (loop.status, loop.macs) == ("costed", 5 * 64 * 64)
+
+
+def test_a_body_input_hides_an_outer_value_of_the_same_name() -> None:
+    # the body swaps its carried a [1, 64] and b (declared [r, c], first h [1, 4096]) and sums a;
+    # the graph around has an input named b [1, 64] too, which the body's b hides: the shape of the
+    # carried b after an iteration is not known, so the Loop is unresolved (it sums 64 + 4096 + 64 +
+    # 4096 + 64 elements, not 5 x 64)
+    vi = helper.make_tensor_value_info
+    body = helper.make_graph(
+        [helper.make_node("Identity", ["cond_in"], ["cond_out"]), helper.make_node("ReduceSum", ["a"], ["s"], keepdims=0)],
+        "body", [vi("i", I64, []), vi("cond_in", BOOL, []), vi("a", F32, [1, 64]), vi("b", F32, ["r", "c"])],
+        [vi("cond_out", BOOL, []), vi("b", F32, ["r", "c"]), vi("a", F32, [1, 64]), vi("s", F32, [])])
+    inits = [numpy_helper.from_array(np.array(5, np.int64), "M"), numpy_helper.from_array(np.array(True), "cond")]
+    graph = helper.make_graph(
+        [helper.make_node("Loop", ["M", "cond", "x", "h"], ["ya", "yb", "scan"], name="loop", body=body)], "g",
+        [vi("x", F32, [1, 64]), vi("h", F32, [1, 4096]), vi("b", F32, [1, 64])],
+        [vi("ya", F32, None), vi("yb", F32, None), vi("scan", F32, None)], inits)
+    loop = profile_model(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])).layer("loop")
+    assert loop.status == "unresolved" and loop.flops is None

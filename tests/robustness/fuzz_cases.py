@@ -608,8 +608,8 @@ class Symbols:
     def resolve(self, dims: Sequence[Dim]) -> tuple[Known, ...]:
         batch = [position for position, dim in enumerate(dims) if isinstance(dim, str) and BATCH_NAME.search(dim)]
         if not batch and len(dims) >= 3 and isinstance(dims[0], str) and SEQUENCE_NAME.search(dims[0]):
-            # a leading sequence dim is not the batch when a later dim has no size and no name: that one is
-            batch = next(([position] for position, dim in enumerate(dims) if position and dim == 0), [])
+            # sequence first: the leading dim is not the batch when dim 1 has no size and no name
+            batch = [1] if dims[1] == 0 else []
         if not batch and len(dims) >= 2 and dims[0] not in self.values and (isinstance(dims[0], str) or dims[0] in (0, 1)):
             batch = [0]  # (a leading symbol given a value is a size)
         return tuple(self._resolve_one(dim, position in batch or (position == 0 and not batch))
