@@ -6,6 +6,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from pytest_maccbudget import profile_model
+from pytest_maccbudget.engine.results import Profile
 from pytest_maccbudget.engine.registry import REGISTRY
 
 F32, I64, BOOL = TensorProto.FLOAT, TensorProto.INT64, TensorProto.BOOL
@@ -184,43 +185,11 @@ def test_a_loop_without_a_known_trip_count_leaves_its_scan_outputs_unknown() -> 
     assert (mm.status, mm.macs) == ("unresolved", None) and "'scan'" in mm.note
 
 
-def test_a_loop_whose_carried_value_changes_shape_is_unresolved() -> None:
-    # v starts [1, 64] and each of the 5 iterations doubles its rows (Concat(v, v)): the body's
-    # MatMul runs on 1, 2, 4, 8, 16 rows, (1 + 2 + 4 + 8 + 16) x 64 x 64 = 126,976 MACs, not
-    # 5 x 1 x 64 x 64 = 20,480: the Loop is unresolved, not counted from the first iteration's shape
+def _carrying_loop(body_nodes: list, body_inits: tuple = ()) -> Profile:
+    """Loop(M = 5, cond, x [1, 64]) whose body carries v_in [1, 64] to v_out and scans
+    ReduceSum(MatMul(v_in, W [64, 64])); `body_nodes` make v_out."""
     body = helper.make_graph(
-        [helper.make_node("MatMul", ["v_in", "W"], ["mm"]),
-         helper.make_node("Concat", ["v_in", "v_in"], ["v_out"], axis=0),
-         helper.make_node("Identity", ["cond_in"], ["cond_out"]),
-         helper.make_node("ReduceSum", ["mm"], ["scan_out"], keepdims=0)],
-        "body",
-        [helper.make_tensor_value_info("i", TensorProto.INT64, []),
-         helper.make_tensor_value_info("cond_in", TensorProto.BOOL, []),
-         helper.make_tensor_value_info("v_in", TensorProto.FLOAT, [1, 64])],
-        [helper.make_tensor_value_info("cond_out", TensorProto.BOOL, []),
-         helper.make_tensor_value_info("v_out", TensorProto.FLOAT, None),
-         helper.make_tensor_value_info("scan_out", TensorProto.FLOAT, None)])
-    nodes = [helper.make_node("Loop", ["M", "cond", "x"], ["v_final", "scans"], name="loop", body=body)]
-    inits = [numpy_helper.from_array(np.array(5, np.int64), "M"), numpy_helper.from_array(np.array(True), "cond"),
-             numpy_helper.from_array(np.zeros((64, 64), np.float32), "W")]
-    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 64])],
-                              [helper.make_tensor_value_info("v_final", TensorProto.FLOAT, None),
-                               helper.make_tensor_value_info("scans", TensorProto.FLOAT, None)], inits)
-    profile = profile_model(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]))
-    loop = profile.layer("loop")
-    assert loop.status == "unresolved" and loop.macs is None and profile.partial
-
-
-def test_a_loop_whose_carried_value_has_no_known_shape_after_an_iteration_is_unresolved() -> None:
-    # v_out = Tile(v_in, [i + 1, 1]): its rows depend on the iteration number, so no shape is known
-    # for the next iteration's v_in; the body's MatMul cost on the declared [1, 64] holds only for the
-    # first iteration (1 + 1 + 2 + 6 + 24 rows in 5 iterations, not 5 x 1): the Loop is unresolved
-    body = helper.make_graph(
-        [helper.make_node("MatMul", ["v_in", "W"], ["mm"]),
-         helper.make_node("Add", ["i", "one"], ["i1"]),
-         helper.make_node("Unsqueeze", ["i1", "axis0"], ["rows"]),
-         helper.make_node("Concat", ["rows", "one1"], ["repeats"], axis=0),
-         helper.make_node("Tile", ["v_in", "repeats"], ["v_out"]),
+        [helper.make_node("MatMul", ["v_in", "W"], ["mm"]), *body_nodes,
          helper.make_node("Identity", ["cond_in"], ["cond_out"]),
          helper.make_node("ReduceSum", ["mm"], ["scan_out"], keepdims=0)],
         "body",
@@ -230,15 +199,35 @@ def test_a_loop_whose_carried_value_has_no_known_shape_after_an_iteration_is_unr
         [helper.make_tensor_value_info("cond_out", TensorProto.BOOL, []),
          helper.make_tensor_value_info("v_out", TensorProto.FLOAT, None),
          helper.make_tensor_value_info("scan_out", TensorProto.FLOAT, None)],
-        [numpy_helper.from_array(np.array(1, np.int64), "one"), numpy_helper.from_array(np.array([0], np.int64), "axis0"),
-         numpy_helper.from_array(np.array([1], np.int64), "one1")])
+        list(body_inits))
     nodes = [helper.make_node("Loop", ["M", "cond", "x"], ["v_final", "scans"], name="loop", body=body)]
     inits = [numpy_helper.from_array(np.array(5, np.int64), "M"), numpy_helper.from_array(np.array(True), "cond"),
              numpy_helper.from_array(np.zeros((64, 64), np.float32), "W")]
     graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 64])],
                               [helper.make_tensor_value_info("v_final", TensorProto.FLOAT, None),
                                helper.make_tensor_value_info("scans", TensorProto.FLOAT, None)], inits)
-    profile = profile_model(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]))
+    return profile_model(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]))
+
+
+def test_a_loop_whose_carried_value_changes_shape_is_unresolved() -> None:
+    # v starts [1, 64] and each of the 5 iterations doubles its rows (Concat(v, v)): the body's
+    # MatMul runs on 1, 2, 4, 8, 16 rows, (1 + 2 + 4 + 8 + 16) x 64 x 64 = 126,976 MACs, not
+    # 5 x 1 x 64 x 64 = 20,480: the Loop is unresolved, not counted from the first iteration's shape
+    profile = _carrying_loop([helper.make_node("Concat", ["v_in", "v_in"], ["v_out"], axis=0)])
+    loop = profile.layer("loop")
+    assert loop.status == "unresolved" and loop.macs is None and profile.partial
+
+
+def test_a_loop_whose_carried_value_has_no_known_shape_after_an_iteration_is_unresolved() -> None:
+    # v_out = Tile(v_in, [i + 1, 1]): its rows depend on the iteration number, so no shape is known
+    # for the next iteration's v_in; the body's MatMul cost on the declared [1, 64] holds only for the
+    # first iteration (1 + 1 + 2 + 6 + 24 rows in 5 iterations, not 5 x 1): the Loop is unresolved
+    profile = _carrying_loop(
+        [helper.make_node("Add", ["i", "one"], ["i1"]), helper.make_node("Unsqueeze", ["i1", "axis0"], ["rows"]),
+         helper.make_node("Concat", ["rows", "one1"], ["repeats"], axis=0),
+         helper.make_node("Tile", ["v_in", "repeats"], ["v_out"])],
+        (numpy_helper.from_array(np.array(1, np.int64), "one"), numpy_helper.from_array(np.array([0], np.int64), "axis0"),
+         numpy_helper.from_array(np.array([1], np.int64), "one1")))
     loop = profile.layer("loop")
     assert loop.status == "unresolved" and loop.macs is None and profile.partial
     assert loop.note.startswith("'v_out' has no known shape where 'v_in' is [1, 64]: the shape of a loop-carried value "
