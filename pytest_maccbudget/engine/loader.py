@@ -216,7 +216,8 @@ def _strip_model_in_place(model: ModelProto) -> None:
 
 
 def _strip_graph(graph: onnx.GraphProto) -> None:
-    for tensor in graph.initializer:
+    # (SMALL_TENSOR_BYTES is the smaller limit: a tensor within it keeps its data whatever its type)
+    for tensor in [tensor for tensor in graph.initializer if tensor.ByteSize() > SMALL_TENSOR_BYTES]:
         _strip_tensor(tensor)
     for sparse in graph.sparse_initializer:
         _strip_tensor(sparse.values)
