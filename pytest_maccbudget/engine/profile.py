@@ -14,7 +14,7 @@ from . import ops  # noqa: F401  (fills the default registry)
 from .errors import ModelError
 from .fusion import find_folds
 from .graph import InputShapes, PreparedGraph, prepare_graph
-from .tables import NodeTable
+from .tables import NodeTable, shape_of
 from .loader import load_skeleton, strip_model
 from .memory import peak_activation_bytes
 from .registry import ALIAS, IN_PLACE, OTHER, REGISTRY, BodyCost, OpEntry, OpRegistry, normalize_domain
@@ -218,6 +218,12 @@ class _Profiler:
     def cost_control_flow(self, prepared: PreparedGraph, index: int, name: str, entry: OpEntry,
                           params: tuple[int, int], result: _GraphCost) -> LayerCost:
         """Cost each body as a graph of its own, then the op's rule on the bodies' sums."""
+        op_type = prepared.table.op_types[index]
+        mismatch = _loop_start_mismatch(prepared, index) if op_type == "Loop" else None
+        if mismatch is not None:
+            reason = (f"{mismatch}: the body was exported for other input dims, so its cost per iteration "
+                      "is not known")
+            return self.unknown(prepared, index, name, UNRESOLVED, reason, params, result)
         bodies: list[BodyCost] = []
         bodies_costs: list[_GraphCost] = []
         inner_unknown: list[UnknownOp] = []
@@ -230,7 +236,6 @@ class _Profiler:
                 inner_unknown.extend(body.unknown)
                 result.sources.update(body.sources)
                 bodies.append(_body_cost(attribute.name, subgraph, body))
-        op_type = prepared.table.op_types[index]
         changed = next((body.carried_changes for body in bodies_costs if body.carried_changes), None)
         if changed is not None and not inner_unknown:
             reason = (f"{changed}: the shape of a loop-carried value may change from one iteration to the next, "
@@ -259,6 +264,21 @@ class _Profiler:
         if loop:
             costed.carried_changes = _carried_change(prepared, graph)
         return costed
+
+
+def _loop_start_mismatch(prepared: PreparedGraph, index: int) -> Optional[str]:
+    """A Loop's carried input whose known shape differs from the shape its body declares for it
+    (a body exported at batch 1, profiled with --batch 2): the body's shapes are not the run's."""
+    body = next((attribute.g for attribute in prepared.table.protos[index].attribute if attribute.name == "body"), None)
+    if body is None:
+        return None
+    for outer_name, declared in zip(prepared.table.inputs[index][2:], list(body.input)[2:]):
+        outer_shape = prepared.values.shape(outer_name) if outer_name else None
+        declared_shape = shape_of(declared.type)
+        if outer_shape is not None and declared_shape is not None and tuple(outer_shape) != tuple(declared_shape):
+            return (f"{outer_name!r} is {list(outer_shape)} going in where the body declares {declared.name!r} "
+                    f"as {list(declared_shape)}")
+    return None
 
 
 def _carried_change(prepared: PreparedGraph, body: GraphProto) -> Optional[str]:

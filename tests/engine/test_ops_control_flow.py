@@ -271,3 +271,24 @@ def test_a_body_input_hides_an_outer_value_of_the_same_name() -> None:
         [vi("ya", F32, None), vi("yb", F32, None), vi("scan", F32, None)], inits)
     loop = profile_model(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])).layer("loop")
     assert loop.status == "unresolved" and loop.flops is None
+
+
+def test_a_loop_body_declared_for_other_input_dims_is_unresolved() -> None:
+    # x [batch, 64] profiled with --batch 2, the body declaring v_in [1, 64] (exported at batch 1):
+    # it runs 5 x 2 x 64 x 64 = 40,960 MACs, not the 20,480 the body's own shapes give
+    vi = helper.make_tensor_value_info
+    body = helper.make_graph(
+        [helper.make_node("Identity", ["cond_in"], ["cond_out"]), helper.make_node("MatMul", ["v_in", "W"], ["mm"]),
+         helper.make_node("Relu", ["mm"], ["v_out"])], "body",
+        [vi("i", I64, []), vi("cond_in", BOOL, []), vi("v_in", F32, [1, 64])],
+        [vi("cond_out", BOOL, []), vi("v_out", F32, [1, 64])])
+    inits = [numpy_helper.from_array(np.array(5, np.int64), "M"), numpy_helper.from_array(np.array(True), "cond"),
+             numpy_helper.from_array(np.ones((64, 64), np.float32), "W")]
+    graph = helper.make_graph([helper.make_node("Loop", ["M", "cond", "x"], ["y"], name="loop", body=body)], "g",
+                              [vi("x", F32, ["batch", 64])], [vi("y", F32, None)], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    loop = profile_model(model, batch=2).layer("loop")
+    assert loop.status == "unresolved" and loop.macs is None
+    assert loop.note.startswith("'x' is [2, 64] going in where the body declares 'v_in' as [1, 64]")
+    # at the batch the body was exported for, it is counted: 5 x 1 x 64 x 64
+    assert profile_model(model).layer("loop").macs == 5 * 64 * 64
