@@ -263,6 +263,8 @@ class _Profiler:
         costed = self.cost_graph(prepared, find_folds(prepared), prefix)
         if loop:
             costed.carried_changes = _carried_change(prepared, graph)
+        # what the body's pass noted (a bound, a hard-coded shape) reaches the report, named by where it is
+        outer.notes.extend(f"{prefix.rstrip('/')}: {note}" for note in prepared.notes)
         return costed
 
 

@@ -292,3 +292,18 @@ def test_a_loop_body_declared_for_other_input_dims_is_unresolved() -> None:
     assert loop.note.startswith("'x' is [2, 64] going in where the body declares 'v_in' as [1, 64]")
     # at the batch the body was exported for, it is counted: 5 x 1 x 64 x 64
     assert profile_model(model).layer("loop").macs == 5 * 64 * 64
+
+
+def test_what_a_body_notes_reaches_the_report_named_by_its_place() -> None:
+    # a NonZero inside an If branch: its bound note is the profile's, prefixed with the branch
+    vi = helper.make_tensor_value_info
+    then = helper.make_graph([helper.make_node("NonZero", ["mask"], ["nz"], name="nz"),
+                              helper.make_node("Cast", ["nz"], ["out"], name="cast", to=F32)],
+                             "then", [], [vi("out", F32, None)])
+    other = helper.make_graph([helper.make_node("Identity", ["alt"], ["out2"], name="id")], "else", [], [vi("out2", F32, None)])
+    graph = helper.make_graph([helper.make_node("If", ["c"], ["y"], name="branch", then_branch=then, else_branch=other)],
+                              "g", [vi("c", BOOL, []), vi("mask", F32, [100]), vi("alt", F32, [1, 100])],
+                              [vi("y", F32, None)])
+    profile = profile_model(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]))
+    assert ("branch/then_branch: NonZero 'nz': its output depends on data and is counted at its largest, [1, 100]; "
+            "the figures that follow from it are upper bounds") in profile.notes
