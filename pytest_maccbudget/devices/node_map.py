@@ -17,6 +17,8 @@ from typing import Iterable, Mapping, Sequence
 
 from onnx import GraphProto, NodeProto
 
+from ..engine.tables import node_label, numbered
+
 # onnxruntime names a node it converts to the blocked (NCHWc) layout after the original tensor
 # the node computes, plus this suffix.
 NCHWC_SUFFIX = "_nchwc"
@@ -31,15 +33,9 @@ class NodeGroup:
 
 
 def engine_layer_names(graph: GraphProto) -> dict[int, str]:
-    """node index -> the name the engine gives that layer: the node's name, else its first
-    output's, with "#2", "#3"... on repeats, in graph order."""
-    seen: dict[str, int] = defaultdict(int)
-    names: dict[int, str] = {}
-    for index, node in enumerate(graph.node):
-        base = node.name or (node.output[0] if node.output else node.op_type)
-        seen[base] += 1
-        names[index] = base if seen[base] == 1 else f"{base}#{seen[base]}"
-    return names
+    """node index -> the name the engine gives that layer (engine.tables: the node's label,
+    numbered where labels repeat), in graph order."""
+    return dict(enumerate(numbered([node_label(node.name, node.output, node.op_type) for node in graph.node])))
 
 
 def map_optimized_graph(original: GraphProto, optimized: GraphProto) -> list[NodeGroup]:

@@ -27,7 +27,7 @@ from onnx import AttributeProto, GraphProto, ModelProto, NodeProto, TensorProto,
 
 from . import folding
 from .errors import ModelError
-from .input_dims import DATA_PROP_MAX_ELEMENTS, InputShapes, apply_input_shapes
+from .input_dims import DATA_PROP_MAX_ELEMENTS, InputShapes, apply_input_shapes, real_input_names
 from .registry import (
     ALIAS,
     COMPUTED,
@@ -98,7 +98,7 @@ class PreparedGraph:
         initializers = self.values.initializers
         check_text(initializers, "an initializer name")
         check_text(self.values.declared, "the name of a graph input, output or value")
-        self.real_inputs = [name for name in input_names if name not in initializers]
+        self.real_inputs = real_input_names(input_names, initializers)
         self.table: NodeTable = read_nodes(graph, set(initializers).union(input_names))
         if self.values.negative:
             raise self._negative_dims()

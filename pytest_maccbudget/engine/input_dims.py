@@ -3,18 +3,18 @@
 `--batch N` finds each input's batch dim by its symbolic name where it has one (a dim named
 `batch`, `N`, `batch_size`... wherever it sits, as in a sequence-first [S, B, I] input), else
 takes the leading dim of an input of rank 2 or more when that dim is symbolic, unset or 1 (but
-not a leading dim named like a sequence, `seq`, `T`..., when another dim of a rank >= 3 input
-has no size: that one is the batch it sets). A note says which dim of which input it set and why, or
-why it set none. Without --batch the batch dim is found the same way, and a symbolic one with no
-value becomes 1, with a note; a dim the file
-declares as 0 (or negative) where the batch dim is read is such a dim, and named as such in the
-note. A dim declared 0 anywhere else is an empty dim, as the file says, named in a note; a
+not a leading dim named like a sequence, `seq`, `T`..., when dim 1 of a rank >= 3 input has
+neither a size nor a name: dim 1 is the batch it sets). A dim given a value with --input keeps
+it. A note says which dim of which input it set and why, or why it set none. Without --batch
+the batch dim is found the same way, and a symbolic one with no value becomes 1, with a note; a
+dim the file declares as 0 (or negative) where the batch dim is read is such a dim, and named as
+such in the note. A dim declared 0 anywhere else is an empty dim, as the file says, named in a note; a
 negative one there is refused. Other symbolic dims with no value stay unknown.
 """
 from __future__ import annotations
 
 import re
-from typing import Collection, Mapping, Optional, Sequence, Union
+from typing import Collection, Container, Iterable, Mapping, Optional, Sequence, Union
 
 import onnx
 from onnx import GraphProto, ModelProto
@@ -34,6 +34,11 @@ def is_batch_name(symbol: str) -> bool:
     return bool(symbol) and bool(_BATCH_NAME.search(symbol))
 
 
+def real_input_names(input_names: Iterable[str], initializers: Container[str]) -> list[str]:
+    """Graph inputs that are not initializers (IR < 4 graphs list every weight as an input)."""
+    return [name for name in input_names if name not in initializers]
+
+
 # onnx's data propagation holds one entry per element of a 1-D tensor it meets (see
 # graph.infer_shapes): shape tensors are short, a vector longer than this is not one.
 DATA_PROP_MAX_ELEMENTS = 2**16
@@ -50,8 +55,7 @@ def apply_input_shapes(model: ModelProto, input_shapes: InputShapes = None, batc
     """
     graph = model.graph
     names = [value_info.name for value_info in graph.input]
-    initializer_names = {tensor.name for tensor in graph.initializer}
-    real_inputs = [name for name in names if name not in initializer_names]
+    real_inputs = real_input_names(names, {tensor.name for tensor in graph.initializer})
     by_name = dict(zip(names, graph.input))
     check_text(real_inputs, "the name of a graph input")  # read below: protobuf hands over bytes when not UTF-8
     for name in real_inputs:
@@ -167,7 +171,7 @@ def _fill_dims(value_info: onnx.ValueInfoProto, symbol_values: Mapping[str, int]
     to_set = [position for position in positions if dims[position].dim_param not in symbol_values]
     changed = False
     if batch is not None:
-        changed = _set_batch(value_info.name, dims, positions, to_set, batch, before, notes, symbol_values)
+        changed = _set_batch(value_info.name, dims, symbols, positions, to_set, batch, before, notes, symbol_values)
     for position, dim in enumerate(dims):
         if _is_fixed(dim) or (batch is not None and position in to_set):
             continue
@@ -186,17 +190,19 @@ def _fill_dims(value_info: onnx.ValueInfoProto, symbol_values: Mapping[str, int]
     return changed
 
 
-def _set_batch(name: str, dims: Sequence[onnx.TensorShapeProto.Dimension], positions: list[int], to_set: list[int],
-               batch: int, before: str, notes: list[str], given: Mapping[str, int]) -> bool:
+def _set_batch(name: str, dims: Sequence[onnx.TensorShapeProto.Dimension], symbols: Sequence[str],
+               positions: list[int], to_set: list[int], batch: int, before: str, notes: list[str],
+               given: Mapping[str, int]) -> bool:
+    """Set the batch dims `to_set` (`symbols`: the dims' names as declared); else say why none."""
     if positions and not to_set:
-        given_values = ", ".join(f"{dims[p].dim_param!r} is given as {given[dims[p].dim_param]}" for p in positions)
+        given_values = ", ".join(f"{symbols[p]!r} is given as {given[symbols[p]]}" for p in positions)
         notes.append(f"--batch {batch} left input {name!r} {before} as it is: its batch dim {given_values}")
         return False
     if not positions:
         if len(dims) < 2:
             reason = f"it has rank {len(dims)}"
-        elif dims[0].dim_param in given:
-            reason = f"its leading dim {dims[0].dim_param!r} is given as {given[dims[0].dim_param]}"
+        elif symbols[0] in given:
+            reason = f"its leading dim {symbols[0]!r} is given as {given[symbols[0]]}"
         else:
             reason = f"its leading dim is fixed at {dims[0].dim_value}"
         notes.append(f"--batch {batch} left input {name!r} {before} as it is: no dim is named like a batch "
@@ -206,7 +212,7 @@ def _set_batch(name: str, dims: Sequence[onnx.TensorShapeProto.Dimension], posit
     for position in to_set:
         dim = dims[position]
         notes.append(f"--batch {batch} set dim {position} ({_dim_label(dim)}) of input {name!r} {before}"
-                     + _why([dim.dim_param for dim in dims], position))
+                     + _why(symbols, position))
         changed |= dim.dim_value != batch or not dim.HasField("dim_value")
         dim.dim_value = batch
     return changed

@@ -14,7 +14,6 @@ from . import ops  # noqa: F401  (fills the default registry)
 from .errors import ModelError
 from .fusion import find_folds
 from .graph import InputShapes, PreparedGraph, prepare_graph
-from .tables import NodeTable, shape_of
 from .loader import load_skeleton, strip_model
 from .memory import peak_activation_bytes
 from .registry import ALIAS, IN_PLACE, OTHER, REGISTRY, BodyCost, OpEntry, OpRegistry, normalize_domain
@@ -32,6 +31,7 @@ from .results import (
     Totals,
     UnknownOp,
 )
+from .tables import NodeTable, numbered, shape_of
 from .types import NodeView, OpCost, TensorInfo, UnresolvedShape, UnsupportedAttributes
 
 ModelSource = Union[str, "os.PathLike[str]", ModelProto]
@@ -139,7 +139,7 @@ class _Profiler:
         layers, new_buffers = result.layers, result.new_buffers
         reads_constants = params.reads_constants
         sources = table.sources
-        for index, (entry, name) in enumerate(zip(prepared.entries, layer_names(table, prefix))):
+        for index, (entry, name) in enumerate(zip(prepared.entries, _layer_names(table, prefix))):
             if sources and index in sources:
                 result.sources[name] = NodeSource(sources[index], tuple(table.inputs[index]))
             if index in constant_nodes:
@@ -428,18 +428,9 @@ def _outer_constant(prepared: PreparedGraph, name: str) -> bool:
             and name not in prepared.values.declared and prepared.values.is_constant(name))
 
 
-def layer_names(table: NodeTable, prefix: str) -> list[str]:
-    """Each node's layer name: its label, with "#2", "#3"... on the later nodes sharing one."""
-    labels = [prefix + (name or (outputs[0] if outputs else op_type))
-              for name, outputs, op_type in zip(table.names, table.outputs, table.op_types)]
-    if len(set(labels)) == len(labels):
-        return labels
-    seen: dict[str, int] = {}
-    unique = []
-    for label in labels:
-        count = seen[label] = seen.get(label, 0) + 1
-        unique.append(label if count == 1 else f"{label}#{count}")
-    return unique
+def _layer_names(table: NodeTable, prefix: str) -> list[str]:
+    """Each node's layer name: its label, numbered where labels repeat."""
+    return numbered([prefix + label for label in map(table.label, range(len(table)))])
 
 
 def _infos(prepared: PreparedGraph, names: Sequence[str]) -> list[TensorInfo]:

@@ -48,7 +48,7 @@ class NodeTable:
         if self._readers is None:
             distinct = list(map(set, self.inputs))
             count = Counter(chain.from_iterable(distinct))
-            readers = list(chain.from_iterable(map(repeat, range(len(distinct)), map(len, distinct))))
+            readers = list(_owners(distinct))
             names = list(chain.from_iterable(distinct))
             # pairs from the last to the first: each tensor's first reader is written last
             first = dict(zip(reversed(names), reversed(readers)))
@@ -64,9 +64,24 @@ class NodeTable:
         return first[tensor] if count.get(tensor) == 1 else None
 
     def label(self, index: int) -> str:
-        """The node's name, else its first output, else its op type."""
-        outputs = self.outputs[index]
-        return self.names[index] or (outputs[0] if outputs else self.op_types[index])
+        return node_label(self.names[index], self.outputs[index], self.op_types[index])
+
+
+def node_label(name: str, outputs: Sequence[str], op_type: str) -> str:
+    """A node's name, else its first output, else its op type."""
+    return name or (outputs[0] if outputs else op_type)
+
+
+def numbered(labels: Sequence[str]) -> list[str]:
+    """The labels with "#2", "#3"... on the later ones repeating an earlier one: layer names."""
+    if len(set(labels)) == len(labels):
+        return list(labels)
+    seen: dict[str, int] = {}
+    unique = []
+    for label in labels:
+        count = seen[label] = seen.get(label, 0) + 1
+        unique.append(label if count == 1 else f"{label}#{count}")
+    return unique
 
 
 def read_nodes(graph: GraphProto, available: Iterable[str]) -> NodeTable:
@@ -157,9 +172,13 @@ def _is_sorted(table: NodeTable) -> bool:
     """Every input is produced by an earlier node (or by none: a graph input, an initializer, an
     outer value or a dangling name)."""
     # in C: each input's producer (-1: none) against the index of the node reading it
-    readers = chain.from_iterable(map(repeat, range(len(table.inputs)), map(len, table.inputs)))
     producers = map(table.producer.get, chain.from_iterable(table.inputs), repeat(-1))
-    return not any(map(ge, producers, readers))
+    return not any(map(ge, producers, _owners(table.inputs)))
+
+
+def _owners(lists: Sequence[Collection[str]]) -> Iterator[int]:
+    """For each element of the lists, one after another, the index of the list holding it."""
+    return chain.from_iterable(map(repeat, range(len(lists)), map(len, lists)))
 
 
 def _topological_order(table: NodeTable, available: set[str]) -> list[NodeProto]:
@@ -355,19 +374,11 @@ _Decoded = tuple[Declared, Optional[int], Optional[Shape]]  # (shape and type, b
 
 
 def _decode_type(type_proto: onnx.TypeProto) -> _Decoded:
-    tensor_type = type_proto.tensor_type  # another type (a sequence) reads as a shapeless tensor
-    dims = tensor_type.shape.dim
-    shape: Optional[Shape] = tuple([dim.dim_value for dim in dims])
+    shape = shape_of(type_proto)  # another type (a sequence) reads as a shapeless tensor
     negative_shape: Optional[Shape] = None
-    if not shape:
-        if not tensor_type.HasField("shape"):
-            shape = None  # unknown rank, not a scalar
-    elif min(shape) <= 0:  # type: ignore[type-var]  (one check for the usual all-positive shape)
-        if 0 in shape and not all(dim.HasField("dim_value") for dim in dims):  # type: ignore[operator]
-            shape = None  # unset (symbolic or unknown) dims read as 0; a real 0 has its value set
-        elif min(shape) < 0:  # type: ignore[type-var]
-            negative_shape, shape = shape, None
-    dtype = tensor_type.elem_type
+    if shape and min(shape) < 0:
+        negative_shape, shape = shape, None
+    dtype = type_proto.tensor_type.elem_type
     bits = _BITS_BY_DTYPE.get(dtype)
     nbytes = None if shape is None or bits is None else (math.prod(shape) * bits + 7) // 8
     return (shape, dtype), nbytes, negative_shape
