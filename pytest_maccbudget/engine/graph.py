@@ -17,6 +17,7 @@ larger than folding.FOLD_MAX_ELEMENTS: no weight is ever materialised.
 from __future__ import annotations
 
 import math
+import re
 from itertools import chain
 from typing import Mapping, Optional, Sequence, Union
 
@@ -114,6 +115,8 @@ class PreparedGraph:
         # -1...): the node that stopped it, named when a shape is then not known
         self.stopped: dict[str, int] = {}
         self._noted_stops: set[int] = set()
+        # node -> what onnx's inference of it said when it refused its inputs (shown where its layer is unresolved)
+        self.inference_errors: dict[int, str] = {}
         self._values: dict[str, Optional[np.ndarray]] = {}
         self._run()
 
@@ -463,8 +466,10 @@ class PreparedGraph:
             inferred = onnx.shape_inference.infer_node_outputs(
                 schema, table.protos[index], types, dict(data), opset_imports=self.context.opset_imports,
                 ir_version=self.context.ir_version)
-        except Exception:  # onnx's InferenceError: inputs that do not fit the op (reported later)
+        except Exception as error:  # onnx's InferenceError: inputs that do not fit the op
+            self.inference_errors[index] = _inference_message(error, inputs)
             return {}
+        self.inference_errors.pop(index, None)  # (refused on an earlier attempt, with other inputs known)
         return {name: (shape_of(type_proto), type_proto.tensor_type.elem_type or None)
                 for name, type_proto in inferred.items() if type_proto.HasField("tensor_type")}
 
@@ -673,6 +678,14 @@ def _typed(shape: Union[Shape, TypedShape, Known], default_dtype: Optional[int])
     if isinstance(shape, (TypedShape, Known)):
         return tuple(int(d) for d in shape.shape), shape.dtype
     return tuple(int(d) for d in shape), default_dtype
+
+
+def _inference_message(error: Exception, inputs: Sequence[Optional[TensorInfo]]) -> str:
+    """onnx's reason, without its "[ShapeInferenceError]" tag, after the input shapes it saw."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    reason = re.sub(r"^\[\w+\]\s*", "", lines[0]) if lines else type(error).__name__
+    shapes = ", ".join(str(list(info.shape)) for info in inputs if info is not None and info.shape is not None)
+    return f"{shapes}: {reason}" if shapes else reason
 
 
 def _view_note(op_type: str, label: str, source: TensorInfo, result: TensorInfo, target: Optional[np.ndarray]) -> str:

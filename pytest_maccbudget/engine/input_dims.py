@@ -64,14 +64,18 @@ def apply_input_shapes(model: ModelProto, input_shapes: InputShapes = None, batc
     given = _checked_shapes(input_shapes, real_inputs, by_name)
     symbol_values = {k: int(v) for k, v in given.items() if isinstance(v, int)}
     notes: list[str] = []
+    symbol_values.update(_symbols_of_given_dims(given, real_inputs, by_name, symbol_values, notes))
     changed = False
+    sequences = _sequence_symbols([by_name[name] for name in real_inputs if name not in given])
     for name in real_inputs:
         dims = given.get(name)
         if dims is not None and not isinstance(dims, int):
+            declared = _fixed_dims(by_name[name])
             _set_dims(by_name[name], list(dims))
             changed = True
+            _note_replaced_dims(name, declared, list(dims), notes)
         elif by_name[name].type.tensor_type.HasField("shape"):
-            changed |= _fill_dims(by_name[name], symbol_values, batch, notes)
+            changed |= _fill_dims(by_name[name], symbol_values, batch, notes, sequences)
             _refuse_negative_dims(by_name[name])
         if long_vectors is not None:
             dims_now = by_name[name].type.tensor_type.shape.dim
@@ -129,19 +133,39 @@ def _has_no_size(dim: onnx.TensorShapeProto.Dimension) -> bool:
     return not _is_fixed(dim) and not dim.dim_param
 
 
-def batch_positions(dims: Sequence[onnx.TensorShapeProto.Dimension], given: Collection[str] = ()) -> list[int]:
+def batch_positions(dims: Sequence[onnx.TensorShapeProto.Dimension], given: Collection[str] = (),
+                    sequences: Collection[str] = ()) -> list[int]:
     """The input's batch dims: those named like a batch, else a leading dim (rank >= 2) that is
-    symbolic (with no value `given` for it), unset, declared 0 or 1; but a leading dim named like
-    a sequence ([seq, 0, 4], sequence first) is not the batch when dim 1 of a rank >= 3 input has
-    neither a size nor a name: dim 1 is. The same reading with and without --batch."""
+    symbolic (with no value `given` for it, and not one of the `sequences`), unset, declared 0 or
+    1; but a leading dim named like a sequence ([seq, 0, 4], sequence first) is not the batch when
+    dim 1 of a rank >= 3 input has neither a size nor a name: dim 1 is. The same reading with and
+    without --batch."""
     named = [position for position, dim in enumerate(dims) if is_batch_name(dim.dim_param)]
     if named:
         return named
-    if len(dims) >= 3 and is_sequence_name(dims[0].dim_param) and _has_no_size(dims[1]):
+    if _is_sequence_first(dims):
         return [1]
-    if len(dims) >= 2 and dims[0].dim_param not in given and (not _is_fixed(dims[0]) or dims[0].dim_value == 1):
+    if (len(dims) >= 2 and dims[0].dim_param not in given and dims[0].dim_param not in sequences
+            and (not _is_fixed(dims[0]) or dims[0].dim_value == 1)):
         return [0]
     return []
+
+
+def _is_sequence_first(dims: Sequence[onnx.TensorShapeProto.Dimension]) -> bool:
+    """[seq, 0, 4]: a leading dim named like a sequence, then a dim with neither a size nor a name."""
+    return (len(dims) >= 3 and is_sequence_name(dims[0].dim_param) and _has_no_size(dims[1])
+            and not any(is_batch_name(dim.dim_param) for dim in dims))
+
+
+def _sequence_symbols(value_infos: Iterable[onnx.ValueInfoProto]) -> dict[str, str]:
+    """The symbols some input reads as its sequence dim (sequence first), with that input's name:
+    the same symbol is one size in every input, so another input does not take it as its batch."""
+    found: dict[str, str] = {}
+    for value_info in value_infos:
+        dims = value_info.type.tensor_type.shape.dim
+        if _is_sequence_first(dims):
+            found.setdefault(dims[0].dim_param, value_info.name)
+    return found
 
 
 def _why(symbols: Sequence[str], position: int) -> str:
@@ -161,17 +185,19 @@ def _dim_label(dim: onnx.TensorShapeProto.Dimension) -> str:
 
 
 def _fill_dims(value_info: onnx.ValueInfoProto, symbol_values: Mapping[str, int], batch: Optional[int],
-               notes: list[str]) -> bool:
-    """Give the dims of one input their values. True if a dim changed."""
+               notes: list[str], sequences: Mapping[str, str]) -> bool:
+    """Give the dims of one input their values. True if a dim changed. A symbol in `sequences`
+    (another input's sequence dim) is not taken as this input's batch."""
     dims = value_info.type.tensor_type.shape.dim
     before = describe_dims(value_info.type)
     symbols = [dim.dim_param for dim in dims]  # (setting a value clears a dim's name)
-    positions = batch_positions(dims, symbol_values)
+    positions = batch_positions(dims, symbol_values, sequences)
     # --batch sets the batch dims that were given no value (a value given holds)
     to_set = [position for position in positions if dims[position].dim_param not in symbol_values]
     changed = False
     if batch is not None:
-        changed = _set_batch(value_info.name, dims, symbols, positions, to_set, batch, before, notes, symbol_values)
+        changed = _set_batch(value_info.name, dims, symbols, positions, to_set, batch, before, notes, symbol_values,
+                             sequences)
     for position, dim in enumerate(dims):
         if _is_fixed(dim) or (batch is not None and position in to_set):
             continue
@@ -184,6 +210,12 @@ def _fill_dims(value_info: onnx.ValueInfoProto, symbol_values: Mapping[str, int]
         changed = True
         if dim.dim_param in symbol_values:
             dim.dim_value = symbol_values[dim.dim_param]
+        elif dim.dim_param in sequences and sequences[dim.dim_param] != value_info.name:
+            if position == 0 and batch is None and batch_positions(dims, symbol_values) == [0]:
+                # the batch dim it would be, but for the other input (with --batch, its note says why)
+                notes.append(f"dim 0 ({dim.dim_param!r}) of input {value_info.name!r} {before} is not read as a batch "
+                             f"dim: input {sequences[dim.dim_param]!r} reads {dim.dim_param!r} as its sequence dim; "
+                             f"give it with --input {dim.dim_param}=N")
         elif position in positions or (position == 0 and not positions):
             notes.append(_assumed_batch_note(value_info.name, position, dim) + _why(symbols, position))
             dim.dim_value = 1
@@ -192,7 +224,7 @@ def _fill_dims(value_info: onnx.ValueInfoProto, symbol_values: Mapping[str, int]
 
 def _set_batch(name: str, dims: Sequence[onnx.TensorShapeProto.Dimension], symbols: Sequence[str],
                positions: list[int], to_set: list[int], batch: int, before: str, notes: list[str],
-               given: Mapping[str, int]) -> bool:
+               given: Mapping[str, int], sequences: Mapping[str, str]) -> bool:
     """Set the batch dims `to_set` (`symbols`: the dims' names as declared); else say why none."""
     if positions and not to_set:
         given_values = ", ".join(f"{symbols[p]!r} is given as {given[symbols[p]]}" for p in positions)
@@ -203,6 +235,8 @@ def _set_batch(name: str, dims: Sequence[onnx.TensorShapeProto.Dimension], symbo
             reason = f"it has rank {len(dims)}"
         elif symbols[0] in given:
             reason = f"its leading dim {symbols[0]!r} is given as {given[symbols[0]]}"
+        elif symbols[0] in sequences:
+            reason = f"its leading dim {symbols[0]!r} is the sequence dim of input {sequences[symbols[0]]!r}"
         else:
             reason = f"its leading dim is fixed at {dims[0].dim_value}"
         notes.append(f"--batch {batch} left input {name!r} {before} as it is: no dim is named like a batch "
@@ -244,6 +278,57 @@ def _forget_declared_shapes(graph: GraphProto, keep: set[str]) -> None:
     for output in graph.output:
         if output.name not in keep and output.type.HasField("tensor_type"):
             output.type.tensor_type.ClearField("shape")
+
+
+def _symbols_of_given_dims(given: Mapping[str, Union[Sequence[int], int]], real_inputs: Sequence[str],
+                           by_name: Mapping[str, onnx.ValueInfoProto], symbol_values: Mapping[str, int],
+                           notes: list[str]) -> dict[str, int]:
+    """The sizes the dims given in full give the symbols their input declares: a symbol is one
+    size in every input, so the other inputs sharing it get that size too (with a note). Two
+    sizes for one symbol are refused."""
+    found: dict[str, tuple[int, str]] = {}  # symbol -> (size, the input whose dims gave it)
+    for name in real_inputs:
+        dims = given.get(name)
+        declared = by_name[name].type.tensor_type.shape.dim
+        if dims is None or isinstance(dims, int) or len(declared) != len(dims):
+            continue  # (a rank that differs is refused when the dims are set)
+        for dim, size in zip(declared, map(int, dims)):
+            symbol = dim.dim_param
+            if not symbol:
+                continue
+            earlier = (symbol_values[symbol], "--input") if symbol in symbol_values else found.get(symbol)
+            if earlier is not None and earlier[0] != size:
+                source = (f"--input {symbol}={earlier[0]} gives it" if earlier[1] == "--input"
+                          else f"the dims given for input {earlier[1]!r} make it")
+                raise ModelError(f"the dims given for input {name!r} make its symbolic dim {symbol!r} {size}, where "
+                                 f"{source} {earlier[0]}: a symbol is one size in every input")
+            found.setdefault(symbol, (size, name))
+    derived = {symbol: size for symbol, (size, _) in found.items() if symbol not in symbol_values}
+    for symbol, size in derived.items():
+        readers = [name for name in real_inputs if name not in given
+                   and any(dim.dim_param == symbol for dim in by_name[name].type.tensor_type.shape.dim)]
+        if readers:
+            notes.append(f"symbolic dim {symbol!r} of input{'s' if len(readers) > 1 else ''} "
+                         f"{', '.join(map(repr, readers))} is {size}, as the dims given for input "
+                         f"{found[symbol][1]!r} make it (a symbol is one size in every input)")
+    return derived
+
+
+def _fixed_dims(value_info: onnx.ValueInfoProto) -> list[Optional[int]]:
+    """The sizes the file fixes, None for the other dims: symbolic, unset, declared 0 or below
+    (no size), or the batch dim (giving it another value is what --batch does)."""
+    dims = value_info.type.tensor_type.shape.dim
+    batch = batch_positions(dims)
+    return [dim.dim_value if _is_fixed(dim) and position not in batch else None for position, dim in enumerate(dims)]
+
+
+def _note_replaced_dims(name: str, declared: Sequence[Optional[int]], given: Sequence[int], notes: list[str]) -> None:
+    """Dims given where the file fixes other sizes are taken (profiling an export at another
+    resolution), and said: a mistyped channel count would otherwise pass unnoticed."""
+    replaced = [position for position, (old, new) in enumerate(zip(declared, given)) if old is not None and old != new]
+    if replaced:
+        which = ", ".join(f"dim {position} ({declared[position]} -> {given[position]})" for position in replaced)
+        notes.append(f"input {name!r} is profiled at {list(given)} as given, where the file fixes other sizes: {which}")
 
 
 def _set_dims(value_info: onnx.ValueInfoProto, dims: list[int]) -> None:

@@ -32,7 +32,7 @@ from .results import (
     UnknownOp,
 )
 from .tables import NodeTable, numbered, shape_of
-from .types import NodeView, OpCost, TensorInfo, UnresolvedShape, UnsupportedAttributes
+from .types import InputsDoNotFit, NodeView, OpCost, TensorInfo, UnresolvedShape, UnsupportedAttributes
 
 ModelSource = Union[str, "os.PathLike[str]", ModelProto]
 _NO_COST = OpCost()
@@ -187,10 +187,9 @@ class _Profiler:
         try:
             cost = entry.cost(view)
         except UnresolvedShape as error:
-            unknown_inputs = prepared.describe_unknown_inputs(index)
-            reason = f"{error}" + (f" (input shapes not resolved: {unknown_inputs})" if unknown_inputs else "")
-            return self.unknown(prepared, index, name, UNRESOLVED, reason, params, result)
-        except UnsupportedAttributes as error:
+            return self.unknown(prepared, index, name, UNRESOLVED, _unresolved_reason(prepared, index, error), params,
+                                result)
+        except (UnsupportedAttributes, InputsDoNotFit) as error:
             return self.unknown(prepared, index, name, UNKNOWN, str(error), params, result)
         except Exception as error:  # a malformed node (group=0, say): this layer is not counted, the rest is
             reason = f"cost rule failed: {type(error).__name__}: {error}"
@@ -266,6 +265,18 @@ class _Profiler:
         # what the body's pass noted (a bound, a hard-coded shape) reaches the report, named by where it is
         outer.notes.extend(f"{prefix.rstrip('/')}: {note}" for note in prepared.notes)
         return costed
+
+
+def _unresolved_reason(prepared: PreparedGraph, index: int, error: UnresolvedShape) -> str:
+    """What is missing, and why: the node's inputs whose shapes are not resolved, else what onnx's
+    shape inference said of the node's inputs (they do not fit the op)."""
+    unknown_inputs = prepared.describe_unknown_inputs(index)
+    if unknown_inputs:
+        return f"{error} (input shapes not resolved: {unknown_inputs})"
+    refused = prepared.inference_errors.get(index)
+    if refused is not None:
+        return f"{error}: onnx's shape inference refuses the node's inputs ({refused})"
+    return str(error)
 
 
 def _loop_start_mismatch(prepared: PreparedGraph, index: int) -> Optional[str]:

@@ -23,6 +23,11 @@ class UnsupportedAttributes(Exception):
     """Raised by a cost function for a form of a known op that has no counting rule."""
 
 
+class InputsDoNotFit(Exception):
+    """Raised by a cost function when the node's input shapes contradict each other (an input
+    with other channels than its weight reads): no run of the node exists to count."""
+
+
 _BITS_BY_DTYPE: dict[int, int] = {
     TensorProto.FLOAT: 32, TensorProto.UINT8: 8, TensorProto.INT8: 8, TensorProto.UINT16: 16,
     TensorProto.INT16: 16, TensorProto.INT32: 32, TensorProto.INT64: 64, TensorProto.BOOL: 8,

@@ -437,3 +437,74 @@ def test_a_negative_dim_is_a_batch_where_the_batch_is_read_and_refused_elsewhere
     assert any("declares dim 0 as -1" in note and "taken as 1" in note for note in profile.notes)
     with pytest.raises(ModelError, match="declares a negative dim"):
         profile_model(_lstm_model([10, -1, 10]))
+
+
+def test_dims_given_where_the_file_fixes_other_sizes_are_taken_and_named() -> None:
+    # [N, 16] given as [3, 8]: the 16 the file fixes becomes 8 (profiling at another size is allowed),
+    # and a note names it, so a mistyped dim does not pass unnoticed
+    model = _fc_model(["N", 16])
+    profile = profile_model(model, {"x": [3, 16]})
+    assert profile.notes == ()
+    w = numpy_helper.from_array(np.ones((8, 4), np.float32), "w")
+    model.graph.initializer[0].CopyFrom(w)
+    profile = profile_model(model, {"x": [3, 8]})
+    assert profile.totals.macs == 3 * 8 * 4
+    assert profile.notes == ("input 'x' is profiled at [3, 8] as given, where the file fixes other sizes: dim 1 (16 -> 8)",)
+
+
+def test_a_symbol_one_input_reads_as_its_sequence_is_not_the_batch_of_another() -> None:
+    # 'seq' is one size in both inputs: input 'a' [seq, 0, 4] reads it as its sequence (dim 1 is the
+    # batch), so [seq, 4] does not take it as a batch of 1 while 'a' leaves it unknown
+    inputs = [helper.make_tensor_value_info("a", F32, ["seq", 0, 4]), helper.make_tensor_value_info("b", F32, ["seq", 4])]
+    nodes = [helper.make_node("ReduceSum", ["a"], ["ra"], keepdims=0, name="sum"),
+             helper.make_node("Relu", ["b"], ["o"], name="relu")]
+    graph = helper.make_graph(nodes, "g", inputs, [helper.make_tensor_value_info("o", F32, None),
+                                                   helper.make_tensor_value_info("ra", F32, None)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    profile = profile_model(model)
+    assert profile.inputs == {} and profile.layer("relu").flops is None
+    assert ("dim 0 ('seq') of input 'b' [seq, 4] is not read as a batch dim: input 'a' reads 'seq' as its sequence "
+            "dim; give it with --input seq=N") in profile.notes
+    profile = profile_model(model, batch=2)
+    assert profile.inputs == {} and profile.layer("relu").flops is None
+    assert ("--batch 2 left input 'b' [seq, 4] as it is: no dim is named like a batch (batch, N, batch_size...) and "
+            "its leading dim 'seq' is the sequence dim of input 'a'") in profile.notes
+    # given, seq is one size everywhere: 5 x 2 x 4 elements summed, 5 x 4 ReLUs
+    profile = profile_model(model, {"seq": 5}, batch=2)
+    assert profile.inputs == {"a": (5, 2, 4), "b": (5, 4)} and profile.layer("relu").flops == 5 * 4
+
+
+def _two_inputs(a_dims: list, b_dims: list) -> onnx.ModelProto:
+    inputs = [helper.make_tensor_value_info("a", F32, a_dims), helper.make_tensor_value_info("b", F32, b_dims)]
+    nodes = [helper.make_node("Relu", ["a"], ["y"], name="relu_a"), helper.make_node("Relu", ["b"], ["z"], name="relu_b")]
+    outputs = [helper.make_tensor_value_info(name, F32, None) for name in ("y", "z")]
+    return helper.make_model(helper.make_graph(nodes, "g", inputs, outputs), opset_imports=[helper.make_opsetid("", 17)])
+
+
+def test_a_symbol_is_one_size_in_every_input_when_an_input_is_given_in_full() -> None:
+    # a given as [5, 2, 4] makes seq 5: b [seq, 4] is 5 x 4, not a batch of 1 beside it
+    profile = profile_model(_two_inputs(["seq", 0, 4], ["seq", 4]), {"a": [5, 2, 4]})
+    assert profile.inputs == {"a": (5, 2, 4), "b": (5, 4)} and profile.layer("relu_b").flops == 5 * 4
+    assert profile.notes == ("symbolic dim 'seq' of input 'b' is 5, as the dims given for input 'a' make it (a symbol "
+                             "is one size in every input)",)
+    with pytest.raises(ModelError, match=r"the dims given for input 'a' make its symbolic dim 'seq' 5, where --input "
+                                         r"seq=6 gives it 6: a symbol is one size in every input"):
+        profile_model(_two_inputs(["seq", 0, 4], ["seq", 4]), {"a": [5, 2, 4], "seq": 6})
+    with pytest.raises(ModelError, match=r"input 'b' make its symbolic dim 'seq' 6, where the dims given for input "
+                                         r"'a' make it 5"):
+        profile_model(_two_inputs(["seq", 3], ["seq", 4]), {"a": [5, 3], "b": [6, 4]})
+
+
+def test_the_sequence_note_is_only_where_the_symbol_would_have_been_the_batch() -> None:
+    # b reads seq as its own sequence, or has a batch dim by name: no note about a's sequence for b
+    for b_dims in (["seq", 0, 8], ["seq", "batch", 8]):
+        profile = profile_model(_two_inputs(["seq", 0, 4], b_dims))
+        assert not any("is not read as a batch dim" in note for note in profile.notes)
+
+
+def test_no_replaced_dims_note_for_the_batch_dim_or_a_dim_with_no_size() -> None:
+    # the batch dim given another value (what --batch does), a dim declared 0: nothing the file fixes
+    assert profile_model(_two_inputs([1, 3, 8], [2]), {"a": [4, 3, 8]}).notes == ()
+    assert profile_model(_two_inputs([0, 3, 8], [2]), {"a": [4, 3, 8]}).notes == ()
+    assert profile_model(_two_inputs([1, 3, 8], [2]), {"a": [4, 3, 9]}).notes == (
+        "input 'a' is profiled at [4, 3, 9] as given, where the file fixes other sizes: dim 2 (8 -> 9)",)

@@ -10,10 +10,12 @@ from typing import Any
 
 import pytest
 
+from pytest_maccbudget import profile_model
 from pytest_maccbudget.engine.ops.dot import einsum_output_numel, parse_einsum, transpose_touched_positions
 from pytest_maccbudget.engine.registry import REGISTRY
+from pytest_maccbudget.engine.results import UNKNOWN, UNRESOLVED
 from pytest_maccbudget.engine.types import OpCost, UnsupportedAttributes
-from tests.engine.onnx_build import node_cost, weight
+from tests.engine.onnx_build import node_cost, single_node_model, weight
 
 MS = "com.microsoft"
 
@@ -359,3 +361,46 @@ def test_registered_dot_ops():
     for op in ("FusedConv", "FusedGemm", "FusedMatMul"):
         assert REGISTRY.lookup(op, MS) is not None
         assert REGISTRY.shape_fn(op, MS) is not None
+
+
+# --- inputs that do not fit the op -------------------------------------------------------
+
+
+@pytest.mark.parametrize("op_type, x, w, attrs, message", [
+    ("Conv", [1, 4, 8, 8], (4, 3, 3, 3), {},
+     "input 'x' [1, 4, 8, 8] has 4 channels where weight 'w' [4, 3, 3, 3] reads 3: the inputs do not fit Conv"),
+    ("Conv", [1, 4, 8, 8], (4, 3, 3, 3), {"group": 2},
+     "input 'x' [1, 4, 8, 8] has 4 channels where weight 'w' [4, 3, 3, 3] with group 2 reads 6"),
+    ("ConvTranspose", [1, 3, 8, 8], (4, 3, 3, 3), {},
+     "input 'x' [1, 3, 8, 8] has 3 channels where weight 'w' [4, 3, 3, 3] reads 4: the inputs do not fit ConvTranspose"),
+])
+def test_a_conv_whose_input_has_other_channels_than_its_weight_reads_is_not_counted(op_type, x, w, attrs, message):
+    # onnx's inference gives the output a shape all the same: the count (3,888 MACs for the first)
+    # would be one of a node that cannot run
+    profile = profile_model(single_node_model(op_type, {"x": x, "w": weight(*w)}, attrs=attrs, opset=17))
+    layer = profile.layer("node")
+    assert layer.status == UNKNOWN and layer.macs is None and message in layer.note
+    assert profile.partial
+
+
+def test_a_conv_whose_channels_fit_is_counted_with_groups_and_transposed():
+    # 6 channels in 2 groups of 3: 4 x 6 x 6 outputs x 3 x 3 x 3 MACs each
+    assert node_cost("Conv", {"x": [1, 6, 8, 8], "w": weight(4, 3, 3, 3)}, attrs={"group": 2}).macs == 4 * 36 * 27
+    # ConvTranspose W = [Cin, Cout, k, k]: 4 inputs channels x 64 positions x 3 x 9 MACs
+    assert node_cost("ConvTranspose", {"x": [1, 4, 8, 8], "w": weight(4, 3, 3, 3)}).macs == 4 * 64 * 3 * 9
+
+
+def test_an_unresolved_layer_says_what_onnx_refused_in_its_inputs():
+    profile = profile_model(single_node_model("MatMul", {"x": [2, 3], "w": weight(4, 5)}, opset=17))
+    layer = profile.layer("node")
+    assert layer.status == UNRESOLVED
+    assert layer.note == ("shape of tensor 'y' is not known: onnx's shape inference refuses the node's inputs "
+                          "([2, 3], [4, 5]: Incompatible dimensions for matrix multiplication)")
+
+
+def test_a_conv_transpose_whose_weight_is_a_graph_input_is_not_checked_against_dims_batch_set():
+    # W [1, 4, 3, 3] as a graph input: --batch 2 sets its leading dim (ConvTranspose's Cin) like any
+    # input's, so its channels say nothing; counted as before: 2 x 64 positions x 4 x 9
+    model = single_node_model("ConvTranspose", {"x": [1, 1, 8, 8], "w": [1, 4, 3, 3]}, opset=17)
+    profile = profile_model(model, batch=2)
+    assert profile.layer("node").status == "costed" and profile.totals.macs == 2 * 64 * 4 * 9

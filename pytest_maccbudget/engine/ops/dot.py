@@ -12,7 +12,7 @@ import math
 from typing import Optional, Sequence
 
 from ..registry import CONV, DEPTHWISE_CONV, FOLD_BACKWARD, FOLD_FORWARD, MATMUL, register, register_shape
-from ..types import NodeView, OpCost, Shape, UnresolvedShape, UnsupportedAttributes, numel
+from ..types import InputsDoNotFit, NodeView, OpCost, Shape, UnresolvedShape, UnsupportedAttributes, numel
 from ._common import MS_DOMAIN, broadcast_shapes
 from .activations import ACTIVATION_FLOPS
 
@@ -166,6 +166,7 @@ def _conv_weight_dims(node: NodeView, x_index: int, w_index: int, transposed: bo
     """
     w = node.input(w_index).shape
     if w is not None and len(w) >= 2:
+        _check_channels(node, x_index, w_index, transposed)
         return int(w[1]), [int(k) for k in w[2:]]
     kernel = node.attr("kernel_shape")
     if kernel is None:
@@ -176,6 +177,23 @@ def _conv_weight_dims(node: NodeView, x_index: int, w_index: int, transposed: bo
         return out_channels // group, [int(k) for k in kernel]
     in_channels = node.input_shape(x_index)[1]
     return in_channels // group, [int(k) for k in kernel]
+
+
+def _check_channels(node: NodeView, x_index: int, w_index: int, transposed: bool) -> None:
+    """X's channels are those W reads: Cin = W[1] x group for a Conv, W[0] for a ConvTranspose.
+    Another count (an input given other dims than the export's) would be counted for a node
+    that cannot run."""
+    x, w = node.input(x_index), node.input(w_index)
+    if x.shape is None or len(x.shape) < 2 or w.shape is None or x.bounded or w.bounded or not w.is_constant:
+        # a channel count known only as an upper bound may be larger than the run's; a weight that
+        # is a graph input may have had a dim set by --batch (W[0] is ConvTranspose's Cin)
+        return
+    group = int(node.attr("group", 1) or 1)
+    reads = w.shape[0] if transposed else w.shape[1] * group
+    if x.shape[1] != reads:
+        how = f"{list(w.shape)}" + (f" with group {group}" if group != 1 and not transposed else "")
+        raise InputsDoNotFit(f"input {x.name!r} {list(x.shape)} has {x.shape[1]} channels where weight {w.name!r} "
+                             f"{how} reads {reads}: the inputs do not fit {node.op_type}")
 
 
 def conv_class(node: NodeView, x_index: int = 0) -> str:
