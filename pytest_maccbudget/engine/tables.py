@@ -44,24 +44,25 @@ class NodeTable:
         return len(self.protos)
 
     def _reader_index(self) -> tuple[dict[str, int], dict[str, int]]:
-        """(distinct nodes reading each tensor, the first of them), built on first use, in C."""
+        """(reads of each tensor, the first node reading it), built on first use, in C."""
         if self._readers is None:
-            distinct = list(map(set, self.inputs))
-            count = Counter(chain.from_iterable(distinct))
-            readers = list(_owners(distinct))
-            names = list(chain.from_iterable(distinct))
+            names = list(chain.from_iterable(self.inputs))
             # pairs from the last to the first: each tensor's first reader is written last
-            first = dict(zip(reversed(names), reversed(readers)))
-            self._readers = (count, first)
+            first = dict(zip(reversed(names), reversed(list(_owners(self.inputs)))))
+            self._readers = (Counter(names), first)
         return self._readers
 
     def is_read(self, tensor: str) -> bool:
         return tensor in self._reader_index()[0]
 
     def only_reader(self, tensor: str) -> Optional[int]:
-        """The single node reading `tensor`, if exactly one does."""
+        """The single node reading `tensor`, if exactly one does (reading it once or more)."""
         count, first = self._reader_index()
-        return first[tensor] if count.get(tensor) == 1 else None
+        reads = count.get(tensor)
+        if reads is None:
+            return None
+        reader = first[tensor]
+        return reader if reads == 1 or self.inputs[reader].count(tensor) == reads else None
 
     def label(self, index: int) -> str:
         return node_label(self.names[index], self.outputs[index], self.op_types[index])

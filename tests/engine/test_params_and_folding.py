@@ -9,6 +9,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from pytest_maccbudget import profile_model
 from pytest_maccbudget.engine.results import COSTED, FOLDED
+from pytest_maccbudget.engine.tables import read_nodes
 
 F32 = TensorProto.FLOAT
 rng = np.random.default_rng(0)
@@ -137,3 +138,16 @@ def test_mul_add_after_relu_is_two_elementwise_ops() -> None:
              helper.make_node("Add", ["m", "t"], ["y"], name="shift")]
     profile = profile_model(_model(nodes, [_init("s", 3, 1, 1), _init("t", 3, 1, 1)], [1, 3, 4, 4], ["y"]))
     assert [profile.layer(n).flops for n in ("scale", "shift")] == [48, 48]
+
+
+def test_the_only_reader_of_a_tensor_is_the_one_node_reading_it_however_many_times() -> None:
+    def table(*nodes: onnx.NodeProto):
+        return read_nodes(helper.make_graph(list(nodes), "g", [], []), ["x"])
+
+    squared = table(helper.make_node("Mul", ["x", "x"], ["y"]))
+    assert squared.only_reader("x") == 0 and squared.is_read("x")
+    assert squared.only_reader("y") is None and not squared.is_read("y")
+    twice = table(helper.make_node("Mul", ["x", "x"], ["y"]), helper.make_node("Relu", ["x"], ["z"]))
+    assert twice.only_reader("x") is None
+    later = table(helper.make_node("Relu", ["w"], ["v"]), helper.make_node("Add", ["x", "v"], ["y"]))
+    assert later.only_reader("x") == 1 and later.only_reader("v") == 1
