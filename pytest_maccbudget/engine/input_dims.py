@@ -14,7 +14,7 @@ negative one there is refused. Other symbolic dims with no value stay unknown.
 from __future__ import annotations
 
 import re
-from typing import Collection, Container, Iterable, Mapping, Optional, Sequence, Union
+from typing import Collection, Container, Iterable, Mapping, NamedTuple, Optional, Sequence, Union
 
 import onnx
 from onnx import GraphProto, ModelProto
@@ -62,11 +62,14 @@ def apply_input_shapes(model: ModelProto, input_shapes: InputShapes = None, batc
         check_text([dim.dim_param for dim in by_name[name].type.tensor_type.shape.dim],
                    f"a symbolic dim of graph input {name!r}")
     given = _checked_shapes(input_shapes, real_inputs, by_name)
-    symbol_values = {k: int(v) for k, v in given.items() if isinstance(v, int)}
+    for name, dims in given.items():
+        if not isinstance(dims, int):
+            _check_given_dims(name, dims)
     notes: list[str] = []
-    symbol_values.update(_symbols_of_given_dims(given, real_inputs, by_name, symbol_values, notes))
+    symbols = _Symbols({k: int(v) for k, v in given.items() if isinstance(v, int)}, {},
+                       _sequence_symbols([by_name[name] for name in real_inputs if name not in given]))
+    _size_symbols_of_given_dims(given, real_inputs, by_name, symbols, notes)
     changed = False
-    sequences = _sequence_symbols([by_name[name] for name in real_inputs if name not in given])
     for name in real_inputs:
         dims = given.get(name)
         if dims is not None and not isinstance(dims, int):
@@ -75,7 +78,7 @@ def apply_input_shapes(model: ModelProto, input_shapes: InputShapes = None, batc
             changed = True
             _note_replaced_dims(name, declared, list(dims), notes)
         elif by_name[name].type.tensor_type.HasField("shape"):
-            changed |= _fill_dims(by_name[name], symbol_values, batch, notes, sequences)
+            changed |= _fill_dims(by_name[name], symbols, batch, notes)
             _refuse_negative_dims(by_name[name])
         if long_vectors is not None:
             dims_now = by_name[name].type.tensor_type.shape.dim
@@ -184,20 +187,33 @@ def _dim_label(dim: onnx.TensorShapeProto.Dimension) -> str:
     return str(dim.dim_value) if _is_fixed(dim) else "unnamed"
 
 
-def _fill_dims(value_info: onnx.ValueInfoProto, symbol_values: Mapping[str, int], batch: Optional[int],
-               notes: list[str], sequences: Mapping[str, str]) -> bool:
-    """Give the dims of one input their values. True if a dim changed. A symbol in `sequences`
-    (another input's sequence dim) is not taken as this input's batch."""
+class _Symbols(NamedTuple):
+    """What the symbolic dims of the inputs are, across inputs (a symbol is one size in every input)."""
+
+    sizes: dict[str, int]  # given with --input SYMBOL=VALUE, or by the dims given for an input
+    origins: dict[str, str]  # symbol -> the input whose dims given in full sized it
+    sequences: dict[str, str]  # symbol -> an input reading it as its sequence dim (sequence first)
+
+    def given_as(self, symbol: str) -> str:
+        """How a symbol got its size, for notes: "is given as 2", "is 2 from the dims given for input 'a'"."""
+        origin = self.origins.get(symbol)
+        return (f"is {self.sizes[symbol]} from the dims given for input {origin!r}" if origin
+                else f"is given as {self.sizes[symbol]}")
+
+
+def _fill_dims(value_info: onnx.ValueInfoProto, known: _Symbols, batch: Optional[int], notes: list[str]) -> bool:
+    """Give the dims of one input their values. True if a dim changed. A symbol another input
+    reads as its sequence dim is not taken as this input's batch."""
     dims = value_info.type.tensor_type.shape.dim
     before = describe_dims(value_info.type)
     symbols = [dim.dim_param for dim in dims]  # (setting a value clears a dim's name)
+    symbol_values, sequences = known.sizes, known.sequences
     positions = batch_positions(dims, symbol_values, sequences)
     # --batch sets the batch dims that were given no value (a value given holds)
     to_set = [position for position in positions if dims[position].dim_param not in symbol_values]
     changed = False
     if batch is not None:
-        changed = _set_batch(value_info.name, dims, symbols, positions, to_set, batch, before, notes, symbol_values,
-                             sequences)
+        changed = _set_batch(value_info.name, dims, symbols, positions, to_set, batch, before, notes, known)
     for position, dim in enumerate(dims):
         if _is_fixed(dim) or (batch is not None and position in to_set):
             continue
@@ -211,8 +227,9 @@ def _fill_dims(value_info: onnx.ValueInfoProto, symbol_values: Mapping[str, int]
         if dim.dim_param in symbol_values:
             dim.dim_value = symbol_values[dim.dim_param]
         elif dim.dim_param in sequences and sequences[dim.dim_param] != value_info.name:
-            if position == 0 and batch is None and batch_positions(dims, symbol_values) == [0]:
-                # the batch dim it would be, but for the other input (with --batch, its note says why)
+            if position == 0 and batch_positions(dims, symbol_values) in ([0], []) and (batch is None or len(dims) < 2):
+                # the batch dim it would be (or, rank 1, taken as 1), but for the other input (with
+                # --batch on rank >= 2, its note says why)
                 notes.append(f"dim 0 ({dim.dim_param!r}) of input {value_info.name!r} {before} is not read as a batch "
                              f"dim: input {sequences[dim.dim_param]!r} reads {dim.dim_param!r} as its sequence dim; "
                              f"give it with --input {dim.dim_param}=N")
@@ -224,17 +241,18 @@ def _fill_dims(value_info: onnx.ValueInfoProto, symbol_values: Mapping[str, int]
 
 def _set_batch(name: str, dims: Sequence[onnx.TensorShapeProto.Dimension], symbols: Sequence[str],
                positions: list[int], to_set: list[int], batch: int, before: str, notes: list[str],
-               given: Mapping[str, int], sequences: Mapping[str, str]) -> bool:
+               known: _Symbols) -> bool:
     """Set the batch dims `to_set` (`symbols`: the dims' names as declared); else say why none."""
+    given, sequences = known.sizes, known.sequences
     if positions and not to_set:
-        given_values = ", ".join(f"{symbols[p]!r} is given as {given[symbols[p]]}" for p in positions)
+        given_values = ", ".join(f"{symbols[p]!r} {known.given_as(symbols[p])}" for p in positions)
         notes.append(f"--batch {batch} left input {name!r} {before} as it is: its batch dim {given_values}")
         return False
     if not positions:
         if len(dims) < 2:
             reason = f"it has rank {len(dims)}"
         elif symbols[0] in given:
-            reason = f"its leading dim {symbols[0]!r} is given as {given[symbols[0]]}"
+            reason = f"its leading dim {symbols[0]!r} {known.given_as(symbols[0])}"
         elif symbols[0] in sequences:
             reason = f"its leading dim {symbols[0]!r} is the sequence dim of input {sequences[symbols[0]]!r}"
         else:
@@ -280,38 +298,41 @@ def _forget_declared_shapes(graph: GraphProto, keep: set[str]) -> None:
             output.type.tensor_type.ClearField("shape")
 
 
-def _symbols_of_given_dims(given: Mapping[str, Union[Sequence[int], int]], real_inputs: Sequence[str],
-                           by_name: Mapping[str, onnx.ValueInfoProto], symbol_values: Mapping[str, int],
-                           notes: list[str]) -> dict[str, int]:
-    """The sizes the dims given in full give the symbols their input declares: a symbol is one
-    size in every input, so the other inputs sharing it get that size too (with a note). Two
-    sizes for one symbol are refused."""
-    found: dict[str, tuple[int, str]] = {}  # symbol -> (size, the input whose dims gave it)
+def _size_symbols_of_given_dims(given: Mapping[str, Union[Sequence[int], int]], real_inputs: Sequence[str],
+                                by_name: Mapping[str, onnx.ValueInfoProto], known: _Symbols, notes: list[str]) -> None:
+    """Add to `known` the sizes the dims given in full give the symbols their input declares: a
+    symbol is one size in every input, so the other inputs sharing it get that size too (with a
+    note). Two sizes for one symbol are refused."""
+    found: dict[str, tuple[int, str, int]] = {}  # symbol -> (size, the input whose dims gave it, at which dim)
     for name in real_inputs:
         dims = given.get(name)
         declared = by_name[name].type.tensor_type.shape.dim
         if dims is None or isinstance(dims, int) or len(declared) != len(dims):
             continue  # (a rank that differs is refused when the dims are set)
-        for dim, size in zip(declared, map(int, dims)):
+        for position, (dim, size) in enumerate(zip(declared, map(int, dims))):
             symbol = dim.dim_param
             if not symbol:
                 continue
-            earlier = (symbol_values[symbol], "--input") if symbol in symbol_values else found.get(symbol)
-            if earlier is not None and earlier[0] != size:
-                source = (f"--input {symbol}={earlier[0]} gives it" if earlier[1] == "--input"
-                          else f"the dims given for input {earlier[1]!r} make it")
-                raise ModelError(f"the dims given for input {name!r} make its symbolic dim {symbol!r} {size}, where "
-                                 f"{source} {earlier[0]}: a symbol is one size in every input")
-            found.setdefault(symbol, (size, name))
-    derived = {symbol: size for symbol, (size, _) in found.items() if symbol not in symbol_values}
-    for symbol, size in derived.items():
+            if symbol in known.sizes and known.sizes[symbol] != size:
+                raise ModelError(f"the dims given for input {name!r} make its symbolic dim {symbol!r} {size} (dim "
+                                 f"{position}), where --input {symbol}={known.sizes[symbol]} gives it "
+                                 f"{known.sizes[symbol]}: a symbol is one size in every input")
+            earlier = found.setdefault(symbol, (size, name, position))
+            if earlier[0] != size:
+                other = "they make" if earlier[1] == name else f"the dims given for input {earlier[1]!r} make"
+                raise ModelError(f"the dims given for input {name!r} make its symbolic dim {symbol!r} {size} (dim "
+                                 f"{position}), where {other} it {earlier[0]} (dim {earlier[2]}): a symbol is one size "
+                                 "in every input")
+    for symbol, (size, origin, _) in found.items():
+        if symbol in known.sizes:
+            continue
+        known.sizes[symbol], known.origins[symbol] = size, origin
         readers = [name for name in real_inputs if name not in given
                    and any(dim.dim_param == symbol for dim in by_name[name].type.tensor_type.shape.dim)]
         if readers:
             notes.append(f"symbolic dim {symbol!r} of input{'s' if len(readers) > 1 else ''} "
                          f"{', '.join(map(repr, readers))} is {size}, as the dims given for input "
-                         f"{found[symbol][1]!r} make it (a symbol is one size in every input)")
-    return derived
+                         f"{origin!r} make it (a symbol is one size in every input)")
 
 
 def _fixed_dims(value_info: onnx.ValueInfoProto) -> list[Optional[int]]:
@@ -340,6 +361,10 @@ def _set_dims(value_info: onnx.ValueInfoProto, dims: list[int]) -> None:
         )
     tensor_type.ClearField("shape")
     for d in dims:
-        if int(d) < 0:
-            raise ModelError(f"input {value_info.name!r}: dims must be 0 or more, got {dims}")
         tensor_type.shape.dim.add().dim_value = int(d)
+
+
+def _check_given_dims(name: str, dims: Sequence[int]) -> None:
+    """Dims given for an input are sizes: 0 or more (checked before they size any symbol)."""
+    if any(int(d) < 0 for d in dims):
+        raise ModelError(f"input {name!r}: dims must be 0 or more, got {list(dims)}")

@@ -487,12 +487,25 @@ def test_a_symbol_is_one_size_in_every_input_when_an_input_is_given_in_full() ->
     assert profile.inputs == {"a": (5, 2, 4), "b": (5, 4)} and profile.layer("relu_b").flops == 5 * 4
     assert profile.notes == ("symbolic dim 'seq' of input 'b' is 5, as the dims given for input 'a' make it (a symbol "
                              "is one size in every input)",)
-    with pytest.raises(ModelError, match=r"the dims given for input 'a' make its symbolic dim 'seq' 5, where --input "
-                                         r"seq=6 gives it 6: a symbol is one size in every input"):
+    with pytest.raises(ModelError, match=r"the dims given for input 'a' make its symbolic dim 'seq' 5 \(dim 0\), where "
+                                         r"--input seq=6 gives it 6: a symbol is one size in every input"):
         profile_model(_two_inputs(["seq", 0, 4], ["seq", 4]), {"a": [5, 2, 4], "seq": 6})
-    with pytest.raises(ModelError, match=r"input 'b' make its symbolic dim 'seq' 6, where the dims given for input "
-                                         r"'a' make it 5"):
+    with pytest.raises(ModelError, match=r"input 'b' make its symbolic dim 'seq' 6 \(dim 0\), where the dims given for "
+                                         r"input 'a' make it 5 \(dim 0\)"):
         profile_model(_two_inputs(["seq", 3], ["seq", 4]), {"a": [5, 3], "b": [6, 4]})
+    # one input naming a symbol twice: [n, n] is square
+    with pytest.raises(ModelError, match=r"input 'a' make its symbolic dim 'n' 4 \(dim 1\), where they make it 3 "
+                                         r"\(dim 0\)"):
+        profile_model(_two_inputs(["n", "n"], [2]), {"a": [3, 4]})
+    assert profile_model(_two_inputs(["n", "n"], ["n"]), {"a": [3, 3]}).inputs == {"a": (3, 3), "b": (3,)}
+    # a negative dim given is named for the input it was given for, before it sizes any symbol
+    with pytest.raises(ModelError, match=r"input 'b': dims must be 0 or more, got \[-1, 4\]"):
+        profile_model(_two_inputs(["N", 3], ["N", 4]), {"b": [-1, 4]})
+    # --batch leaves a batch dim sized by another input's dims, and says where the size came from
+    profile = profile_model(_two_inputs(["N", 3], ["N", 5]), {"a": [2, 3]}, batch=8)
+    assert profile.inputs == {"a": (2, 3), "b": (2, 5)}
+    assert "--batch 8 left input 'b' [N, 5] as it is: its batch dim 'N' is 2 from the dims given for input 'a'" in \
+        profile.notes
 
 
 def test_the_sequence_note_is_only_where_the_symbol_would_have_been_the_batch() -> None:
@@ -500,6 +513,12 @@ def test_the_sequence_note_is_only_where_the_symbol_would_have_been_the_batch() 
     for b_dims in (["seq", 0, 8], ["seq", "batch", 8]):
         profile = profile_model(_two_inputs(["seq", 0, 4], b_dims))
         assert not any("is not read as a batch dim" in note for note in profile.notes)
+    # a rank-1 [seq] (taken as 1 on its own) is left unknown too, and said, with --batch as well
+    for batch in (None, 2):
+        profile = profile_model(_two_inputs(["seq", 0, 4], ["seq"]), batch=batch)
+        assert "b" not in profile.inputs and profile.layer("relu_b").flops is None
+        assert ("dim 0 ('seq') of input 'b' [seq] is not read as a batch dim: input 'a' reads 'seq' as its sequence "
+                "dim; give it with --input seq=N") in profile.notes
 
 
 def test_no_replaced_dims_note_for_the_batch_dim_or_a_dim_with_no_size() -> None:
