@@ -22,6 +22,11 @@ be shared), records its peak RSS, then times a second call in the same process (
     floor       onnx.load(path, load_external_data=False) + infer_shapes(model, data_prop=True)
     maccbudget  pytest_maccbudget.profile_model(path)
 
+For the series, one more process counts the function calls (Python functions and the builtins
+they call) of a warm engine call, with cProfile: per node, the work the engine does, which,
+unlike its time, no cache or memory effect changes; constant calls per node with a growing time
+per node is the memory hierarchy, which the floor's own C++ shows too.
+
 Usage: python benchmarks/engine_speed.py [--workdir DIR] [--repeat N] [--json PATH] [--strict]
 """
 from __future__ import annotations
@@ -380,11 +385,22 @@ if mode == "floor":
         model = onnx.load(path, load_external_data=False)
         model = onnx.shape_inference.infer_shapes(model, data_prop=True)
         return {"nodes": len(model.graph.node)}
-else:
+else:  # "maccbudget", "calls"
     from pytest_maccbudget.engine.profile import profile_model
     def call():
         profile = profile_model(path)
         return {"nodes": len(profile.layers), "macs": profile.totals.macs, "unknown": len(profile.unknown)}
+if mode == "calls":  # the function calls of one warm call: work per node that no cache changes
+    import cProfile, pstats
+    call()
+    gc.collect()
+    profiler = cProfile.Profile()
+    profiler.enable()
+    result.update(call())
+    profiler.disable()
+    result["calls"] = sum(entry[1] for entry in pstats.Stats(profiler).stats.values())
+    json.dump(result, open(out, "w"))
+    sys.exit(0)
 gc.collect()
 result["idle_kb"] = peak_kb()
 try:
@@ -471,6 +487,12 @@ class Figures:
     case: Case
     floor: Measurement
     engine: Measurement
+    calls: Optional[int] = None  # function calls (builtins included) of a warm engine call (the series only)
+
+    @property
+    def calls_per_node(self) -> Optional[float]:
+        nodes = self.engine.first("nodes")
+        return self.calls / nodes if self.calls and nodes else None
 
     def ratio(self, key: str) -> Optional[float]:
         mine, floor = self.engine.median(key), self.floor.median(key)
@@ -506,6 +528,7 @@ class Figures:
                 "macs": self.engine.first("macs"), "unknown": self.engine.first("unknown"),
                 "cold_ratio": self.ratio("cold_s"), "warm_ratio": self.ratio("warm_s"), "rss_ratio": self.rss_ratio,
                 "us_per_node_warm": self.us_per_node, "floor_us_per_node_warm": self.floor_us_per_node,
+                "python_calls_per_node_warm": self.calls_per_node,
                 "floor": self.floor.summary(), "maccbudget": self.engine.summary()}
 
 
@@ -581,6 +604,17 @@ def goals(results: list[Figures]) -> list[tuple[str, str, bool]]:
     return checks
 
 
+def calls_line(results: list[Figures]) -> Optional[str]:
+    """Function calls per node across the series: the engine's work per node, which (unlike its
+    time) no cache or memory effect changes."""
+    series = [f for f in results if f.case.kind == "series"]
+    if not series:
+        return None
+    return "function calls per node (builtins included), warm: " + ", ".join(
+        f"{f.case.label} " + (f"{f.calls_per_node:.1f}" if f.calls_per_node is not None else "- (not counted)")
+        for f in series)
+
+
 def report(results: list[Figures], repeat: int) -> list[tuple[str, str, bool]]:
     print(f"pytest-maccbudget engine speed: python {platform.python_version()}, onnx {onnx.__version__}, "
           f"numpy {np.__version__}, {os.cpu_count()} cpu(s)")
@@ -593,6 +627,10 @@ def report(results: list[Figures], repeat: int) -> list[tuple[str, str, bool]]:
     print()
     checks = goals(results)
     print_table(["goal", "measured", "result"], [[g, m, "PASS" if ok else "MISS"] for g, m, ok in checks])
+    line = calls_line(results)
+    if line:
+        print()
+        print(line)
     return checks
 
 
@@ -615,8 +653,11 @@ def main(argv: Optional[list[str]] = None) -> int:
     results = []
     for case in cases:
         _log(f"measuring {case.label} ...")
-        results.append(Figures(case, measure("floor", case.path, repeat, args.timeout),
-                               measure("maccbudget", case.path, repeat, args.timeout)))
+        figures = Figures(case, measure("floor", case.path, repeat, args.timeout),
+                          measure("maccbudget", case.path, repeat, args.timeout))
+        if case.kind == "series":
+            figures.calls = run_child("calls", case.path, args.timeout).get("calls")
+        results.append(figures)
     checks = report(results, repeat)
     missed = sum(1 for _, _, ok in checks if not ok)
     print(f"\ngoals: {len(checks) - missed} met, {missed} missed; run took {time.perf_counter() - started:.0f} s")
