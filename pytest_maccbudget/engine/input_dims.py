@@ -13,6 +13,7 @@ negative one there is refused. Other symbolic dims with no value stay unknown.
 """
 from __future__ import annotations
 
+import numbers
 import re
 from typing import Collection, Container, Iterable, Mapping, NamedTuple, Optional, Sequence, Union
 
@@ -39,6 +40,8 @@ def real_input_names(input_names: Iterable[str], initializers: Container[str]) -
     return [name for name in input_names if name not in initializers]
 
 
+INT64_MAX = 2**63 - 1  # the largest dim ONNX holds
+
 # onnx's data propagation holds one entry per element of a 1-D tensor it meets (see
 # graph.infer_shapes): shape tensors are short, a vector longer than this is not one.
 DATA_PROP_MAX_ELEMENTS = 2**16
@@ -53,6 +56,8 @@ def apply_input_shapes(model: ModelProto, input_shapes: InputShapes = None, batc
     docstring) unless the input's dims are given in full. The names of the inputs that are then
     vectors longer than DATA_PROP_MAX_ELEMENTS are added to `long_vectors`.
     """
+    if batch is not None and not 1 <= batch <= INT64_MAX:
+        raise ModelError(f"--batch {batch}: a batch size is 1 or more, and at most 2**63 - 1")
     graph = model.graph
     names = [value_info.name for value_info in graph.input]
     real_inputs = real_input_names(names, {tensor.name for tensor in graph.initializer})
@@ -61,14 +66,13 @@ def apply_input_shapes(model: ModelProto, input_shapes: InputShapes = None, batc
     for name in real_inputs:
         check_text([dim.dim_param for dim in by_name[name].type.tensor_type.shape.dim],
                    f"a symbolic dim of graph input {name!r}")
-    given = _checked_shapes(input_shapes, real_inputs, by_name)
-    for name, dims in given.items():
-        if not isinstance(dims, int):
-            _check_given_dims(name, dims)
+    given = {name: _checked_value(name, dims) if isinstance(dims, int) else _checked_dims(name, dims)
+             for name, dims in _checked_shapes(input_shapes, real_inputs, by_name).items() if dims is not None}
     notes: list[str] = []
-    symbols = _Symbols({k: int(v) for k, v in given.items() if isinstance(v, int)}, {},
-                       _sequence_symbols([by_name[name] for name in real_inputs if name not in given]))
+    left = [by_name[name] for name in real_inputs if name not in given]  # (inputs whose dims are not given in full)
+    symbols = _Symbols({k: int(v) for k, v in given.items() if isinstance(v, int)}, {}, _sequence_symbols(left), {}, {})
     _size_symbols_of_given_dims(given, real_inputs, by_name, symbols, notes)
+    _read_batch_symbols(left, symbols)
     changed = False
     for name in real_inputs:
         dims = given.get(name)
@@ -110,8 +114,9 @@ def _by_input_name(input_shapes: InputShapes, real_inputs: list[str]) -> dict[st
     """Shapes given as a list apply to the model's inputs in order."""
     if input_shapes is None:
         return {}
-    if isinstance(input_shapes, Mapping):
-        return dict(input_shapes)
+    if isinstance(input_shapes, Mapping):  # (a symbol's value may be any integer type: numpy's too)
+        return {key: int(value) if isinstance(value, numbers.Integral) and not isinstance(value, bool) else value
+                for key, value in input_shapes.items()}
     shapes = list(input_shapes)
     if len(shapes) != len(real_inputs):
         raise ModelError(f"{len(shapes)} input shape(s) given for {len(real_inputs)} model input(s) ({', '.join(real_inputs)})")
@@ -137,18 +142,18 @@ def _has_no_size(dim: onnx.TensorShapeProto.Dimension) -> bool:
 
 
 def batch_positions(dims: Sequence[onnx.TensorShapeProto.Dimension], given: Collection[str] = (),
-                    sequences: Collection[str] = ()) -> list[int]:
+                    not_batch: Collection[str] = ()) -> list[int]:
     """The input's batch dims: those named like a batch, else a leading dim (rank >= 2) that is
-    symbolic (with no value `given` for it, and not one of the `sequences`), unset, declared 0 or
-    1; but a leading dim named like a sequence ([seq, 0, 4], sequence first) is not the batch when
-    dim 1 of a rank >= 3 input has neither a size nor a name: dim 1 is. The same reading with and
-    without --batch."""
+    symbolic (with no value `given` for it, and not one of the symbols `not_batch`: another
+    input's sequence or other dim), unset, declared 0 or 1; but a leading dim named like a
+    sequence ([seq, 0, 4], sequence first) is not the batch when dim 1 of a rank >= 3 input has
+    neither a size nor a name: dim 1 is. The same reading with and without --batch."""
     named = [position for position, dim in enumerate(dims) if is_batch_name(dim.dim_param)]
     if named:
         return named
     if _is_sequence_first(dims):
         return [1]
-    if (len(dims) >= 2 and dims[0].dim_param not in given and dims[0].dim_param not in sequences
+    if (len(dims) >= 2 and dims[0].dim_param not in given and dims[0].dim_param not in not_batch
             and (not _is_fixed(dims[0]) or dims[0].dim_value == 1)):
         return [0]
     return []
@@ -193,12 +198,46 @@ class _Symbols(NamedTuple):
     sizes: dict[str, int]  # given with --input SYMBOL=VALUE, or by the dims given for an input
     origins: dict[str, str]  # symbol -> the input whose dims given in full sized it
     sequences: dict[str, str]  # symbol -> an input reading it as its sequence dim (sequence first)
+    batches: dict[str, str]  # symbol with no size -> an input reading it as its batch dim
+    others: dict[str, str]  # symbol with no size -> an input where it is a dim other than the batch
+
+    def other_dim(self, symbol: str, name: str) -> str:
+        """Why `symbol` is not input `name`'s batch: "is also another of its dims", "is a dim
+        other than the batch in input 'a'"."""
+        where = self.others[symbol]
+        return "is also another of its dims" if where == name else f"is a dim other than the batch in input {where!r}"
+
+    @property
+    def not_batch(self) -> set[str]:
+        """Symbols no input takes as its batch by its place."""
+        return set(self.sequences) | set(self.others)
 
     def given_as(self, symbol: str) -> str:
         """How a symbol got its size, for notes: "is given as 2", "is 2 from the dims given for input 'a'"."""
         origin = self.origins.get(symbol)
         return (f"is {self.sizes[symbol]} from the dims given for input {origin!r}" if origin
                 else f"is given as {self.sizes[symbol]}")
+
+
+def _read_batch_symbols(value_infos: Iterable[onnx.ValueInfoProto], known: _Symbols) -> None:
+    """Fill `known.batches`: the symbols with no size some input reads as its batch dim, with that
+    input's name; the batch size they get (--batch, else 1) is theirs in every other input too (a
+    rank-1 [s0] beside [s0, 3], which --batch leaves alone on its own). And `known.others`: those
+    an input has as another dim ([s1] beside [s0, s1], or beside [s0, s1] as the leading dim of
+    [s1, 64], or [s0, s0]), which no input then takes as its batch by its place: a guess from a
+    leading dim does not make another input's dim the batch."""
+    value_infos = list(value_infos)
+    for value_info in value_infos:
+        dims = value_info.type.tensor_type.shape.dim
+        positions = batch_positions(dims, known.sizes, known.sequences)
+        if not positions and len(dims) < 2:
+            continue  # a rank-1 input's dim is the batch only if no other input says otherwise
+        for position, dim in enumerate(dims):
+            symbol = dim.dim_param
+            if symbol and symbol not in known.sizes:
+                (known.batches if position in positions else known.others).setdefault(symbol, value_info.name)
+    for symbol in known.others:
+        known.batches.pop(symbol, None)  # (a symbol named like a batch is at a batch position wherever it is)
 
 
 def _fill_dims(value_info: onnx.ValueInfoProto, known: _Symbols, batch: Optional[int], notes: list[str]) -> bool:
@@ -208,7 +247,7 @@ def _fill_dims(value_info: onnx.ValueInfoProto, known: _Symbols, batch: Optional
     before = describe_dims(value_info.type)
     symbols = [dim.dim_param for dim in dims]  # (setting a value clears a dim's name)
     symbol_values, sequences = known.sizes, known.sequences
-    positions = batch_positions(dims, symbol_values, sequences)
+    positions = batch_positions(dims, symbol_values, known.not_batch)
     # --batch sets the batch dims that were given no value (a value given holds)
     to_set = [position for position in positions if dims[position].dim_param not in symbol_values]
     changed = False
@@ -226,6 +265,11 @@ def _fill_dims(value_info: onnx.ValueInfoProto, known: _Symbols, batch: Optional
         changed = True
         if dim.dim_param in symbol_values:
             dim.dim_value = symbol_values[dim.dim_param]
+        elif dim.dim_param in known.batches and position not in positions:
+            symbol = dim.dim_param
+            dim.dim_value = batch if batch is not None else 1  # (clears the name)
+            notes.append(f"symbolic dim {symbol!r} (dim {position}) of input {value_info.name!r} {before} is "
+                         f"{dim.dim_value}: input {known.batches[symbol]!r} reads it as its batch dim")
         elif dim.dim_param in sequences and sequences[dim.dim_param] != value_info.name:
             if position == 0 and batch_positions(dims, symbol_values) in ([0], []) and (batch is None or len(dims) < 2):
                 # the batch dim it would be (or, rank 1, taken as 1), but for the other input (with
@@ -233,8 +277,13 @@ def _fill_dims(value_info: onnx.ValueInfoProto, known: _Symbols, batch: Optional
                 notes.append(f"dim 0 ({dim.dim_param!r}) of input {value_info.name!r} {before} is not read as a batch "
                              f"dim: input {sequences[dim.dim_param]!r} reads {dim.dim_param!r} as its sequence dim; "
                              f"give it with --input {dim.dim_param}=N")
+        elif position == 0 and not positions and dim.dim_param in known.others:
+            if batch is None or len(dims) < 2:  # (with --batch on rank >= 2, its note says why)
+                notes.append(f"dim 0 ({dim.dim_param!r}) of input {value_info.name!r} {before} is not read as a batch dim: "
+                             f"it {known.other_dim(dim.dim_param, value_info.name)}; give it with --input "
+                             f"{dim.dim_param}=N")
         elif position in positions or (position == 0 and not positions):
-            notes.append(_assumed_batch_note(value_info.name, position, dim) + _why(symbols, position))
+            notes.append(_assumed_batch_note(value_info.name, position, dim, batch is None) + _why(symbols, position))
             dim.dim_value = 1
     return changed
 
@@ -249,12 +298,16 @@ def _set_batch(name: str, dims: Sequence[onnx.TensorShapeProto.Dimension], symbo
         notes.append(f"--batch {batch} left input {name!r} {before} as it is: its batch dim {given_values}")
         return False
     if not positions:
+        if len(dims) == 1 and symbols[0] in known.batches:
+            return False  # its dim is another input's batch dim: it gets the batch, with its own note
         if len(dims) < 2:
             reason = f"it has rank {len(dims)}"
         elif symbols[0] in given:
             reason = f"its leading dim {symbols[0]!r} {known.given_as(symbols[0])}"
         elif symbols[0] in sequences:
             reason = f"its leading dim {symbols[0]!r} is the sequence dim of input {sequences[symbols[0]]!r}"
+        elif symbols[0] in known.others:
+            reason = f"its leading dim {symbols[0]!r} {known.other_dim(symbols[0], name)}"
         else:
             reason = f"its leading dim is fixed at {dims[0].dim_value}"
         notes.append(f"--batch {batch} left input {name!r} {before} as it is: no dim is named like a batch "
@@ -270,13 +323,15 @@ def _set_batch(name: str, dims: Sequence[onnx.TensorShapeProto.Dimension], symbo
     return changed
 
 
-def _assumed_batch_note(name: str, position: int, dim: onnx.TensorShapeProto.Dimension) -> str:
+def _assumed_batch_note(name: str, position: int, dim: onnx.TensorShapeProto.Dimension, batch_can_set: bool) -> str:
+    """The note for a batch dim taken as 1 (`batch_can_set`: False where --batch was given and
+    left it, as a rank-1 input's: only --input sets it)."""
+    how = "--batch or --input" if batch_can_set else "--input"
     if _declares_zero(dim):
         return (f"input {name!r} declares dim {position} as {dim.dim_value} (no size): read as a symbolic batch dimension, "
-                "taken as 1 (set it with --batch or --input)")
+                f"taken as 1 (set it with {how})")
     where = "" if position == 0 else f" (dim {position})"
-    return (f"symbolic batch dimension {dim.dim_param or '?'!r}{where} of input {name!r} taken as 1 "
-            "(set it with --batch or --input)")
+    return f"symbolic batch dimension {dim.dim_param or '?'!r}{where} of input {name!r} taken as 1 (set it with {how})"
 
 
 def _refuse_negative_dims(value_info: onnx.ValueInfoProto) -> None:
@@ -364,7 +419,25 @@ def _set_dims(value_info: onnx.ValueInfoProto, dims: list[int]) -> None:
         tensor_type.shape.dim.add().dim_value = int(d)
 
 
-def _check_given_dims(name: str, dims: Sequence[int]) -> None:
-    """Dims given for an input are sizes: 0 or more (checked before they size any symbol)."""
-    if any(int(d) < 0 for d in dims):
+def _checked_value(symbol: str, value: int) -> int:
+    if not 0 <= value <= INT64_MAX:
+        raise ModelError(f"symbolic dim {symbol!r} is given as {value}: a size is 0 or more, and at most 2**63 - 1")
+    return value
+
+
+def _checked_dims(name: str, dims: Sequence[int]) -> list[int]:
+    """Dims given for an input (or a symbol's value) as sizes: whole numbers, 0 or more (checked
+    before they size any symbol)."""
+    try:
+        if isinstance(dims, (str, bytes)):
+            raise TypeError
+        sizes = [int(d) for d in dims]
+        if any(size != d for size, d in zip(sizes, dims)):  # (2.7, "3")
+            raise ValueError
+    except (TypeError, ValueError):
+        raise ModelError(f"input {name!r}: dims must be whole numbers, got {dims!r}") from None
+    if any(size < 0 for size in sizes):
         raise ModelError(f"input {name!r}: dims must be 0 or more, got {list(dims)}")
+    if any(size > INT64_MAX for size in sizes):
+        raise ModelError(f"input {name!r}: a dim is at most 2**63 - 1 (ONNX's int64), got {list(dims)}")
+    return sizes

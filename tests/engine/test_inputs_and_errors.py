@@ -527,3 +527,87 @@ def test_no_replaced_dims_note_for_the_batch_dim_or_a_dim_with_no_size() -> None
     assert profile_model(_two_inputs([0, 3, 8], [2]), {"a": [4, 3, 8]}).notes == ()
     assert profile_model(_two_inputs([1, 3, 8], [2]), {"a": [4, 3, 9]}).notes == (
         "input 'a' is profiled at [4, 3, 9] as given, where the file fixes other sizes: dim 2 (8 -> 9)",)
+
+
+def test_given_dims_are_checked_as_sizes_and_none_is_not_given() -> None:
+    model = _two_inputs(["N", 3], ["N", 5])
+    # None for an input (by name or in order) is not a shape given: N comes from a's dims
+    assert profile_model(model, {"a": [2, 3], "b": None}).inputs == {"a": (2, 3), "b": (2, 5)}
+    assert profile_model(model, [[2, 3], None]).inputs == {"a": (2, 3), "b": (2, 5)}
+    # numpy integers are sizes; text, fractions and a string of digits are not
+    assert profile_model(model, {"a": np.array([2, 3]), "N": np.int64(2)}).inputs == {"a": (2, 3), "b": (2, 5)}
+    for dims in (["x", 3], ["2", "3"], [2.7, 3], "23"):
+        with pytest.raises(ModelError, match=r"input 'a': dims must be whole numbers, got "):
+            profile_model(model, {"a": dims})
+    with pytest.raises(ModelError, match=r"input 'a': a dim is at most 2\*\*63 - 1"):
+        profile_model(model, {"a": [2**63, 3]})
+    # a negative symbol value is the user's, not a dim the file declares
+    with pytest.raises(ModelError, match="symbolic dim 'N' is given as -2: a size is 0 or more"):
+        profile_model(model, {"N": -2})
+    for batch in (0, 2**70):
+        with pytest.raises(ModelError, match=f"--batch {batch}: a batch size is 1 or more"):
+            profile_model(model, batch=batch)
+
+
+def test_a_rank_one_batch_left_by_batch_says_only_input_sets_it() -> None:
+    profile = profile_model(_two_inputs([1, 3], ["L"]), batch=2)
+    assert profile.inputs["b"] == (1,)
+    assert "symbolic batch dimension 'L' of input 'b' taken as 1 (set it with --input)" in profile.notes
+    profile = profile_model(_two_inputs([1, 3], ["L"]))
+    assert "symbolic batch dimension 'L' of input 'b' taken as 1 (set it with --batch or --input)" in profile.notes
+
+
+def test_a_symbol_another_input_reads_as_its_batch_is_the_batch_everywhere() -> None:
+    # a dynamo export's [s0, 3] beside a rank-1 [s0]: --batch sets s0 in a, and b's s0 is the same size
+    # (it was left at 1 beside a batch of 2); without --batch both are 1
+    for batch, size in ((2, 2), (None, 1)):
+        for order in ((["s0", 3], ["s0"]), (["s0"], ["s0", 3])):
+            profile = profile_model(_two_inputs(*order), batch=batch)
+            assert sorted(profile.inputs.values()) == sorted([(size, 3), (size,)])
+    profile = profile_model(_two_inputs(["s0", 3], ["s0"]), batch=2)
+    assert profile.notes == ("--batch 2 set dim 0 ('s0') of input 'a' [s0, 3]",
+                             "symbolic dim 's0' (dim 0) of input 'b' [s0] is 2: input 'a' reads it as its batch dim")
+
+
+def test_a_symbol_another_input_has_as_a_dim_other_than_its_batch_is_not_a_rank_one_batch() -> None:
+    # [s0, s1] beside a rank-1 [s1]: s1 is no batch, so b is not taken as a batch of 1 while a's s1 is unknown
+    for order in ((["s0", "s1"], ["s1"]), (["s1"], ["s0", "s1"])):
+        profile = profile_model(_two_inputs(*order))
+        assert profile.inputs == {}
+        named = "a" if order[0] == ["s0", "s1"] else "b"
+        rank_one = "b" if named == "a" else "a"
+        assert (f"dim 0 ('s1') of input {rank_one!r} [s1] is not read as a batch dim: it is a dim other than the batch "
+                f"in input {named!r}; give it with --input s1=N") in profile.notes
+    profile = profile_model(_two_inputs(["s0", "s1"], ["s1"]), {"s1": 5})
+    assert profile.inputs == {"a": (1, 5), "b": (5,)}
+
+
+def test_a_leading_dim_is_not_the_batch_where_another_input_has_it_as_another_dim() -> None:
+    # an nn.Transformer's src [batch, seq, 8] beside its mask [seq, seq]: seq is no batch, so the mask is
+    # not counted as a batch x batch square; it stays unknown until seq is given
+    for batch in (None, 2):
+        profile = profile_model(_two_inputs(["batch", "seq", 8], ["seq", "seq"]), batch=batch)
+        assert "b" not in profile.inputs and profile.layer("relu_b").flops is None
+    profile = profile_model(_two_inputs(["batch", "seq", 8], ["seq", "seq"]), {"seq": 5}, batch=2)
+    assert profile.inputs == {"a": (2, 5, 8), "b": (5, 5)}
+    # [s0, s1] beside [s1, 64]: s0 is a's batch; s1, a's other dim, is not b's
+    profile = profile_model(_two_inputs(["s0", "s1"], ["s1", 64]), batch=2)
+    assert profile.inputs == {} and profile.layer("relu_b").flops is None
+    assert ("--batch 2 left input 'b' [s1, 64] as it is: no dim is named like a batch (batch, N, batch_size...) and "
+            "its leading dim 's1' is a dim other than the batch in input 'a'") in profile.notes
+    # [s0, s1] beside [s1, s0]: each is the other's second dim: neither is taken as a batch
+    assert profile_model(_two_inputs(["s0", "s1"], ["s1", "s0"]), batch=2).inputs == {}
+    # one input naming a symbol twice, [s0, s0]: a square, not batch x batch
+    profile = profile_model(_two_inputs(["s0", "s0"], [3]), batch=2)
+    assert "a" not in profile.inputs and profile.layer("relu_a").flops is None
+    assert ("--batch 2 left input 'a' [s0, s0] as it is: no dim is named like a batch (batch, N, batch_size...) and "
+            "its leading dim 's0' is also another of its dims") in profile.notes
+    assert ("dim 0 ('s0') of input 'a' [s0, s0] is not read as a batch dim: it is also another of its dims; give it "
+            "with --input s0=N") in profile_model(_two_inputs(["s0", "s0"], [3])).notes
+
+
+def test_a_scalar_input_beside_a_batched_one_is_left_as_it_is() -> None:
+    profile = profile_model(_two_inputs(["s0", 3], []), batch=2)
+    assert profile.inputs == {"a": (2, 3), "b": ()}
+    assert "--batch 2 left input 'b' [] as it is: no dim is named like a batch (batch, N, batch_size...) and it has " \
+           "rank 0" in profile.notes
