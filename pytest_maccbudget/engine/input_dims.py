@@ -56,8 +56,10 @@ def apply_input_shapes(model: ModelProto, input_shapes: InputShapes = None, batc
     docstring) unless the input's dims are given in full. The names of the inputs that are then
     vectors longer than DATA_PROP_MAX_ELEMENTS are added to `long_vectors`.
     """
-    if batch is not None and not 1 <= batch <= INT64_MAX:
-        raise ModelError(f"--batch {batch}: a batch size is 1 or more, and at most 2**63 - 1")
+    if batch is not None and (isinstance(batch, bool) or not isinstance(batch, numbers.Integral)
+                              or not 1 <= batch <= INT64_MAX):
+        raise ModelError(f"--batch {batch!r}: a batch size is a whole number, 1 or more, and at most 2**63 - 1")
+    batch = None if batch is None else int(batch)
     graph = model.graph
     names = [value_info.name for value_info in graph.input]
     real_inputs = real_input_names(names, {tensor.name for tensor in graph.initializer})
@@ -114,13 +116,17 @@ def _by_input_name(input_shapes: InputShapes, real_inputs: list[str]) -> dict[st
     """Shapes given as a list apply to the model's inputs in order."""
     if input_shapes is None:
         return {}
-    if isinstance(input_shapes, Mapping):  # (a symbol's value may be any integer type: numpy's too)
-        return {key: int(value) if isinstance(value, numbers.Integral) and not isinstance(value, bool) else value
-                for key, value in input_shapes.items()}
+    if isinstance(input_shapes, Mapping):
+        return {key: _plain_int(value) for key, value in input_shapes.items()}
     shapes = list(input_shapes)
     if len(shapes) != len(real_inputs):
         raise ModelError(f"{len(shapes)} input shape(s) given for {len(real_inputs)} model input(s) ({', '.join(real_inputs)})")
-    return dict(zip(real_inputs, shapes))
+    return {name: _plain_int(value) for name, value in zip(real_inputs, shapes)}
+
+
+def _plain_int(value: object) -> object:
+    """A number given as any integer type (numpy's too) as an int; anything else as it is."""
+    return int(value) if isinstance(value, numbers.Integral) and not isinstance(value, bool) else value
 
 
 def _is_fixed(dim: onnx.TensorShapeProto.Dimension) -> bool:
@@ -142,17 +148,21 @@ def _has_no_size(dim: onnx.TensorShapeProto.Dimension) -> bool:
 
 
 def batch_positions(dims: Sequence[onnx.TensorShapeProto.Dimension], given: Collection[str] = (),
-                    not_batch: Collection[str] = ()) -> list[int]:
-    """The input's batch dims: those named like a batch, else a leading dim (rank >= 2) that is
-    symbolic (with no value `given` for it, and not one of the symbols `not_batch`: another
-    input's sequence or other dim), unset, declared 0 or 1; but a leading dim named like a
-    sequence ([seq, 0, 4], sequence first) is not the batch when dim 1 of a rank >= 3 input has
-    neither a size nor a name: dim 1 is. The same reading with and without --batch."""
+                    not_batch: Collection[str] = (), batch_symbols: Collection[str] = ()) -> list[int]:
+    """The input's batch dims: those named like a batch, else those whose symbol another input
+    reads as its batch (`batch_symbols`: h0 [2, s0, 20] beside x [s0, 50, 10]), else a leading dim
+    (rank >= 2) that is symbolic (with no value `given` for it, and not one of the symbols
+    `not_batch`: another input's sequence or other dim), unset, declared 0 or 1; but a leading dim
+    named like a sequence ([seq, 0, 4], sequence first) is not the batch when dim 1 of a rank >= 3
+    input has neither a size nor a name: dim 1 is. The same reading with and without --batch."""
     named = [position for position, dim in enumerate(dims) if is_batch_name(dim.dim_param)]
     if named:
         return named
     if _is_sequence_first(dims):
         return [1]
+    shared = [position for position, dim in enumerate(dims) if dim.dim_param and dim.dim_param in batch_symbols]
+    if shared:
+        return shared
     if (len(dims) >= 2 and dims[0].dim_param not in given and dims[0].dim_param not in not_batch
             and (not _is_fixed(dims[0]) or dims[0].dim_value == 1)):
         return [0]
@@ -176,10 +186,14 @@ def _sequence_symbols(value_infos: Iterable[onnx.ValueInfoProto]) -> dict[str, s
     return found
 
 
-def _why(symbols: Sequence[str], position: int) -> str:
-    """Why a dim other than the leading one, and not named like a batch, was taken as the batch
-    (`symbols`: the dims' names as the file declares them)."""
-    if position == 0 or is_batch_name(symbols[position]):
+def _why(symbols: Sequence[str], position: int, name: str, known: "_Symbols") -> str:
+    """Why a dim was taken as the batch, where its place or name does not say it (`symbols`: the
+    dims' names as the file declares them)."""
+    symbol = symbols[position]
+    if (symbol in known.batches and known.batches[symbol] != name and not is_batch_name(symbol)
+            and (position > 0 or len(symbols) == 1)):  # (a leading dim of rank >= 2 is the batch by its place)
+        return f": input {known.batches[symbol]!r} reads {symbol!r} as its batch dim"
+    if position == 0 or is_batch_name(symbol):
         return ""
     return f": dim 0 ({symbols[0]!r}) is named like a sequence and dim {position} has no size"
 
@@ -221,17 +235,18 @@ class _Symbols(NamedTuple):
 
 def _read_batch_symbols(value_infos: Iterable[onnx.ValueInfoProto], known: _Symbols) -> None:
     """Fill `known.batches`: the symbols with no size some input reads as its batch dim, with that
-    input's name; the batch size they get (--batch, else 1) is theirs in every other input too (a
-    rank-1 [s0] beside [s0, 3], which --batch leaves alone on its own). And `known.others`: those
-    an input has as another dim ([s1] beside [s0, s1], or beside [s0, s1] as the leading dim of
-    [s1, 64], or [s0, s0]), which no input then takes as its batch by its place: a guess from a
-    leading dim does not make another input's dim the batch."""
-    value_infos = list(value_infos)
+    input's name; they are the batch dim of every input they are in (a rank-1 [s0] beside
+    [s0, 3], or h0 [2, s0, 20] beside x [s0, 50, 10], which have none of their own). And
+    `known.others`: those an input has as another dim ([s1] beside [s0, s1], or beside [s0, s1]
+    as the leading dim of [s1, 64], or [s0, s0]), which no input then takes as its batch by its
+    place: a guess from a leading dim does not make another input's dim the batch. Only inputs
+    whose batch dim is a symbol (by its name or its place) say so: one whose batch is read from a
+    leading 1 or from no dim at all says nothing of its symbols."""
     for value_info in value_infos:
         dims = value_info.type.tensor_type.shape.dim
         positions = batch_positions(dims, known.sizes, known.sequences)
-        if not positions and len(dims) < 2:
-            continue  # a rank-1 input's dim is the batch only if no other input says otherwise
+        if not any(dims[position].dim_param for position in positions):
+            continue
         for position, dim in enumerate(dims):
             symbol = dim.dim_param
             if symbol and symbol not in known.sizes:
@@ -247,7 +262,7 @@ def _fill_dims(value_info: onnx.ValueInfoProto, known: _Symbols, batch: Optional
     before = describe_dims(value_info.type)
     symbols = [dim.dim_param for dim in dims]  # (setting a value clears a dim's name)
     symbol_values, sequences = known.sizes, known.sequences
-    positions = batch_positions(dims, symbol_values, known.not_batch)
+    positions = batch_positions(dims, symbol_values, known.not_batch, known.batches)
     # --batch sets the batch dims that were given no value (a value given holds)
     to_set = [position for position in positions if dims[position].dim_param not in symbol_values]
     changed = False
@@ -265,11 +280,6 @@ def _fill_dims(value_info: onnx.ValueInfoProto, known: _Symbols, batch: Optional
         changed = True
         if dim.dim_param in symbol_values:
             dim.dim_value = symbol_values[dim.dim_param]
-        elif dim.dim_param in known.batches and position not in positions:
-            symbol = dim.dim_param
-            dim.dim_value = batch if batch is not None else 1  # (clears the name)
-            notes.append(f"symbolic dim {symbol!r} (dim {position}) of input {value_info.name!r} {before} is "
-                         f"{dim.dim_value}: input {known.batches[symbol]!r} reads it as its batch dim")
         elif dim.dim_param in sequences and sequences[dim.dim_param] != value_info.name:
             if position == 0 and batch_positions(dims, symbol_values) in ([0], []) and (batch is None or len(dims) < 2):
                 # the batch dim it would be (or, rank 1, taken as 1), but for the other input (with
@@ -283,7 +293,8 @@ def _fill_dims(value_info: onnx.ValueInfoProto, known: _Symbols, batch: Optional
                              f"it {known.other_dim(dim.dim_param, value_info.name)}; give it with --input "
                              f"{dim.dim_param}=N")
         elif position in positions or (position == 0 and not positions):
-            notes.append(_assumed_batch_note(value_info.name, position, dim, batch is None) + _why(symbols, position))
+            notes.append(_assumed_batch_note(value_info.name, position, dim, batch is None)
+                         + _why(symbols, position, value_info.name, known))
             dim.dim_value = 1
     return changed
 
@@ -298,8 +309,6 @@ def _set_batch(name: str, dims: Sequence[onnx.TensorShapeProto.Dimension], symbo
         notes.append(f"--batch {batch} left input {name!r} {before} as it is: its batch dim {given_values}")
         return False
     if not positions:
-        if len(dims) == 1 and symbols[0] in known.batches:
-            return False  # its dim is another input's batch dim: it gets the batch, with its own note
         if len(dims) < 2:
             reason = f"it has rank {len(dims)}"
         elif symbols[0] in given:
@@ -317,7 +326,7 @@ def _set_batch(name: str, dims: Sequence[onnx.TensorShapeProto.Dimension], symbo
     for position in to_set:
         dim = dims[position]
         notes.append(f"--batch {batch} set dim {position} ({_dim_label(dim)}) of input {name!r} {before}"
-                     + _why(symbols, position))
+                     + _why(symbols, position, name, known))
         changed |= dim.dim_value != batch or not dim.HasField("dim_value")
         dim.dim_value = batch
     return changed
@@ -420,7 +429,7 @@ def _set_dims(value_info: onnx.ValueInfoProto, dims: list[int]) -> None:
 
 
 def _checked_value(symbol: str, value: int) -> int:
-    if not 0 <= value <= INT64_MAX:
+    if isinstance(value, bool) or not 0 <= value <= INT64_MAX:
         raise ModelError(f"symbolic dim {symbol!r} is given as {value}: a size is 0 or more, and at most 2**63 - 1")
     return value
 
@@ -429,12 +438,12 @@ def _checked_dims(name: str, dims: Sequence[int]) -> list[int]:
     """Dims given for an input (or a symbol's value) as sizes: whole numbers, 0 or more (checked
     before they size any symbol)."""
     try:
-        if isinstance(dims, (str, bytes)):
+        if isinstance(dims, (str, bytes)) or any(isinstance(d, bool) for d in dims):
             raise TypeError
         sizes = [int(d) for d in dims]
         if any(size != d for size, d in zip(sizes, dims)):  # (2.7, "3")
             raise ValueError
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # (OverflowError: an infinity)
         raise ModelError(f"input {name!r}: dims must be whole numbers, got {dims!r}") from None
     if any(size < 0 for size in sizes):
         raise ModelError(f"input {name!r}: dims must be 0 or more, got {list(dims)}")

@@ -544,9 +544,13 @@ def test_given_dims_are_checked_as_sizes_and_none_is_not_given() -> None:
     # a negative symbol value is the user's, not a dim the file declares
     with pytest.raises(ModelError, match="symbolic dim 'N' is given as -2: a size is 0 or more"):
         profile_model(model, {"N": -2})
-    for batch in (0, 2**70):
-        with pytest.raises(ModelError, match=f"--batch {batch}: a batch size is 1 or more"):
-            profile_model(model, batch=batch)
+    for batch in (0, 2**70, 2.5, "2", True):
+        with pytest.raises(ModelError, match=r"--batch .*: a batch size is a whole number, 1 or more"):
+            profile_model(model, batch=batch)  # type: ignore[arg-type]
+    for dims in ([float("inf"), 3], [True, 3]):
+        with pytest.raises(ModelError, match=r"input 'a': dims must be whole numbers, got "):
+            profile_model(model, {"a": dims})
+    assert profile_model(model, [[2, 3], np.array([2, 5])]).inputs == {"a": (2, 3), "b": (2, 5)}
 
 
 def test_a_rank_one_batch_left_by_batch_says_only_input_sets_it() -> None:
@@ -566,7 +570,19 @@ def test_a_symbol_another_input_reads_as_its_batch_is_the_batch_everywhere() -> 
             assert sorted(profile.inputs.values()) == sorted([(size, 3), (size,)])
     profile = profile_model(_two_inputs(["s0", 3], ["s0"]), batch=2)
     assert profile.notes == ("--batch 2 set dim 0 ('s0') of input 'a' [s0, 3]",
-                             "symbolic dim 's0' (dim 0) of input 'b' [s0] is 2: input 'a' reads it as its batch dim")
+                             "--batch 2 set dim 0 ('s0') of input 'b' [s0]: input 'a' reads 's0' as its batch dim")
+
+
+def test_a_state_input_takes_its_batch_dim_from_the_input_that_names_the_symbol() -> None:
+    # a batch-first LSTM exported by dynamo: x [s0, 50, 10], h0 [layers, s0, 20]; h0's leading dim is
+    # the layers (2, or 1), not its batch: s0 is, as in x
+    for layers in (2, 1):
+        profile = profile_model(_two_inputs(["s0", 50, 10], [layers, "s0", 20]), batch=2)
+        assert profile.inputs == {"a": (2, 50, 10), "b": (layers, 2, 20)}
+        assert f"--batch 2 set dim 1 ('s0') of input 'b' [{layers}, s0, 20]: input 'a' reads 's0' as its batch dim" \
+            in profile.notes
+        assert profile_model(_two_inputs(["s0", 50, 10], [layers, "s0", 20])).inputs == {"a": (1, 50, 10),
+                                                                                         "b": (layers, 1, 20)}
 
 
 def test_a_symbol_another_input_has_as_a_dim_other_than_its_batch_is_not_a_rank_one_batch() -> None:
