@@ -239,20 +239,33 @@ def _read_batch_symbols(value_infos: Iterable[onnx.ValueInfoProto], known: _Symb
     [s0, 3], or h0 [2, s0, 20] beside x [s0, 50, 10], which have none of their own). And
     `known.others`: those an input has as another dim ([s1] beside [s0, s1], or beside [s0, s1]
     as the leading dim of [s1, 64], or [s0, s0]), which no input then takes as its batch by its
-    place: a guess from a leading dim does not make another input's dim the batch. Only inputs
-    whose batch dim is a symbol (by its name or its place) say so: one whose batch is read from a
-    leading 1 or from no dim at all says nothing of its symbols."""
+    place: a guess from a leading dim does not make another input's dim the batch.
+
+    An input whose batch dim is a symbol (by its name or its place) or sequence first says both.
+    One whose batch is read from a leading 1 or 0 (or from no dim) says only which symbols it has
+    as other dims, and that only where no input reads them as its batch (h0 [1, s0, 20] does not
+    hide x's batch s0; [1, s1] keeps [s1] from being taken as a batch of 1). A rank-1 input says
+    nothing."""
+    weak_others: dict[str, str] = {}
     for value_info in value_infos:
         dims = value_info.type.tensor_type.shape.dim
         positions = batch_positions(dims, known.sizes, known.sequences)
-        if not any(dims[position].dim_param for position in positions):
+        strong = any(dims[position].dim_param for position in positions) or _is_sequence_first(dims)
+        if not strong and len(dims) < 2:
             continue
         for position, dim in enumerate(dims):
             symbol = dim.dim_param
-            if symbol and symbol not in known.sizes:
+            if not symbol or symbol in known.sizes:
+                continue
+            if not strong:
+                weak_others.setdefault(symbol, value_info.name)
+            else:
                 (known.batches if position in positions else known.others).setdefault(symbol, value_info.name)
     for symbol in known.others:
         known.batches.pop(symbol, None)  # (a symbol named like a batch is at a batch position wherever it is)
+    for symbol, name in weak_others.items():
+        if symbol not in known.batches:
+            known.others.setdefault(symbol, name)
 
 
 def _fill_dims(value_info: onnx.ValueInfoProto, known: _Symbols, batch: Optional[int], notes: list[str]) -> bool:

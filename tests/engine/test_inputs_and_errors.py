@@ -627,3 +627,14 @@ def test_a_scalar_input_beside_a_batched_one_is_left_as_it_is() -> None:
     assert profile.inputs == {"a": (2, 3), "b": ()}
     assert "--batch 2 left input 'b' [] as it is: no dim is named like a batch (batch, N, batch_size...) and it has " \
            "rank 0" in profile.notes
+
+
+def test_a_symbol_is_not_sized_in_one_input_and_unknown_in_another() -> None:
+    # input_ids [1, s1] (a batch of 1 fixed) beside position_ids [s1]: s1 is ids' sequence, so the
+    # rank-1 input is not a batch of 1 while ids' s1 is unknown
+    for batch in (None, 2):
+        profile = profile_model(_two_inputs([1, "s1"], ["s1"]), batch=batch)
+        assert profile.inputs == {} and profile.layer("relu_b").flops is None
+    # a sequence-first input [seq, 0, s0] has s0 as another dim: [s0, 3] beside it is not a batch of 1
+    profile = profile_model(_two_inputs(["seq", 0, "s0"], ["s0", 3]))
+    assert "b" not in profile.inputs and profile.layer("relu_b").flops is None
