@@ -28,7 +28,7 @@ from onnx import AttributeProto, GraphProto, ModelProto, NodeProto, TensorProto,
 
 from . import folding
 from .errors import ModelError
-from .input_dims import DATA_PROP_MAX_ELEMENTS, InputShapes, apply_input_shapes, real_input_names
+from .input_dims import DATA_PROP_MAX_ELEMENTS, INT64_MAX, InputShapes, apply_input_shapes, real_input_names
 from .registry import (
     ALIAS,
     COMPUTED,
@@ -627,7 +627,6 @@ class PreparedGraph:
         return all(size is not None and size <= folding.FOLD_MAX_ELEMENTS for size in sizes)
 
 
-INT64_MAX = 2**63 - 1
 _WINDOW_HINT = " (a kernel or window larger than the padded input?)"
 _NEGATIVE_DIM_HINTS = {
     **dict.fromkeys(("Conv", "ConvInteger", "QLinearConv", "MaxPool", "AveragePool", "LpPool", "FusedConv", "NhwcConv",

@@ -72,7 +72,7 @@ def apply_input_shapes(model: ModelProto, input_shapes: InputShapes = None, batc
              for name, dims in _checked_shapes(input_shapes, real_inputs, by_name).items() if dims is not None}
     notes: list[str] = []
     left = [by_name[name] for name in real_inputs if name not in given]  # (inputs whose dims are not given in full)
-    symbols = _Symbols({k: int(v) for k, v in given.items() if isinstance(v, int)}, {}, _sequence_symbols(left), {}, {})
+    symbols = _Symbols({k: v for k, v in given.items() if isinstance(v, int)}, {}, _sequence_symbols(left), {}, {})
     _size_symbols_of_given_dims(given, real_inputs, by_name, symbols, notes)
     _read_batch_symbols(left, symbols)
     changed = False
@@ -80,9 +80,9 @@ def apply_input_shapes(model: ModelProto, input_shapes: InputShapes = None, batc
         dims = given.get(name)
         if dims is not None and not isinstance(dims, int):
             declared = _fixed_dims(by_name[name])
-            _set_dims(by_name[name], list(dims))
+            _set_dims(by_name[name], dims)
             changed = True
-            _note_replaced_dims(name, declared, list(dims), notes)
+            _note_replaced_dims(name, declared, dims, notes)
         elif by_name[name].type.tensor_type.HasField("shape"):
             changed |= _fill_dims(by_name[name], symbols, batch, notes)
             _refuse_negative_dims(by_name[name])
@@ -386,7 +386,7 @@ def _size_symbols_of_given_dims(given: Mapping[str, Union[Sequence[int], int]], 
         declared = by_name[name].type.tensor_type.shape.dim
         if dims is None or isinstance(dims, int) or len(declared) != len(dims):
             continue  # (a rank that differs is refused when the dims are set)
-        for position, (dim, size) in enumerate(zip(declared, map(int, dims))):
+        for position, (dim, size) in enumerate(zip(declared, dims)):
             symbol = dim.dim_param
             if not symbol:
                 continue
@@ -437,8 +437,8 @@ def _set_dims(value_info: onnx.ValueInfoProto, dims: list[int]) -> None:
             f"({describe_dims(value_info.type)}) but {len(dims)} dims were given: {dims}"
         )
     tensor_type.ClearField("shape")
-    for d in dims:
-        tensor_type.shape.dim.add().dim_value = int(d)
+    for size in dims:
+        tensor_type.shape.dim.add().dim_value = size
 
 
 def _checked_value(symbol: str, value: int) -> int:
