@@ -19,6 +19,10 @@ Span = tuple[list[int], str, str]  # (member nodes, input tensor, output tensor)
 
 def find_folds(prepared: PreparedGraph) -> dict[int, str]:
     """Map node index -> note ("folded into conv1") for every node that is free by folding."""
+    # no op of the graph takes a fold (a transformer's MatMuls do not). Not in a subgraph: the rows
+    # the search makes there are copies of the outer graph's, whose later changes they do not see
+    if prepared.outer is None and not any(entry.traits.fold_into for entry in prepared.op_entries):
+        return {}
     entries = prepared.entries
     affines = [index for index in prepared.runtime if (entry := entries[index]) is not None and entry.traits.affine]
     if not affines:

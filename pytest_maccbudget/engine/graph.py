@@ -109,6 +109,7 @@ class PreparedGraph:
         self.constant_nodes: set[int] = set()
         self.runtime: list[int] = []  # indices of the nodes that run at inference, in order
         self.entries: list[Optional[OpEntry]] = []  # each node's registry entry (None: no rule)
+        self.op_entries: list[OpEntry] = []  # the registry entries of the graph's ops, each once
         self.tainted: set[str] = set()  # tensors made unknown on purpose (after a hard-coded reshape)
         self.variable_length: set[str] = set()  # tensors whose shape (not only value) is an upper bound
         # values computed from an upper bound by an op that does not keep it (N - 1, a Concat with
@@ -193,19 +194,29 @@ class PreparedGraph:
 
     def _run(self) -> None:
         table = self.table
-        self.entries = _entries(self.registry, table)
-        constants = self.values.constants
+        self.entries, self.op_entries = _entries(self.registry, table)
+        constants, runtime = self.values.constants, self.runtime
+        main_graph = self.outer is None  # (in a subgraph, an input may be a constant of the graph around)
         for index, entry in enumerate(self.entries):
             traits = entry.traits if entry is not None else DEFAULT_TRAITS
             inputs = table.inputs[index]
             if self.tainted and not self.tainted.isdisjoint(inputs):
-                self.runtime.append(index)
+                runtime.append(index)
                 self._taint(table.outputs[index])
-            elif (traits.constant == COMPUTED and inputs and constants.issuperset(inputs)
-                  and (entry is not None and entry.body_cost is None)) or self._computes_constant(index, entry, traits):
+                continue
+            if traits.constant == COMPUTED and inputs:  # most nodes: what _computes_constant finds, in C
+                all_constant = constants.issuperset(inputs)
+                if all_constant and entry is not None and entry.body_cost is None:
+                    self._mark_constant(index, traits)
+                    continue
+                if not all_constant and main_graph and "" not in inputs:
+                    runtime.append(index)
+                    self._resolve_runtime(index, traits)
+                    continue
+            if self._computes_constant(index, entry, traits):
                 self._mark_constant(index, traits)
             else:
-                self.runtime.append(index)
+                runtime.append(index)
                 self._resolve_runtime(index, traits)
 
     def _computes_constant(self, index: int, entry: Optional[OpEntry], traits: OpTraits) -> bool:
@@ -647,8 +658,8 @@ def _node_label(table: NodeTable, index: int) -> str:
     return f"node {table.label(index)!r} ({table.op_types[index]})"
 
 
-def _entries(registry: OpRegistry, table: NodeTable) -> list[Optional[OpEntry]]:
-    """Each node's registry entry, looked up once per distinct op."""
+def _entries(registry: OpRegistry, table: NodeTable) -> tuple[list[Optional[OpEntry]], list[OpEntry]]:
+    """Each node's registry entry, looked up once per distinct op; and those entries, each once."""
     found: dict[tuple[str, str], Optional[OpEntry]] = {}
     entries = []
     for key in zip(table.op_types, table.domains):
@@ -656,7 +667,7 @@ def _entries(registry: OpRegistry, table: NodeTable) -> list[Optional[OpEntry]]:
         if entry is found:
             entry = found[key] = registry.lookup(key[0], key[1])
         entries.append(entry)
-    return entries  # type: ignore[return-value]
+    return entries, [entry for entry in found.values() if entry is not None]  # type: ignore[return-value]
 
 
 def _has_subgraph(node: NodeProto) -> bool:

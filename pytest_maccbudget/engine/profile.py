@@ -5,7 +5,7 @@ import gc
 import os
 from dataclasses import dataclass, field
 from operator import attrgetter
-from typing import Optional, Sequence, Union
+from typing import NamedTuple, Optional, Sequence, Union
 
 import onnx
 from onnx import GraphProto, ModelProto
@@ -35,7 +35,6 @@ from .tables import NodeTable, numbered, shape_of
 from .types import InputsDoNotFit, NodeView, OpCost, TensorInfo, UnresolvedShape, UnsupportedAttributes
 
 ModelSource = Union[str, "os.PathLike[str]", ModelProto]
-_NO_COST = OpCost()
 _NOTHING_CLAIMED = (0, 0)
 
 
@@ -101,6 +100,7 @@ class _GraphCost:
     """What costing one (sub)graph produced."""
 
     layers: list[LayerCost] = field(default_factory=list)
+    runtime_layers: list[LayerCost] = field(default_factory=list)  # all but the constants (whose counts are all 0)
     unknown: list[UnknownOp] = field(default_factory=list)
     new_buffers: list[LayerCost] = field(default_factory=list)  # runtime layers that allocate their output
     sources: dict[str, NodeSource] = field(default_factory=dict)  # layer name -> where the file says it came from
@@ -133,27 +133,74 @@ class _Profiler:
         )
 
     def cost_graph(self, prepared: PreparedGraph, folds: dict[int, str], prefix: str) -> _GraphCost:
+        """One row per node. The rows of constants, of free ops and of ops costing a fixed number
+        of FLOPs per output element (most nodes of a transformer) are made here, in the loop: a
+        function call or two per node would be a third of its time."""
         result = _GraphCost()
         params = _ParamAttribution(prepared)
-        table, constant_nodes = prepared.table, prepared.constant_nodes
-        layers, new_buffers = result.layers, result.new_buffers
-        reads_constants = params.reads_constants
-        sources = table.sources
-        for index, (entry, name) in enumerate(zip(prepared.entries, _layer_names(table, prefix))):
+        table, values, constant_nodes = prepared.table, prepared.values, prepared.constant_nodes
+        layers, runtime_layers, new_buffers = result.layers, result.runtime_layers, result.new_buffers
+        inputs_of, outputs_of, op_types, domains, sources = (table.inputs, table.outputs, table.op_types,
+                                                             table.domains, table.sources)
+        size_of, numel, new_row = values.sizes.__getitem__, values.numel, LayerCost.of
+        reads_constants, claim = params.reads_constants, params.claim
+        entries = prepared.entries
+        rules = _quick_rules(entries)
+        for index, name in enumerate(_layer_names(table, prefix)):
             if sources and index in sources:
-                result.sources[name] = NodeSource(sources[index], tuple(table.inputs[index]))
+                result.sources[name] = NodeSource(sources[index], tuple(inputs_of[index]))
+            outputs = outputs_of[index]
+            try:  # the usual case, in C: every size recorded (see _bytes_of)
+                output_bytes = sum(map(size_of, outputs)) if "" not in outputs else _bytes_of(prepared, outputs)
+            except (TypeError, KeyError):
+                output_bytes = _bytes_of(prepared, outputs)
             if index in constant_nodes:
-                layers.append(_constant_layer(prepared, index, name))
+                row = _CONSTANT_LAYER.copy()
+                row["name"], row["op_type"], row["domain"] = name, op_types[index], domains[index]
+                row["output_bytes"] = output_bytes
+                layers.append(new_row(row))
                 continue
-            claimed = params.claim(index) if reads_constants(table.inputs[index]) else _NOTHING_CLAIMED
+            inputs = inputs_of[index]
+            claimed = claim(index) if reads_constants(inputs) else _NOTHING_CLAIMED
             if index in folds:
-                layer = _layer(prepared, index, name, OpCost(note=folds[index]), FOLDED, claimed,
-                               traffic=False, op_class=self.op_class(prepared, index))
-            else:
+                layer = _layer(prepared, index, name, OpCost(note=folds[index]), FOLDED, claimed, traffic=False,
+                               op_class=self.op_class(prepared, index))
+                layers.append(layer)
+                runtime_layers.append(layer)
+                continue
+            rule = rules[index]
+            flops: Optional[int] = None
+            if rule is not None:
+                if rule.flops_per_output is None:
+                    flops = 0
+                elif outputs and outputs[0]:
+                    elements = numel(outputs[0])
+                    flops = None if elements is None else rule.flops_per_output * elements
+            if flops is None:  # the op's rule, which reports what is missing
                 layer = self.cost_node(prepared, index, name, claimed, result)
-                if entry is None or entry.traits.buffer != ALIAS:  # a view allocates nothing
-                    new_buffers.append(layer)
+            elif not prepared.any_bounded:  # (asked each time: a rule reading a value can make one bounded)
+                if rule.traffic:
+                    try:
+                        bytes_read = sum(map(size_of, inputs)) if "" not in inputs else _bytes_of(prepared, inputs)
+                    except (TypeError, KeyError):
+                        bytes_read = _bytes_of(prepared, inputs)
+                    bytes_written = output_bytes
+                else:
+                    bytes_read = bytes_written = 0
+                layer = new_row({
+                    "name": name, "op_type": op_types[index], "domain": domains[index], "macs": 0, "flops": flops,
+                    "params": claimed[0], "param_bytes": claimed[1], "output_bytes": output_bytes,
+                    "bytes_read": bytes_read, "bytes_written": bytes_written, "status": rule.status, "note": "",
+                    "op_class": rule.op_class, "upper_bounds": (),
+                })
+            else:
+                layer = _layer(prepared, index, name, OpCost(0, flops), rule.status, claimed, traffic=rule.traffic,
+                               op_class=rule.op_class)
+            entry = entries[index]
+            if entry is None or entry.traits.buffer != ALIAS:  # a view allocates nothing
+                new_buffers.append(layer)
             layers.append(layer)
+            runtime_layers.append(layer)
         return result
 
     def op_class(self, prepared: PreparedGraph, index: int, view: Optional[NodeView] = None) -> str:
@@ -177,8 +224,7 @@ class _Profiler:
             return self.unknown(prepared, index, name, UNKNOWN, reason, params, result)
         if entry.body_cost is not None:
             return self.cost_control_flow(prepared, index, name, entry, params, result)
-        quick = _quick_layer(prepared, index, name, entry, params)
-        return quick if quick is not None else self.cost_by_rule(prepared, index, name, entry, params, result)
+        return self.cost_by_rule(prepared, index, name, entry, params, result)
 
     def cost_by_rule(self, prepared: PreparedGraph, index: int, name: str, entry: OpEntry, params: tuple[int, int],
                      result: _GraphCost) -> LayerCost:
@@ -324,24 +370,40 @@ def _body_cost(attribute: str, graph: GraphProto, body: _GraphCost) -> BodyCost:
     )
 
 
-def _quick_layer(prepared: PreparedGraph, index: int, name: str, entry: OpEntry,
-                 params: tuple[int, int]) -> Optional[LayerCost]:
-    """The layer of a free op, or of an op costing a fixed number of FLOPs per output element,
-    made from the output's size without a NodeView; None for every other op."""
+class _QuickRule(NamedTuple):
+    """How cost_graph makes the row of a free op, or of an op costing a fixed number of FLOPs per
+    output element, from the output's size, without a NodeView."""
+
+    status: str
+    flops_per_output: Optional[int]  # None: a free op
+    traffic: bool  # it moves bytes (a view or an in-place op does not)
+    op_class: str
+
+
+def _quick_rules(entries: Sequence[Optional[OpEntry]]) -> list[Optional[_QuickRule]]:
+    """Each node's quick rule (None: its cost function decides), worked out once per op."""
+    by_entry: dict[int, Optional[_QuickRule]] = {}
+    rules = []
+    for entry in entries:
+        key = id(entry)
+        rule = by_entry.get(key, by_entry)
+        if rule is by_entry:
+            rule = by_entry[key] = _quick_rule(entry)
+        rules.append(rule)
+    return rules  # type: ignore[return-value]
+
+
+def _quick_rule(entry: Optional[OpEntry]) -> Optional[_QuickRule]:
+    if entry is None or entry.body_cost is not None:
+        return None
     traits = entry.traits
     if callable(traits.op_class):
         return None
     if entry.free:
-        return _layer(prepared, index, name, _NO_COST, FREE, params, traffic=not _shares_buffer(entry),
-                      op_class=traits.op_class)
-    outputs = prepared.table.outputs[index]
-    if traits.flops_per_output is None or not outputs or not outputs[0]:
+        return _QuickRule(FREE, None, not _shares_buffer(entry), traits.op_class)
+    if traits.flops_per_output is None:
         return None
-    numel = prepared.values.numel(outputs[0])
-    if numel is None:
-        return None  # the rule reports what is missing
-    cost = OpCost(0, traits.flops_per_output * numel)
-    return _layer(prepared, index, name, cost, COSTED, params, traffic=True, op_class=traits.op_class)
+    return _QuickRule(COSTED, traits.flops_per_output, True, traits.op_class)
 
 
 def _shares_buffer(entry: Optional[OpEntry]) -> bool:
@@ -441,7 +503,8 @@ def _outer_constant(prepared: PreparedGraph, name: str) -> bool:
 
 def _layer_names(table: NodeTable, prefix: str) -> list[str]:
     """Each node's layer name: its label, numbered where labels repeat."""
-    return numbered([prefix + label for label in map(table.label, range(len(table)))])
+    return numbered([prefix + (name or (outputs[0] if outputs else op_type))  # (tables.node_label, for each node)
+                     for name, outputs, op_type in zip(table.names, table.outputs, table.op_types)])
 
 
 def _infos(prepared: PreparedGraph, names: Sequence[str]) -> list[TensorInfo]:
@@ -527,17 +590,8 @@ _CONSTANT_LAYER = {
 }
 
 
-def _constant_layer(prepared: PreparedGraph, index: int, name: str) -> LayerCost:
-    table = prepared.table
-    fields = _CONSTANT_LAYER.copy()
-    fields["name"], fields["op_type"], fields["domain"] = name, table.op_types[index], table.domains[index]
-    fields["output_bytes"] = _bytes_of(prepared, table.outputs[index])
-    return LayerCost.of(fields)
-
-
 def _totals(result: _GraphCost, peak: Optional[int], peak_bound: bool) -> Totals:
-    # (a constant layer's counts are all 0 and it has no bounds: summed with the others, in C)
-    layers = result.layers
+    layers = result.runtime_layers  # (a constant layer's counts are all 0 and it has no bounds)
     sums = {metric: sum(filter(None, map(attrgetter(metric), layers)))
             for metric in ("macs", "flops", "params", "param_bytes", "bytes_read", "bytes_written")}
     bounds: set[str] = set().union(*map(attrgetter("upper_bounds"), layers))

@@ -116,11 +116,12 @@ def _read(nodes: Iterable[NodeProto]) -> NodeTable:
         "".join(chain.from_iterable(table.inputs)), "".join(chain.from_iterable(outputs_of))
     except TypeError:
         raise ModelError(_not_text(table)) from None
-    for index in [index for index, node in enumerate(protos) if node.metadata_props]:
-        if not names[index].startswith("/"):
-            source = _source_metadata(protos[index])
-            if source:
-                table.sources[index] = source
+    # (a scoped "/a/b/Op" name says where the node came from: its metadata is not read)
+    for index in [index for index, name in enumerate(names)
+                  if not name.startswith("/") and protos[index].metadata_props]:
+        source = _source_metadata(protos[index])
+        if source:
+            table.sources[index] = source
     if len(producer) < sum(map(len, outputs_of)):  # an optional output left empty, or a name listed twice
         _check_repeated_outputs(table)
     return table
