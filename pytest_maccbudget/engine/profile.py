@@ -110,6 +110,7 @@ class _GraphCost:
 class _Profiler:
     def __init__(self, registry: OpRegistry) -> None:
         self.registry = registry
+        self.attributions: list[_ParamAttribution] = []  # of the graphs being costed, the innermost last
 
     def run(self, label: str, prepared: PreparedGraph, model: ModelProto) -> Profile:
         folds = find_folds(prepared)
@@ -133,11 +134,21 @@ class _Profiler:
         )
 
     def cost_graph(self, prepared: PreparedGraph, folds: dict[int, str], prefix: str) -> _GraphCost:
+        # a body is costed inside the loop over the graph around it: that graph's attribution is the last
+        outer = self.attributions[-1] if prepared.outer is not None and self.attributions else None
+        params = _ParamAttribution(prepared, outer)
+        self.attributions.append(params)
+        try:
+            return self._cost_nodes(prepared, folds, prefix, params)
+        finally:
+            self.attributions.pop()
+
+    def _cost_nodes(self, prepared: PreparedGraph, folds: dict[int, str], prefix: str,
+                    params: "_ParamAttribution") -> _GraphCost:
         """One row per node. The rows of constants, of free ops and of ops costing a fixed number
         of FLOPs per output element (most nodes of a transformer) are made here, in the loop: a
         function call or two per node would be a third of its time."""
         result = _GraphCost()
-        params = _ParamAttribution(prepared)
         table, values, constant_nodes = prepared.table, prepared.values, prepared.constant_nodes
         layers, runtime_layers, new_buffers = result.layers, result.runtime_layers, result.new_buffers
         inputs_of, outputs_of, op_types, domains, sources = (table.inputs, table.outputs, table.op_types,
@@ -281,6 +292,8 @@ class _Profiler:
                 inner_unknown.extend(body.unknown)
                 result.sources.update(body.sources)
                 bodies.append(_body_cost(attribute.name, subgraph, body))
+        # the weights the bodies used first are this row's, whether it is counted or not: they are claimed
+        params = (params[0] + sum(body.params for body in bodies), params[1] + sum(body.param_bytes for body in bodies))
         changed = next((body.carried_changes for body in bodies_costs if body.carried_changes), None)
         if changed is not None and not inner_unknown:
             reason = (f"{changed}: the shape of a loop-carried value may change from one iteration to the next, "
@@ -298,8 +311,7 @@ class _Profiler:
         except (IndexError, ValueError, StopIteration, UnsupportedAttributes) as error:  # e.g. an empty trip count
             reason = f"cannot count {op_type}: {error or type(error).__name__}"
             return self.unknown(prepared, index, name, UNKNOWN, reason, params, result)
-        inner = (sum(body.params for body in bodies), sum(body.param_bytes for body in bodies))
-        return _layer(prepared, index, name, cost, COSTED, (params[0] + inner[0], params[1] + inner[1]),
+        return _layer(prepared, index, name, cost, COSTED, params,
                       traffic=True, op_class=entry.traits.class_of(view))
 
     def cost_subgraph(self, graph: GraphProto, outer: PreparedGraph, prefix: str, loop: bool = False) -> _GraphCost:
@@ -413,15 +425,22 @@ def _shares_buffer(entry: Optional[OpEntry]) -> bool:
 
 
 
+_Root = tuple["_ParamAttribution", str]  # a stored tensor, by the attribution of the graph holding it
+
+
 class _ParamAttribution:
     """Each stored constant (initializer, Constant, ConstantOfShape output) is a parameter of the
-    first runtime layer that uses it as data (not as a shape/axes input), counted once. A weight
-    reached through constant-only ops (W -> Slice -> Concat -> MatMul) is counted at its source."""
+    first runtime layer that uses it as data (not as a shape/axes input), counted once in the
+    whole model. A weight reached through constant-only ops (W -> Slice -> Concat -> MatMul) is
+    counted at its source. A body (If, Loop, Scan) shares what is claimed with the graph around
+    it, and a value of that graph which the body reads counts at its sources there: a weight used
+    in both branches of an If, or by the graph and in a body, is counted once."""
 
-    def __init__(self, prepared: PreparedGraph) -> None:
+    def __init__(self, prepared: PreparedGraph, outer: Optional["_ParamAttribution"] = None) -> None:
         self.prepared = prepared
-        self.claimed: set[str] = set()
-        self.roots: dict[str, frozenset[str]] = {}
+        self.outer = outer
+        self.claimed: set[_Root] = outer.claimed if outer is not None else set()
+        self.roots: dict[str, frozenset[_Root]] = {}
         values = prepared.values
         main_graph = values.outer is None
         self.is_constant = values.constants.__contains__ if main_graph else values.is_constant
@@ -439,21 +458,22 @@ class _ParamAttribution:
         entry = prepared.entries[index]
         skip = entry.traits.shape_inputs if entry is not None else frozenset()
         count = total_bytes = 0
-        stored = prepared.values.stored
+        stored, claimed = prepared.values.stored, self.claimed
         for position, name in enumerate(inputs):
             if not name or position in skip or not self.is_constant(name):
                 continue
-            roots = (name,) if name in stored else self.roots.get(name)
+            roots = ((self, name),) if name in stored else self.roots.get(name)
             for root in self.roots_of(name) if roots is None else roots:
-                if root not in self.claimed:
-                    self.claimed.add(root)
-                    elements = prepared.values.numel(root)
+                if root not in claimed:
+                    claimed.add(root)
+                    holder, tensor = root[0].prepared.values, root[1]
+                    elements = holder.numel(tensor)
                     if elements is not None:
                         count += elements
-                        total_bytes += prepared.values.nbytes(root) or 0
+                        total_bytes += holder.nbytes(tensor) or 0
         return (count, total_bytes) if count or total_bytes else _NOTHING_CLAIMED
 
-    def roots_of(self, name: str) -> frozenset[str]:
+    def roots_of(self, name: str) -> frozenset[_Root]:
         """The stored tensors `name` is computed from, walking back through constant nodes."""
         known = self.roots.get(name)
         if known is not None:
@@ -485,11 +505,13 @@ class _ParamAttribution:
         skip = entry.traits.shape_inputs if entry is not None else frozenset()
         return [n for p, n in enumerate(self.prepared.table.inputs[index]) if n and p not in skip]
 
-    def _roots_from_sources(self, name: str) -> frozenset[str]:
+    def _roots_from_sources(self, name: str) -> frozenset[_Root]:
         prepared = self.prepared
-        if prepared.values.is_stored(name) or _outer_constant(prepared, name):
-            return frozenset({name})
-        roots: frozenset[str] = frozenset()
+        if name in prepared.values.stored:
+            return frozenset({(self, name)})
+        if _outer_constant(prepared, name):  # a value of the graph around: its sources there
+            return self.outer.roots_of(name) if self.outer is not None else frozenset({(self, name)})
+        roots: frozenset[_Root] = frozenset()
         for source in self._sources(name):
             roots |= self.roots[source]
         return roots

@@ -307,3 +307,77 @@ def test_what_a_body_notes_reaches_the_report_named_by_its_place() -> None:
     profile = profile_model(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]))
     assert ("branch/then_branch: NonZero 'nz': its output depends on data and is counted at its largest, [1, 100]; "
             "the figures that follow from it are upper bounds") in profile.notes
+
+
+# ---- parameters read inside bodies: each stored tensor once in the whole model --------------
+
+def _capturing_if(then_reads: str, else_reads: str, main_reads: str = "", extra: tuple = ()) -> onnx.ModelProto:
+    """y = x @ W[8, 8] in the graph when main_reads is given; an If whose branches compute
+    x @ (the tensor each reads) from the graph around them."""
+    vi = helper.make_tensor_value_info
+
+    def branch(name: str, reads: str) -> onnx.GraphProto:
+        return helper.make_graph([helper.make_node("MatMul", ["x", reads], [f"{name}_y"], name=f"{name}_mm")], name,
+                                 [], [vi(f"{name}_y", F32, [1, 8])])
+    nodes = list(extra)
+    if main_reads:
+        nodes.append(helper.make_node("MatMul", ["x", main_reads], ["main_y"], name="main_mm"))
+    nodes.append(helper.make_node("If", ["c"], ["y"], name="if", then_branch=branch("then", then_reads),
+                                  else_branch=branch("else", else_reads)))
+    weight = numpy_helper.from_array(np.ones((8, 8), np.float32), "W")
+    return _model(nodes, [vi("x", F32, [1, 8]), vi("c", BOOL, [])], [weight])
+
+
+def test_a_weight_of_the_graph_read_again_in_a_body_is_counted_once() -> None:
+    profile = profile_model(_capturing_if("W", "W", main_reads="W"))
+    assert profile.layer("main_mm").params == 64 and profile.layer("if").params == 0
+    assert (profile.totals.params, profile.totals.param_bytes) == (8 * 8, 8 * 8 * 4)
+
+
+def test_a_weight_both_branches_read_is_counted_once_at_the_if() -> None:
+    profile = profile_model(_capturing_if("W", "W"))
+    assert (profile.layer("if").params, profile.totals.params) == (64, 64)
+
+
+def test_a_body_reading_a_weight_computed_from_another_counts_it_at_its_source() -> None:
+    # Wt = Transpose(W) is worked out before the graph runs; the branch reading it uses W's 64
+    # elements, which the MatMul in the graph already counted
+    transpose = helper.make_node("Transpose", ["W"], ["Wt"], name="wt")
+    profile = profile_model(_capturing_if("Wt", "W", main_reads="W", extra=(transpose,)))
+    assert (profile.layer("if").params, profile.totals.params) == (0, 64)
+
+
+def test_weights_a_body_used_first_stay_on_the_row_of_an_op_that_cannot_be_counted() -> None:
+    # the then-branch reads W (64 params) and then an op with no cost rule, so the If is not
+    # counted; the MatMul after it reads W again: W's 64 params are the If's, not lost
+    vi = helper.make_tensor_value_info
+    then = helper.make_graph([helper.make_node("MatMul", ["x", "W"], ["t"], name="t"),
+                              helper.make_node("Mystery", ["t"], ["ty"], name="ty", domain="custom.dom")],
+                             "then", [], [vi("ty", F32, [1, 8])])
+    other = helper.make_graph([helper.make_node("Identity", ["x"], ["ey"])], "else", [], [vi("ey", F32, [1, 8])])
+    nodes = [helper.make_node("If", ["c"], ["i"], name="if", then_branch=then, else_branch=other),
+             helper.make_node("MatMul", ["i", "W"], ["y"], name="after")]
+    model = _model(nodes, [vi("x", F32, [1, 8]), vi("c", BOOL, [])],
+                   [numpy_helper.from_array(np.ones((8, 8), np.float32), "W")])
+    model.opset_import.append(helper.make_opsetid("custom.dom", 1))
+    profile = profile_model(model)
+    assert profile.layer("if").status == "unknown" and profile.layer("if").params == 64
+    assert profile.layer("after").params == 0 and profile.totals.params == 64
+
+
+def test_a_loop_body_and_the_graph_reading_one_weight_count_it_once() -> None:
+    # two iterations of v @ W[8, 8] (2 x 64 MACs), then the loop's result @ W again (64 MACs):
+    # W's 64 params on the Loop's row, where it is first read
+    vi = helper.make_tensor_value_info
+    body = helper.make_graph([helper.make_node("Identity", ["cond_in"], ["cond_out"]),
+                              helper.make_node("MatMul", ["v_in", "W"], ["v_out"], name="step")], "body",
+                             [vi("i", I64, []), vi("cond_in", BOOL, []), vi("v_in", F32, [1, 8])],
+                             [vi("cond_out", BOOL, []), vi("v_out", F32, [1, 8])])
+    nodes = [helper.make_node("Loop", ["trips", "", "x"], ["v"], name="loop", body=body),
+             helper.make_node("MatMul", ["v", "W"], ["y"], name="after")]
+    model = _model(nodes, [vi("x", F32, [1, 8])], [numpy_helper.from_array(np.ones((8, 8), np.float32), "W"),
+                                                   numpy_helper.from_array(np.array(2, np.int64), "trips")])
+    model.graph.value_info.append(vi("v", F32, [1, 8]))  # (onnx's inference leaves a Loop's result unknown)
+    profile = profile_model(model)
+    assert profile.layer("loop").macs == 2 * 64 and profile.layer("after").macs == 64
+    assert (profile.layer("loop").params, profile.layer("after").params, profile.totals.params) == (64, 0, 64)
