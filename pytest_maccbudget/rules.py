@@ -7,7 +7,7 @@ and an update records the current version. docs/counting.md keeps the same chang
 """
 from __future__ import annotations
 
-RULES_VERSION = 3
+RULES_VERSION = 4
 FIRST_VERSION = 1  # a budget file that records no version was written under these
 
 CHANGES = {
@@ -15,6 +15,7 @@ CHANGES = {
        "no longer what the export stores",
     3: "figures after ops whose output size depends on data (NonMaxSuppression, NonZero, ...) are upper bounds, "
        "no longer unknown; shape arithmetic is folded to the end (graphs it left partial are counted)",
+    4: "params of an ONNX graph's If, Loop and Scan bodies count each constant once in the whole model, at its source",
 }
 
 
