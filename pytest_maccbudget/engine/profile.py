@@ -156,7 +156,8 @@ class _Profiler:
         size_of, numel, new_row = values.sizes.__getitem__, values.numel, LayerCost.of
         reads_constants, claim = params.reads_constants, params.claim
         entries = prepared.entries
-        rules = _quick_rules(entries)
+        rule_of = {id(entry): _quick_rule(entry) for entry in prepared.op_entries}
+        rules = [rule_of.get(id(entry)) for entry in entries]  # (None for a node with no entry)
         for index, name in enumerate(_layer_names(table, prefix)):
             if sources and index in sources:
                 result.sources[name] = NodeSource(sources[index], tuple(inputs_of[index]))
@@ -190,14 +191,8 @@ class _Profiler:
             if flops is None:  # the op's rule, which reports what is missing
                 layer = self.cost_node(prepared, index, name, claimed, result)
             elif not prepared.any_bounded:  # (asked each time: a rule reading a value can make one bounded)
-                if rule.traffic:
-                    try:
-                        bytes_read = sum(map(size_of, inputs)) if "" not in inputs else _bytes_of(prepared, inputs)
-                    except (TypeError, KeyError):
-                        bytes_read = _bytes_of(prepared, inputs)
-                    bytes_written = output_bytes
-                else:
-                    bytes_read = bytes_written = 0
+                bytes_read = _bytes_of(prepared, inputs) if rule.traffic else 0
+                bytes_written = output_bytes if rule.traffic else 0
                 layer = new_row({
                     "name": name, "op_type": op_types[index], "domain": domains[index], "macs": 0, "flops": flops,
                     "params": claimed[0], "param_bytes": claimed[1], "output_bytes": output_bytes,
@@ -293,7 +288,8 @@ class _Profiler:
                 result.sources.update(body.sources)
                 bodies.append(_body_cost(attribute.name, subgraph, body))
         # the weights the bodies used first are this row's, whether it is counted or not: they are claimed
-        params = (params[0] + sum(body.params for body in bodies), params[1] + sum(body.param_bytes for body in bodies))
+        params = (params[0] + sum(body.params for body in bodies),
+                  params[1] + sum(body.param_bytes for body in bodies))
         changed = next((body.carried_changes for body in bodies_costs if body.carried_changes), None)
         if changed is not None and not inner_unknown:
             reason = (f"{changed}: the shape of a loop-carried value may change from one iteration to the next, "
@@ -392,21 +388,9 @@ class _QuickRule(NamedTuple):
     op_class: str
 
 
-def _quick_rules(entries: Sequence[Optional[OpEntry]]) -> list[Optional[_QuickRule]]:
-    """Each node's quick rule (None: its cost function decides), worked out once per op."""
-    by_entry: dict[int, Optional[_QuickRule]] = {}
-    rules = []
-    for entry in entries:
-        key = id(entry)
-        rule = by_entry.get(key, by_entry)
-        if rule is by_entry:
-            rule = by_entry[key] = _quick_rule(entry)
-        rules.append(rule)
-    return rules  # type: ignore[return-value]
-
-
-def _quick_rule(entry: Optional[OpEntry]) -> Optional[_QuickRule]:
-    if entry is None or entry.body_cost is not None:
+def _quick_rule(entry: OpEntry) -> Optional[_QuickRule]:
+    """The op's quick rule; None: its cost function decides."""
+    if entry.body_cost is not None:
         return None
     traits = entry.traits
     if callable(traits.op_class):
@@ -525,8 +509,7 @@ def _outer_constant(prepared: PreparedGraph, name: str) -> bool:
 
 def _layer_names(table: NodeTable, prefix: str) -> list[str]:
     """Each node's layer name: its label, numbered where labels repeat."""
-    return numbered([prefix + (name or (outputs[0] if outputs else op_type))  # (tables.node_label, for each node)
-                     for name, outputs, op_type in zip(table.names, table.outputs, table.op_types)])
+    return numbered([prefix + label for label in table.labels()])
 
 
 def _infos(prepared: PreparedGraph, names: Sequence[str]) -> list[TensorInfo]:

@@ -67,6 +67,11 @@ class NodeTable:
     def label(self, index: int) -> str:
         return node_label(self.names[index], self.outputs[index], self.op_types[index])
 
+    def labels(self) -> list[str]:
+        """Every node's label (node_label), in one comprehension: one per node of the graph."""
+        return [name or (outputs[0] if outputs else op_type)
+                for name, outputs, op_type in zip(self.names, self.outputs, self.op_types)]
+
 
 def node_label(name: str, outputs: Sequence[str], op_type: str) -> str:
     """A node's name, else its first output, else its op type."""
