@@ -7,7 +7,7 @@ and an update records the current version. docs/counting.md keeps the same chang
 """
 from __future__ import annotations
 
-RULES_VERSION = 4
+RULES_VERSION = 5
 FIRST_VERSION = 1  # a budget file that records no version was written under these
 
 CHANGES = {
@@ -16,6 +16,10 @@ CHANGES = {
     3: "figures after ops whose output size depends on data (NonMaxSuppression, NonZero, ...) are upper bounds, "
        "no longer unknown; shape arithmetic is folded to the end (graphs it left partial are counted)",
     4: "params of an ONNX graph's If, Loop and Scan bodies count each constant once in the whole model, at its source",
+    5: "shapes onnx's inference leaves unknown are worked out where a constant gives them: a weight made by "
+       "ConstantOfShape of a computed shape is counted (it was 0), the Shape of NonZero(a small weight) is known "
+       "before the graph runs, and If/Loop/Scan bodies see what the graph around them works out late; a weight "
+       "whose size cannot be worked out is named in a note; a weight only read through Shape is no parameter",
 }
 
 

@@ -163,6 +163,18 @@ class PreparedGraph:
     def is_valued(self, name: str) -> bool:
         return self.values.is_valued(name)
 
+    def work_out_shape(self, name: str) -> Optional[Shape]:
+        """The shape of a constant that onnx's inference left unknown, worked out from the nodes
+        computing it (see value_of: its value when small, else its shape from its inputs'); None
+        when it cannot be. Asked for the Shape of such a constant (NonZero of a weight), and for
+        a weight a layer reads: one made by ConstantOfShape of a shape onnx does not propagate
+        (computed by Max; in a body, read from the graph around) has no shape until asked."""
+        shape = self.values.shape(name)
+        if shape is None and self.is_valued(name):
+            self.value_of(name)  # (ModelError for dims no tensor can have, as when a cost rule asks)
+            shape = self.values.shape(name)
+        return shape
+
     @property
     def any_bounded(self) -> bool:
         """Some tensor here (or in a graph around) is an upper bound."""
@@ -226,7 +238,13 @@ class PreparedGraph:
         if kind == RANDOM or (entry is not None and entry.body_cost is not None):
             return False
         if kind == FROM_SHAPE:
-            return bool(inputs) and self.values.shape(inputs[0]) is not None and not self.values.is_bounded(inputs[0])
+            if not inputs:
+                return False
+            # (the shape of a constant onnx left unknown, NonZero of a weight, say: from its value)
+            shape = self.values.shape(inputs[0])
+            if shape is None:
+                shape = self.work_out_shape(inputs[0])
+            return shape is not None and not self.values.is_bounded(inputs[0])
         if not inputs:
             return kind == STORED  # Constant
         for name in inputs:

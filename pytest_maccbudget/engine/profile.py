@@ -16,7 +16,7 @@ from .fusion import find_folds
 from .graph import InputShapes, PreparedGraph, prepare_graph
 from .loader import load_skeleton, strip_model
 from .memory import peak_activation_bytes
-from .registry import ALIAS, IN_PLACE, OTHER, REGISTRY, BodyCost, OpEntry, OpRegistry, normalize_domain
+from .registry import ALIAS, FROM_SHAPE, IN_PLACE, OTHER, REGISTRY, BodyCost, OpEntry, OpRegistry, normalize_domain
 from .results import (
     BOUNDABLE_TOTAL_METRICS,
     CONSTANT,
@@ -111,6 +111,7 @@ class _Profiler:
     def __init__(self, registry: OpRegistry) -> None:
         self.registry = registry
         self.attributions: list[_ParamAttribution] = []  # of the graphs being costed, the innermost last
+        self.unsized_params: list[str] = []  # stored tensors read as data whose size is not known
 
     def run(self, label: str, prepared: PreparedGraph, model: ModelProto) -> Profile:
         folds = find_folds(prepared)
@@ -120,6 +121,9 @@ class _Profiler:
         if peak.missing:
             notes.append(f"peak activation memory unknown: size of {len(peak.missing)} tensor(s) not resolved, "
                          f"e.g. {peak.missing[0]!r}")
+        if self.unsized_params:
+            notes.append(f"params incomplete: {len(self.unsized_params)} stored tensor(s) that layers read have no "
+                         f"known size and are not counted, e.g. {self.unsized_params[0]!r}")
         values = prepared.values
         return Profile(
             model_name=label,
@@ -136,7 +140,7 @@ class _Profiler:
     def cost_graph(self, prepared: PreparedGraph, folds: dict[int, str], prefix: str) -> _GraphCost:
         # a body is costed inside the loop over the graph around it: that graph's attribution is the last
         outer = self.attributions[-1] if prepared.outer is not None and self.attributions else None
-        params = _ParamAttribution(prepared, outer)
+        params = _ParamAttribution(prepared, outer, self.unsized_params)
         self.attributions.append(params)
         try:
             return self._cost_nodes(prepared, folds, prefix, params)
@@ -420,9 +424,11 @@ class _ParamAttribution:
     it, and a value of that graph which the body reads counts at its sources there: a weight used
     in both branches of an If, or by the graph and in a body, is counted once."""
 
-    def __init__(self, prepared: PreparedGraph, outer: Optional["_ParamAttribution"] = None) -> None:
+    def __init__(self, prepared: PreparedGraph, outer: Optional["_ParamAttribution"] = None,
+                 unsized: Optional[list[str]] = None) -> None:
         self.prepared = prepared
         self.outer = outer
+        self.unsized: list[str] = unsized if unsized is not None else []  # roots claimed whose size is not known
         self.claimed: set[_Root] = outer.claimed if outer is not None else set()
         self.roots: dict[str, frozenset[_Root]] = {}
         values = prepared.values
@@ -450,11 +456,15 @@ class _ParamAttribution:
             for root in self.roots_of(name) if roots is None else roots:
                 if root not in claimed:
                     claimed.add(root)
-                    holder, tensor = root[0].prepared.values, root[1]
-                    elements = holder.numel(tensor)
-                    if elements is not None:
+                    holder, tensor = root[0].prepared, root[1]
+                    elements = holder.values.numel(tensor)
+                    if elements is None and holder.work_out_shape(tensor) is not None:
+                        elements = holder.values.numel(tensor)
+                    if elements is None:
+                        self.unsized.append(tensor)
+                    else:
                         count += elements
-                        total_bytes += holder.nbytes(tensor) or 0
+                        total_bytes += holder.values.nbytes(tensor) or 0
         return (count, total_bytes) if count or total_bytes else _NOTHING_CLAIMED
 
     def roots_of(self, name: str) -> frozenset[_Root]:
@@ -486,6 +496,8 @@ class _ParamAttribution:
         if index is None:
             return []
         entry = self.prepared.entries[index]
+        if entry is not None and entry.traits.constant == FROM_SHAPE:  # Shape(W) holds W's dims, not its data
+            return []
         skip = entry.traits.shape_inputs if entry is not None else frozenset()
         return [n for p, n in enumerate(self.prepared.table.inputs[index]) if n and p not in skip]
 

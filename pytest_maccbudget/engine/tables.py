@@ -283,11 +283,13 @@ class ValueTable(Mapping[str, TensorInfo]):
         return self.row(name)
 
     def row(self, name: str) -> TensorInfo:
-        """What is known of `name`, made on first request."""
+        """What is known of `name`, made on first request. A value of the graph around is that
+        graph's row, asked for each time (not kept here): that graph may learn its shape later."""
         row = self.rows.get(name)
         if row is None:
-            row = self._make(name)
-            self.rows[name] = row
+            if self.outer is not None and name not in self.initializers and name not in self.declared and name in self.outer:
+                return self.outer.row(name)
+            row = self.rows[name] = self._make(name)
         return row
 
     # Shapes and sizes read without making a row: most tensors never need one (a row is made
@@ -309,7 +311,10 @@ class ValueTable(Mapping[str, TensorInfo]):
     def nbytes(self, name: str) -> Optional[int]:
         size = self.sizes.get(name, self)
         if size is self:  # an initializer, an outer value or a name nothing declares
-            size = self.sizes[name] = self.row(name).nbytes
+            row = self.row(name)
+            size = row.nbytes
+            if self.rows.get(name) is row:  # (an outer value's size is asked of its graph each time)
+                self.sizes[name] = size
         return size  # type: ignore[return-value]
 
     def value_info(self, name: str) -> Optional[onnx.ValueInfoProto]:
@@ -337,7 +342,7 @@ class ValueTable(Mapping[str, TensorInfo]):
             return TensorInfo(name, dims, initializer.data_type, initializer, True)
         declared = self.declared.get(name)
         if declared is None:
-            return self.outer.row(name) if self.outer is not None and name in self.outer else TensorInfo(name, None)
+            return TensorInfo(name, None)
         shape, dtype = declared
         return self._row(name, shape, dtype)
 

@@ -498,17 +498,20 @@ def test_an_op_with_a_worst_case_rule_is_not_said_unknown_after_a_stopped_bound(
 
 def test_a_bound_found_while_costing_reaches_the_rows_after_it() -> None:
     # nz = NonZero(W) of a weight whose data is not read: a constant nothing asks for before
-    # costing. CumSum's rule reads its axis, computed from nz, and so finds nz's worst case
-    # [2, 300 x 300]; the Shape after it reads all of nz: 2 x 90,000 x 8 bytes, at most.
+    # costing (m's shape is declared). CumSum's rule reads its axis, computed from nz, and so
+    # finds nz's worst case [2, 300 x 300]; the Mul after it reads all of nz: 2 x 90,000 x 8
+    # bytes, at most.
     weight = numpy_helper.from_array(np.ones((300, 300), np.float32), "W")  # > 65,536 elements: not read
     nodes = [helper.make_node("NonZero", ["W"], ["nz"], name="nz"),
              helper.make_node("ReduceMax", ["nz"], ["axis"], name="axis", keepdims=0),
              helper.make_node("CumSum", ["x", "axis"], ["cs"], name="cs"),
-             helper.make_node("Shape", ["nz"], ["s"], name="s")]
-    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", F32, [4])],
-                              [helper.make_tensor_value_info("cs", F32, [4]), helper.make_tensor_value_info("s", I64, [2])],
-                              [weight])
+             helper.make_node("Mul", ["nz", "k"], ["m"], name="m")]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", F32, [4]),
+                                           helper.make_tensor_value_info("k", I64, [1])],
+                              [helper.make_tensor_value_info("cs", F32, [4]),
+                               helper.make_tensor_value_info("m", I64, [2, 90_000])], [weight])
     profile = profile_model(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]))
-    shape = profile.layer("s")
-    assert shape.bytes_read == 2 * 90_000 * 8 and shape.upper_bounds == ("bytes_read",)
+    assert profile.layer("nz").output_bytes is None  # (its row was made before the bound was found)
+    mul = profile.layer("m")
+    assert mul.bytes_read == 2 * 90_000 * 8 + 8 and "bytes_read" in mul.upper_bounds
     assert profile.is_upper_bound("bytes_read") and profile.is_upper_bound("memory_traffic_bytes")

@@ -154,3 +154,21 @@ def test_folding_rules_check_sizes_before_allocating() -> None:
         folding.evaluate(helper.make_node("Range", ["a", "b", "c"], ["y"]),
                          [np.array(0), np.array(1 << 40), np.array(1)], {})
     assert folding.evaluate(helper.make_node("Div", ["a", "b"], ["y"]), [np.array(-7), np.array(2)], {})[0] == -3
+
+
+def test_the_shape_of_a_small_weights_nonzero_is_known_before_the_graph_runs() -> None:
+    # NonZero(W) of a 3 x 4 weight with 5 nonzeros is [2, 5]; onnx's inference says [2, ?]. Its
+    # Shape and the ConstantOfShape of it are worked out before the graph runs: ones is a stored
+    # [2, 5] (10 params, read by the Add); W only feeds constants, so it is no parameter
+    weight = numpy_helper.from_array(np.array([[1, 0, 2, 0], [0, 3, 0, 4], [5, 0, 0, 0]], np.float32), "W")
+    nodes = [helper.make_node("NonZero", ["W"], ["nz"], name="nz"),
+             helper.make_node("Shape", ["nz"], ["s"], name="shape"),
+             helper.make_node("ConstantOfShape", ["s"], ["ones"], name="ones", value=helper.make_tensor("v", F32, [1], [1.0])),
+             helper.make_node("Add", ["x", "ones"], ["y"], name="add")]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", F32, [2, 5])],
+                              [helper.make_tensor_value_info("y", F32, None)], [weight])
+    profile = profile_model(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]))
+    assert [profile.layer(name).status for name in ("shape", "ones")] == ["constant", "constant"]
+    add = profile.layer("add")
+    assert (add.flops, add.params, add.bytes_read) == (10, 10, 2 * 40)
+    assert profile.totals.peak_activation_bytes == 40 + 40 and not profile.notes

@@ -381,3 +381,43 @@ def test_a_loop_body_and_the_graph_reading_one_weight_count_it_once() -> None:
     profile = profile_model(model)
     assert profile.layer("loop").macs == 2 * 64 and profile.layer("after").macs == 64
     assert (profile.layer("loop").params, profile.layer("after").params, profile.totals.params) == (64, 0, 64)
+
+
+def test_a_weight_a_branch_makes_from_a_shape_of_the_graph_around_is_counted() -> None:
+    # each branch makes its own W = ConstantOfShape(w_shape [8, 8]), w_shape an initializer of
+    # the graph around it: onnx's inference of a body does not know W's shape; 64 params each
+    vi = helper.make_tensor_value_info
+
+    def branch(name: str) -> onnx.GraphProto:
+        make_w = helper.make_node("ConstantOfShape", ["w_shape"], [f"{name}_w"],
+                                  value=helper.make_tensor("v", F32, [1], [0.5]))
+        return helper.make_graph([make_w, helper.make_node("MatMul", ["x", f"{name}_w"], [f"{name}_y"])], name,
+                                 [], [vi(f"{name}_y", F32, [1, 8])])
+    nodes = [helper.make_node("If", ["c"], ["y"], name="if", then_branch=branch("then"), else_branch=branch("else"))]
+    shape = numpy_helper.from_array(np.array([8, 8], np.int64), "w_shape")
+    profile = profile_model(_model(nodes, [vi("x", F32, [1, 8]), vi("c", BOOL, [])], [shape]))
+    assert (profile.layer("if").macs, profile.layer("if").params) == (64, 2 * 64)
+    assert profile.totals.param_bytes == 2 * 64 * 4
+
+
+def test_a_branch_sees_the_shape_the_graph_around_learns_late() -> None:
+    # nz = NonZero(W) in the graph: [2, 5] once its value is worked out (onnx says [2, ?]). The
+    # then-branch reads nz: Cast(nz), then Shape(nz), whose asking works nz out in the graph
+    # around; the branch must see that shape, not the one it had read first. Everything there
+    # is then known before the graph runs (0 MACs); the else-branch's MatMul is [2, 5] x [5, 3]
+    vi = helper.make_tensor_value_info
+    then = helper.make_graph([
+        helper.make_node("Cast", ["nz"], ["nzf"], to=F32, name="cast"),
+        helper.make_node("Shape", ["nz"], ["s"], name="shape"),
+        helper.make_node("ConstantOfShape", ["s"], ["ones"], name="ones", value=helper.make_tensor("v", F32, [1], [1.0])),
+        helper.make_node("Add", ["nzf", "ones"], ["sum"], name="add"),
+        helper.make_node("MatMul", ["sum", "M"], ["ty"], name="mm")], "then", [], [vi("ty", F32, None)])
+    other = helper.make_graph([helper.make_node("MatMul", ["x", "M"], ["ey"], name="emm")], "else", [], [vi("ey", F32, None)])
+    weights = [numpy_helper.from_array(np.array([[1, 0, 2, 0], [0, 3, 0, 4], [5, 0, 0, 0]], np.float32), "W"),
+               numpy_helper.from_array(np.ones((5, 3), np.float32), "M")]
+    nodes = [helper.make_node("NonZero", ["W"], ["nz"], name="nz"),
+             helper.make_node("If", ["c"], ["y"], name="if", then_branch=then, else_branch=other)]
+    profile = profile_model(_model(nodes, [vi("c", BOOL, []), vi("x", F32, [2, 5])], weights))
+    assert not profile.unknown, profile.unknown
+    layer = profile.layer("if")
+    assert (layer.status, layer.macs, layer.flops) == ("costed", 30, 6 * (5 + 4))  # 6 outputs, 5 products and 4 sums each

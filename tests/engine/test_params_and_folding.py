@@ -4,10 +4,12 @@ from __future__ import annotations
 from typing import Sequence
 
 import numpy as np
+import pytest
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from pytest_maccbudget import profile_model
+from pytest_maccbudget.engine.errors import ModelError
 from pytest_maccbudget.engine.results import COSTED, FOLDED
 from pytest_maccbudget.engine.tables import read_nodes
 
@@ -82,6 +84,73 @@ def test_weights_routed_through_constant_ops_count_at_their_source() -> None:
     assert profile.layer("fc").params == 6 * 3
     assert profile.totals.params == 18
     assert profile.layer("fc").macs == 8 * 3
+
+
+
+def _weight_from_a_computed_shape(side: int) -> onnx.ModelProto:
+    """y = x @ W, W = ConstantOfShape(Max([side, side], [1, 1])): onnx's inference does not
+    propagate Max, so W's shape is not in the file, and y's shape is declared."""
+    shapes = [numpy_helper.from_array(np.array([side, side], np.int64), "big"),
+              numpy_helper.from_array(np.array([1, 1], np.int64), "small")]
+    nodes = [helper.make_node("Max", ["big", "small"], ["w_shape"], name="shape"),
+             helper.make_node("ConstantOfShape", ["w_shape"], ["W"], value=helper.make_tensor("v", F32, [1], [0.5]),
+                              name="make_w"),
+             helper.make_node("MatMul", ["x", "W"], ["y"], name="fc")]
+    model = _model(nodes, shapes, [1, side], [])
+    model.graph.output.append(helper.make_tensor_value_info("y", F32, [1, side]))
+    return model
+
+
+def test_a_weight_whose_shape_onnx_does_not_infer_is_still_counted() -> None:
+    # 8 x 8 = 64 elements (small enough to compute) and 1024 x 1024 (only its shape is worked
+    # out); both were 0 params and an unknown bytes_read when y's shape was declared
+    for side in (8, 1024):
+        layer = profile_model(_weight_from_a_computed_shape(side)).layer("fc")
+        assert (layer.params, layer.param_bytes) == (side * side, side * side * 4)
+        assert layer.bytes_read == side * 4 + side * side * 4  # x and W
+
+
+
+def test_a_weight_whose_size_cannot_be_worked_out_is_named_in_a_note() -> None:
+    # W's shape comes from an op of a custom domain, which the engine cannot evaluate: W is not
+    # counted, and the profile says so rather than giving a silent 0
+    model = _weight_from_a_computed_shape(8)
+    model.graph.node[0].CopyFrom(helper.make_node("Mystery", ["big"], ["w_shape"], name="shape", domain="custom.dom"))
+    model.opset_import.append(helper.make_opsetid("custom.dom", 1))
+    profile = profile_model(model)
+    assert profile.layer("fc").params == 0 and profile.layer("fc").bytes_read is None
+    assert ("params incomplete: 1 stored tensor(s) that layers read have no known size and are not counted, "
+            "e.g. 'W'") in profile.notes
+    assert not any(note.startswith("params") for note in profile_model(_weight_from_a_computed_shape(8)).notes)
+
+
+
+def test_a_weight_a_layer_reads_only_the_dims_of_is_no_parameter() -> None:
+    # y = k + Shape(W) and y = k + Shape(NonZero(W)): the Add reads W's dims (or its nonzero
+    # count), never its data; before, it (or the Shape) counted W's 12 elements
+    weight = numpy_helper.from_array(np.array([[1, 0, 2, 0], [0, 3, 0, 4], [5, 0, 0, 0]], np.float32), "W")
+    for dims_of in ([helper.make_node("Shape", ["W"], ["s"], name="shape")],
+                    [helper.make_node("NonZero", ["W"], ["nz"], name="nz"), helper.make_node("Shape", ["nz"], ["s"], name="shape")]):
+        graph = helper.make_graph([*dims_of, helper.make_node("Add", ["k", "s"], ["y"], name="add")], "g",
+                                  [helper.make_tensor_value_info("k", TensorProto.INT64, [2])],
+                                  [helper.make_tensor_value_info("y", TensorProto.INT64, [2])], [weight])
+        profile = profile_model(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]))
+        assert (profile.layer("add").flops, profile.totals.params) == (2, 0)
+
+
+def test_a_constant_with_dims_no_tensor_has_is_an_error_naming_its_node() -> None:
+    # Pad(W, pads = Max(...) = [0, 0, -400, 0]) of a 300 x 300 weight would be [-100, 300]: the
+    # graph cannot run. Its Shape asks for its dims, and the error names the node (the tree
+    # before this check profiled the graph, counting W's 90,000 elements at the Shape)
+    inits = [numpy_helper.from_array(np.zeros((300, 300), np.float32), "W"),
+             numpy_helper.from_array(np.array([0, 0, -400, 0], np.int64), "p1"),
+             numpy_helper.from_array(np.array([0, 0, -400, 0], np.int64), "p2")]
+    nodes = [helper.make_node("Max", ["p1", "p2"], ["pads"], name="pads"),
+             helper.make_node("Pad", ["W", "pads"], ["P"], name="pad"),
+             helper.make_node("Shape", ["P"], ["s"], name="shape"),
+             helper.make_node("Add", ["x", "x"], ["y"], name="add")]
+    with pytest.raises(ModelError, match=r"node 'pad' \(Pad\): its output 'P' would have the dims \[-100, 300\]"):
+        profile_model(_model(nodes, inits, [1, 4], ["y"]))
 
 
 # ---- folding ---------------------------------------------------------------------------------
