@@ -241,10 +241,7 @@ class PreparedGraph:
             if not inputs:
                 return False
             # (the shape of a constant onnx left unknown, NonZero of a weight, say: from its value)
-            shape = self.values.shape(inputs[0])
-            if shape is None:
-                shape = self.work_out_shape(inputs[0])
-            return shape is not None and not self.values.is_bounded(inputs[0])
+            return self.work_out_shape(inputs[0]) is not None and not self.values.is_bounded(inputs[0])
         if not inputs:
             return kind == STORED  # Constant
         for name in inputs:

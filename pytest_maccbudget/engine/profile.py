@@ -424,11 +424,10 @@ class _ParamAttribution:
     it, and a value of that graph which the body reads counts at its sources there: a weight used
     in both branches of an If, or by the graph and in a body, is counted once."""
 
-    def __init__(self, prepared: PreparedGraph, outer: Optional["_ParamAttribution"] = None,
-                 unsized: Optional[list[str]] = None) -> None:
+    def __init__(self, prepared: PreparedGraph, outer: Optional["_ParamAttribution"], unsized: list[str]) -> None:
         self.prepared = prepared
         self.outer = outer
-        self.unsized: list[str] = unsized if unsized is not None else []  # roots claimed whose size is not known
+        self.unsized = unsized  # the model's stored tensors claimed whose size is not known (the profiler's list)
         self.claimed: set[_Root] = outer.claimed if outer is not None else set()
         self.roots: dict[str, frozenset[_Root]] = {}
         values = prepared.values
