@@ -7,7 +7,7 @@ and an update records the current version. docs/counting.md keeps the same chang
 """
 from __future__ import annotations
 
-RULES_VERSION = 5
+RULES_VERSION = 6
 FIRST_VERSION = 1  # a budget file that records no version was written under these
 
 CHANGES = {
@@ -20,6 +20,13 @@ CHANGES = {
        "ConstantOfShape of a computed shape is counted (it was 0), the Shape of NonZero(a small weight) is known "
        "before the graph runs, and If/Loop/Scan bodies see what the graph around them works out late; a weight "
        "whose size cannot be worked out is named in a note; a weight only read through Shape is no parameter",
+    6: "the shape of a constant onnx's inference leaves unknown (a position embedding gathered by a Range of the "
+       "input's length) is worked out for the layer reading it: its bytes read were unknown, left out of the byte "
+       "totals, and made the model's device estimates unknown, and a rule that needs it (a conv's filters) left the "
+       "layer unresolved; a value only an If/Loop/Scan body reads has its shape worked out as one the graph reads; "
+       "a value that is an upper bound only in its value (the Shape "
+       "of NonZero's output) has exact bytes, and the ops reading it as data exact counts; counted layers whose "
+       "bytes are not known are named in a note",
 }
 
 

@@ -32,7 +32,7 @@ DOCS = Path(__file__).resolve().parents[1] / "docs" / "report-schema.md"
 # The budget file at the merge base.
 BASE_YAML = """\
 version: 1
-rules: 5
+rules: 6
 models:
   dropped:
     total: {macs: 50, flops: 100, params: 10, param_bytes: 40, peak_activation_bytes: 8}
@@ -59,7 +59,7 @@ models:
 # dropped removed; ghost and small untouched.
 BRANCH_YAML = """\
 version: 1
-rules: 5
+rules: 6
 models:
   fresh:
     total: {macs: 70, flops: 140, params: 7, param_bytes: 28, peak_activation_bytes: 16}
@@ -565,7 +565,7 @@ def test_markdown_renders_tables_and_a_mermaid_fence() -> None:
 
 def test_markdown_escapes_names_for_tables_and_mermaid() -> None:
     layers = {'head|"q"`x': 700, "body": 300}
-    budget = parse_budget('version: 1\nrules: 5\nmodels:\n  "a|b*":\n    total: {macs: 900}\n    layers:\n'
+    budget = parse_budget('version: 1\nrules: 6\nmodels:\n  "a|b*":\n    total: {macs: 900}\n    layers:\n'
                           '      "head|\\"q\\"`x": {macs: 600}\n      body: {macs: 300}\n', BUDGET_PATH)
     pairs = [(Measurement("a|b*", "t.py::test_x", {}, {"macs": 1000}, layers), True)]
     report = build_report(pairs, budget, base_budget=None, base=None, unused=[], budget_file="b.yaml")
@@ -582,7 +582,7 @@ def test_markdown_escapes_names_for_tables_and_mermaid() -> None:
 
 def test_mermaid_labels_are_short() -> None:
     key = "backbone.stage3.block12.attention.proj"
-    budget = parse_budget(f"version: 1\nrules: 5\nmodels:\n  m:\n    total: {{macs: 10}}\n    layers:\n      {key}: {{macs: 10}}\n",
+    budget = parse_budget(f"version: 1\nrules: 6\nmodels:\n  m:\n    total: {{macs: 10}}\n    layers:\n      {key}: {{macs: 10}}\n",
                           BUDGET_PATH)
     pairs = [(Measurement("m", "t.py::test_m", {}, {"macs": 20}, {key: 20}), True)]
     text = render_markdown(build_report(pairs, budget, base_budget=None, base=None, unused=[], budget_file="b.yaml"))
@@ -603,7 +603,7 @@ def big_report(models: int = 40, layers: int = 30) -> dict[str, Any]:
         layer_lines = "".join(f"      {key}: {{macs: {value}}}\n" for key, value in old.items())
         entries.append(f"  {name}:\n    total: {{macs: {sum(old.values())}}}\n    layers:\n{layer_lines}")
         pairs.append((Measurement(name, f"tests/test_zoo.py::test_{name}", {}, {"macs": sum(new.values())}, new), True))
-    budget = parse_budget("version: 1\nrules: 5\nmodels:\n" + "".join(entries), BUDGET_PATH)
+    budget = parse_budget("version: 1\nrules: 6\nmodels:\n" + "".join(entries), BUDGET_PATH)
     return build_report(pairs, budget, base_budget=None, base=None, unused=[f"old{i}" for i in range(50)],
                         budget_file="macc_budget.yaml")
 
@@ -708,7 +708,7 @@ def test_a_limit_too_small_for_anything_is_an_error() -> None:
 
 ANNOTATED_YAML = """\
 version: 1
-rules: 5
+rules: 6
 models:
   big:
     total: {macs: 1000}
@@ -810,7 +810,7 @@ def test_workflow_command_escaping() -> None:
     assert escape_data("100% done\r\nnext: a, b") == "100%25 done%0D%0Anext: a, b"
     assert escape_property("100% done\r\nnext: a, b") == "100%25 done%0D%0Anext%3A a%2C b"
     pairs = [(Measurement("x", "t.py::test_x", {}, {"macs": 2}, {}), True)]
-    budget = parse_budget("version: 1\nrules: 5\nmodels:\n  x:\n    total: {macs: 1}\n", BUDGET_PATH)
+    budget = parse_budget("version: 1\nrules: 6\nmodels:\n  x:\n    total: {macs: 1}\n", BUDGET_PATH)
     report = build_report(pairs, budget, base_budget=None, base=None, unused=[], budget_file="b.yaml")
     report["models"][0]["failures"] = ["line one\nline two: 50%"]
     (line,) = annotations(report, budget_path="dir,with:odd.yaml", budget_lines={"x": 2})

@@ -20,7 +20,7 @@ BASE = {"ref": "origin/main", "commit": "0123456789abcdef0123456789abcdef0123456
 def budget_yaml(latency: float = 10.0, macs: int = 1_000_000, limit: str = "") -> str:
     return f"""\
 version: 1
-rules: 5
+rules: 6
 models:
   net:
     inputs: {{x: [1, 3, 16, 16]}}

@@ -8,7 +8,7 @@ from pytest_maccbudget.terminal_summary import budget_summary_lines
 
 BUDGET = """\
 version: 1
-rules: 5
+rules: 6
 models:
   net:
     inputs: {x: [1, 3, 16, 16]}

@@ -119,6 +119,7 @@ class PreparedGraph:
         # node -> what onnx's inference of it said when it refused its inputs (shown where its layer is unresolved)
         self.inference_errors: dict[int, str] = {}
         self._values: dict[str, Optional[np.ndarray]] = {}
+        self._body_reads: Optional[set[str]] = None  # see _read_in_bodies
         self._run()
 
     # ---- the public view -------------------------------------------------------------------
@@ -274,10 +275,58 @@ class PreparedGraph:
         if traits.buffer == ALIAS:
             self._check_view(index, traits)
         if self.any_bounded:
+            self._mark_sized_by_bounds(index, traits)
             self._mark_bounded_values(index, traits)
 
     def _needed(self, name: str) -> bool:
-        return self.table.is_read(name) or name in self.graph_outputs
+        return self.table.is_read(name) or name in self.graph_outputs or name in self._read_in_bodies()
+
+    def _read_in_bodies(self) -> set[str]:
+        """The names the bodies of this graph's If, Loop and Scan nodes read, at any depth (a value
+        of this graph only a branch reads is needed all the same)."""
+        if self._body_reads is None:
+            self._body_reads = set()
+            graphs = [graph for index, entry in enumerate(self.entries) if entry is None or entry.body_cost is not None
+                      for graph in _subgraphs(self.table.protos[index])]
+            while graphs:
+                graph = graphs.pop()
+                self._body_reads.update(output.name for output in graph.output)  # (a body may return an outer value)
+                for node in graph.node:
+                    self._body_reads.update(node.input)
+                    graphs.extend(_subgraphs(node))
+        return self._body_reads
+
+    def _mark_sized_by_bounds(self, index: int, traits: OpTraits) -> None:
+        """Outputs whose dims the file declares (so no pass works them out), sized by an input read
+        as a shape that is an upper bound (a ConstantOfShape of the Shape of NonZero's output; a
+        Loop's scan outputs, one row per iteration): their sizes are bounds too. Not those onnx's
+        inference of the node gives from its inputs' shapes alone (a CumSum's, whatever its axis)."""
+        table, values = self.table, self.values
+        inputs, outputs = table.inputs[index], table.outputs[index]
+        if not any(position < len(inputs) and inputs[position] and values.is_bounded(inputs[position])
+                   for position in traits.shape_inputs):
+            return
+        declared = [name for name in outputs if name and values.shape(name) is not None and not self.is_variable_length(name)]
+        if table.op_types[index] == "Loop":  # (its carried values keep their shapes)
+            sized = [name for name in declared if outputs.index(name) >= len(inputs) - 2]
+        else:
+            sized = self._sized_by_values(index, declared)
+        for name in sized:
+            self._learn(index, name, values.shape(name), None, True)  # type: ignore[arg-type]
+            self.variable_length.add(name)
+
+    def _sized_by_values(self, index: int, declared: list[str]) -> list[str]:
+        """Those of the node's declared outputs whose shapes onnx's inference does not give without
+        the values of its inputs."""
+        table = self.table
+        schema = _schema(table.op_types[index], self.opsets.get(table.domains[index], 0), table.domains[index])
+        if not declared or schema is None or _has_subgraph(table.protos[index]):
+            return []  # (an If bounds its outputs itself; an op onnx has no schema for is not told apart)
+        try:
+            from_shapes = self._node_inference(schema, index, [self.values[n] if n else None for n in table.inputs[index]], {})
+        except Exception:  # (inputs that do not fit the op: reported where its layer is)
+            return []
+        return [name for name in declared if from_shapes.get(name, (None, None))[0] is None]
 
     def _mark_bounded_values(self, index: int, traits: OpTraits) -> None:
         """A runtime node computing from bounded shapes (Shape of NonZero's output...) gives
@@ -310,7 +359,7 @@ class PreparedGraph:
         if stopped_at is not None:
             self.stopped.update((name, stopped_at) for name in outputs if name)
 
-    def _is_variable_length(self, name: str) -> bool:
+    def is_variable_length(self, name: str) -> bool:
         """The tensor's shape is an upper bound (its elements may be fewer, and shift)."""
         scope: Optional[PreparedGraph] = self
         while scope is not None:
@@ -330,7 +379,7 @@ class PreparedGraph:
         inputs = table.inputs[index]
         if not inputs or not inputs[0] or (len(inputs) > 1 and inputs[1]) or "axes" in self._attributes(index):
             return False
-        return self._is_variable_length(inputs[0])
+        return self.is_variable_length(inputs[0])
 
     # Ops a value whose length is an upper bound may pass: they do not pick elements by position
     # (a shorter input shifts positions) and cannot decrease as elements are added.
@@ -356,7 +405,7 @@ class PreparedGraph:
             value = np.asarray(value)
             if value.dtype.kind not in "biuf" or (value.size and not bool(np.all(value >= 0))):
                 return False
-        if any(self._is_variable_length(inputs[p]) for p in bounded) and op_type not in self._ORDER_FREE:
+        if any(self.is_variable_length(inputs[p]) for p in bounded) and op_type not in self._ORDER_FREE:
             return False
         if op_type == "Cast":
             return _widening_cast(self.values[inputs[0]].dtype, self._attributes(index).get("to"))
@@ -399,7 +448,7 @@ class PreparedGraph:
             outputs = {}
         else:
             outputs = self._inferred_outputs(index, inputs, data) if not (withheld and self._is_contrib(index)) else {}
-        varies = data_bounded or any(name and self._is_variable_length(name) for name in table.inputs[index])
+        varies = data_bounded or any(name and self.is_variable_length(name) for name in table.inputs[index])
         for name, (shape, dtype) in outputs.items():
             if self.values[name].shape is None and shape is not None:
                 self._learn(index, name, shape, dtype, bounded)
@@ -486,16 +535,22 @@ class PreparedGraph:
         schema = _schema(op_type, self.opsets.get(domain, 0), domain)
         if schema is None:
             return self._contrib_outputs(index)
-        types = {info.name: helper.make_tensor_type_proto(info.dtype, list(info.shape)) for info in inputs
-                 if info is not None and info.shape is not None}
         try:
-            inferred = onnx.shape_inference.infer_node_outputs(
-                schema, table.protos[index], types, dict(data), opset_imports=self.context.opset_imports,
-                ir_version=self.context.ir_version)
+            inferred = self._node_inference(schema, index, inputs, data)
         except Exception as error:  # onnx's InferenceError: inputs that do not fit the op
             self.inference_errors[index] = _inference_message(error, inputs)
             return {}
         self.inference_errors.pop(index, None)  # (refused on an earlier attempt, with other inputs known)
+        return inferred
+
+    def _node_inference(self, schema: onnx.defs.OpSchema, index: int, inputs: Sequence[Optional[TensorInfo]],
+                        data: Mapping[str, TensorProto]) -> dict[str, tuple[Optional[Shape], Optional[int]]]:
+        """onnx's inference of one node from its inputs' shapes and the values in `data`."""
+        types = {info.name: helper.make_tensor_type_proto(info.dtype, list(info.shape)) for info in inputs
+                 if info is not None and info.shape is not None}
+        inferred = onnx.shape_inference.infer_node_outputs(
+            schema, self.table.protos[index], types, dict(data), opset_imports=self.context.opset_imports,
+            ir_version=self.context.ir_version)
         return {name: (shape_of(type_proto), type_proto.tensor_type.elem_type or None)
                 for name, type_proto in inferred.items() if type_proto.HasField("tensor_type")}
 
@@ -554,7 +609,7 @@ class PreparedGraph:
         if values.shape(inputs[0]) is None or values.numel(outputs[0]) == values.numel(inputs[0]):
             return
         shape_inputs = [inputs[p] for p in sorted(traits.shape_inputs) if p < len(inputs) and inputs[p]]
-        if any(values.is_bounded(name) or self._is_variable_length(name) for name in (inputs[0], *shape_inputs)):
+        if any(values.is_bounded(name) or self.is_variable_length(name) for name in (inputs[0], *shape_inputs)):
             return  # a size or a target that depends on data (an upper bound) is not one hard-coded
         source, result = values[inputs[0]], values[outputs[0]]
         targets = [self.value_of(name) for name in shape_inputs]
@@ -683,6 +738,12 @@ def _entries(registry: OpRegistry, table: NodeTable) -> tuple[list[Optional[OpEn
             entry = found[key] = registry.lookup(key[0], key[1])
         entries.append(entry)
     return entries, [entry for entry in found.values() if entry is not None]  # type: ignore[return-value]
+
+
+def _subgraphs(node: NodeProto) -> list[GraphProto]:
+    return [graph for attribute in node.attribute
+            for graph in ([attribute.g] if attribute.type == AttributeProto.GRAPH else
+                          attribute.graphs if attribute.type == AttributeProto.GRAPHS else [])]
 
 
 def _has_subgraph(node: NodeProto) -> bool:

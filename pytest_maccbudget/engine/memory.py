@@ -94,7 +94,8 @@ def _sweep(prepared: PreparedGraph, buffers: _Buffers, produced_at: dict[str, in
     spans: dict[str, list[int]] = {}  # buffer -> [bytes, first step, last step]
     missing: list[str] = []
     bound = False
-    size_of, bounded, merged, find = prepared.values.nbytes, prepared.values.bounded, buffers.parent, buffers.find
+    # (a tensor whose value alone is an upper bound, the Shape of NonZero's output, has exact bytes)
+    size_of, bounded, merged, find = prepared.values.nbytes, prepared.variable_length, buffers.parent, buffers.find
     for name, step in produced_at.items():
         nbytes = size_of(name)
         if nbytes is None:

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from operator import attrgetter
 from typing import NamedTuple, Optional, Sequence, Union
 
+import numpy as np
 import onnx
 from onnx import GraphProto, ModelProto
 
@@ -124,11 +125,16 @@ class _Profiler:
         if self.unsized_params:
             notes.append(f"params incomplete: {len(self.unsized_params)} stored tensor(s) that layers read have no "
                          f"known size and are not counted, e.g. {self.unsized_params[0]!r}")
+        totals, incomplete = _totals(result, peak.bytes, peak.bound)
+        unsized_layers = _layers_of_unknown_bytes(result) if incomplete & _BYTE_TOTALS else []
+        if unsized_layers:
+            notes.append(f"memory traffic incomplete: {len(unsized_layers)} counted layer(s) read or write tensors of "
+                         f"unknown size, left out of the byte totals, e.g. {unsized_layers[0]!r}")
         values = prepared.values
         return Profile(
             model_name=label,
             layers=tuple(result.layers),
-            totals=_totals(result, peak.bytes, peak.bound),
+            totals=totals,
             unknown=tuple(result.unknown),
             inputs={n: values[n].shape for n in prepared.real_inputs if values[n].shape is not None},  # type: ignore[misc]
             notes=tuple(notes),
@@ -192,10 +198,12 @@ class _Profiler:
                 elif outputs and outputs[0]:
                     elements = numel(outputs[0])
                     flops = None if elements is None else rule.flops_per_output * elements
+            if flops is not None:
+                # (before the check below: working out a constant's size can find a bound)
+                bytes_read = _bytes_read(prepared, inputs) if rule.traffic else 0
             if flops is None:  # the op's rule, which reports what is missing
                 layer = self.cost_node(prepared, index, name, claimed, result)
             elif not prepared.any_bounded:  # (asked each time: a rule reading a value can make one bounded)
-                bytes_read = _bytes_of(prepared, inputs) if rule.traffic else 0
                 bytes_written = output_bytes if rule.traffic else 0
                 layer = new_row({
                     "name": name, "op_type": op_types[index], "domain": domains[index], "macs": 0, "flops": flops,
@@ -205,7 +213,7 @@ class _Profiler:
                 })
             else:
                 layer = _layer(prepared, index, name, OpCost(0, flops), rule.status, claimed, traffic=rule.traffic,
-                               op_class=rule.op_class)
+                               op_class=rule.op_class, read_a_bound=False)
             entry = entries[index]
             if entry is None or entry.traits.buffer != ALIAS:  # a view allocates nothing
                 new_buffers.append(layer)
@@ -238,23 +246,28 @@ class _Profiler:
 
     def cost_by_rule(self, prepared: PreparedGraph, index: int, name: str, entry: OpEntry, params: tuple[int, int],
                      result: _GraphCost) -> LayerCost:
-        """The op's cost function on the node's view; a rule that fails leaves the layer uncounted."""
-        view = prepared.view(index)
-        try:
-            cost = entry.cost(view)
-        except UnresolvedShape as error:
-            return self.unknown(prepared, index, name, UNRESOLVED, _unresolved_reason(prepared, index, error), params,
+        """The op's cost function on the node's view; a rule that fails leaves the layer uncounted.
+        A rule missing the shape of a constant input that onnx's inference left unknown runs again
+        once that shape is worked out (a ModelError there names the node, as for any constant)."""
+        view, watches, outcome = _run_rule(prepared, index, entry)
+        if isinstance(outcome, UnresolvedShape) and _work_out_constant_shapes(prepared, prepared.table.inputs[index]):
+            view, watches, outcome = _run_rule(prepared, index, entry)
+        if isinstance(outcome, UnresolvedShape):
+            return self.unknown(prepared, index, name, UNRESOLVED, _unresolved_reason(prepared, index, outcome), params,
                                 result)
-        except (UnsupportedAttributes, InputsDoNotFit) as error:
-            return self.unknown(prepared, index, name, UNKNOWN, str(error), params, result)
-        except Exception as error:  # a malformed node (group=0, say): this layer is not counted, the rest is
-            reason = f"cost rule failed: {type(error).__name__}: {error}"
+        if isinstance(outcome, (UnsupportedAttributes, InputsDoNotFit)):
+            return self.unknown(prepared, index, name, UNKNOWN, str(outcome), params, result)
+        if isinstance(outcome, Exception):  # a malformed node (group=0, say): this layer is not counted, the rest is
+            reason = f"cost rule failed: {type(outcome).__name__}: {outcome}"
             return self.unknown(prepared, index, name, UNKNOWN, reason, params, result)
+        cost = outcome
         if (cost.macs or 0) < 0 or (cost.flops or 0) < 0:  # attributes no valid node has (a negative kernel)
             reason = f"the attributes do not describe a valid {prepared.table.op_types[index]} (the count would be negative)"
             return self.unknown(prepared, index, name, UNKNOWN, reason, params, result)
+        read_a_bound = any(watch.read for watch in watches)  # (by the cost rule, not by op_class below)
         return _layer(prepared, index, name, cost, FREE if entry.free else COSTED, params,
-                      traffic=not _shares_buffer(entry), op_class=self.op_class(prepared, index, view))
+                      traffic=not _shares_buffer(entry), op_class=self.op_class(prepared, index, view),
+                      read_a_bound=read_a_bound)
 
     def unknown(self, prepared: PreparedGraph, index: int, name: str, status: str, reason: str,
                 params: tuple[int, int], result: _GraphCost) -> LayerCost:
@@ -267,7 +280,7 @@ class _Profiler:
             "flops": None, "params": params[0], "param_bytes": params[1], "output_bytes": output_bytes,
             "bytes_read": _sum_bytes(inputs), "bytes_written": output_bytes, "status": status, "note": reason,
             "op_class": self.op_class(prepared, index),
-            "upper_bounds": _bytes_bounds(inputs, outputs, output_bytes, _sum_bytes(inputs), output_bytes),
+            "upper_bounds": _bytes_bounds(prepared, inputs, outputs, output_bytes, _sum_bytes(inputs), output_bytes),
         })
 
     def cost_control_flow(self, prepared: PreparedGraph, index: int, name: str, entry: OpEntry,
@@ -378,8 +391,19 @@ def _body_cost(attribute: str, graph: GraphProto, body: _GraphCost) -> BodyCost:
         attribute=attribute, graph=graph, macs=sum(layer.macs or 0 for layer in layers),
         flops=sum(layer.flops or 0 for layer in layers), params=sum(layer.params for layer in layers),
         param_bytes=sum(layer.param_bytes for layer in layers),
-        bound=any(layer.upper_bounds for layer in layers if layer.status != CONSTANT),
+        bound=any("macs" in layer.upper_bounds or "flops" in layer.upper_bounds for layer in layers),
     )
+
+
+def _run_rule(prepared: PreparedGraph, index: int, entry: OpEntry) -> tuple[NodeView, list["_WatchedValue"],
+                                                                          Union[OpCost, Exception]]:
+    """The node's view, the watches on its bounded inputs, and what its cost rule gave or raised."""
+    view = prepared.view(index)
+    watches = _watch_bounded_values(view) if prepared.any_bounded else []
+    try:
+        return view, watches, entry.cost(view)
+    except Exception as error:  # (sorted by cost_by_rule)
+        return view, watches, error
 
 
 class _QuickRule(NamedTuple):
@@ -548,6 +572,24 @@ def _bytes_of(prepared: PreparedGraph, names: Sequence[str]) -> Optional[int]:
     return total
 
 
+def _bytes_read(prepared: PreparedGraph, inputs: Sequence[str]) -> Optional[int]:
+    """Bytes a runtime layer reads; a constant input whose shape onnx's inference left unknown
+    has it worked out first (see _work_out_constant_shapes)."""
+    total = _bytes_of(prepared, inputs)
+    if total is None and _work_out_constant_shapes(prepared, inputs):
+        total = _bytes_of(prepared, inputs)
+    return total
+
+
+def _work_out_constant_shapes(prepared: PreparedGraph, inputs: Sequence[str]) -> bool:
+    """Work out the shapes of a node's constant inputs that onnx's inference left unknown (a
+    position embedding gathered by a Range of the input's length) from the nodes computing them
+    (PreparedGraph.work_out_shape). True when one was worked out."""
+    values = prepared.values
+    unsized = [name for name in inputs if name and values.shape(name) is None and prepared.is_valued(name)]
+    return any([prepared.work_out_shape(name) is not None for name in unsized])
+
+
 def _sum_bytes(tensors: Sequence[TensorInfo]) -> Optional[int]:
     total = 0
     for tensor in tensors:
@@ -558,38 +600,82 @@ def _sum_bytes(tensors: Sequence[TensorInfo]) -> Optional[int]:
     return total
 
 
-def _bytes_bounds(inputs: Sequence[TensorInfo], outputs: Sequence[TensorInfo], output_bytes: Optional[int],
-                  bytes_read: Optional[int], bytes_written: Optional[int]) -> tuple[str, ...]:
+def _bytes_bounds(prepared: PreparedGraph, inputs: Sequence[TensorInfo], outputs: Sequence[TensorInfo],
+                  output_bytes: Optional[int], bytes_read: Optional[int], bytes_written: Optional[int]) -> tuple[str, ...]:
+    """The byte figures that are upper bounds: those of tensors whose shape is one (a tensor
+    whose value alone is a bound, the Shape of NonZero's output, has exact bytes)."""
     bounds = []
-    if any(t.bounded for t in outputs):
+    varies = prepared.is_variable_length
+    if any(t.bounded and varies(t.name) for t in outputs):
         bounds += [m for m, v in (("output_bytes", output_bytes), ("bytes_written", bytes_written)) if v]
-    if bytes_read and any(t.bounded for t in inputs):
+    if bytes_read and any(t.bounded and varies(t.name) for t in inputs):
         bounds.append("bytes_read")
     return tuple(bounds)
 
 
-def _upper_bounds(cost: OpCost, inputs: Sequence[TensorInfo], outputs: Sequence[TensorInfo],
-                  figures: tuple[Optional[int], Optional[int], Optional[int]]) -> tuple[str, ...]:
+def _upper_bounds(prepared: PreparedGraph, cost: OpCost, inputs: Sequence[TensorInfo], outputs: Sequence[TensorInfo],
+                  figures: tuple[Optional[int], Optional[int], Optional[int]], read_a_bound: bool) -> tuple[str, ...]:
     """The figures of a layer that are upper bounds: counts when the rule counts a worst case or
-    reads a bounded input; bytes of bounded tensors. Zeros are exact."""
+    when they follow from a bound (see _counts_vary); bytes of tensors whose shape is a bound.
+    Zeros are exact."""
     if not cost.bound and not any(t.bounded for t in inputs) and not any(t.bounded for t in outputs):
         return ()
     counts = tuple(metric for metric, value in (("macs", cost.macs), ("flops", cost.flops)) if value)
-    if cost.bound_metrics is not None and not any(t.bounded for t in inputs) and not any(t.bounded for t in outputs):
-        counts = tuple(metric for metric in counts if metric in cost.bound_metrics)
-    return counts + _bytes_bounds(inputs, outputs, *figures)
+    if not _counts_vary(prepared, inputs, outputs, read_a_bound):
+        counts = () if not cost.bound else tuple(
+            metric for metric in counts if cost.bound_metrics is None or metric in cost.bound_metrics)
+    return counts + _bytes_bounds(prepared, inputs, outputs, *figures)
+
+
+def _counts_vary(prepared: PreparedGraph, inputs: Sequence[TensorInfo], outputs: Sequence[TensorInfo],
+                 read_a_bound: bool) -> bool:
+    """A node's counts follow from a bound when a tensor's shape is one, or when its rule read the
+    value of an input that is one (`read_a_bound`). A Min of the Shape of NonZero's output and a
+    constant counts exactly its one element."""
+    varies = prepared.is_variable_length
+    return (read_a_bound or any(t.bounded and varies(t.name) for t in inputs)
+            or any(t.bounded and varies(t.name) for t in outputs))
+
+
+class _WatchedValue(TensorInfo):
+    """An input that is an upper bound, as a cost rule sees it: records that the rule read its value."""
+
+    __slots__ = ("read",)
+
+    @property
+    def value(self) -> Optional[np.ndarray]:
+        self.read = True
+        return TensorInfo.value.fget(self)  # type: ignore[attr-defined]
+
+
+def _watch_bounded_values(view: NodeView) -> list[_WatchedValue]:
+    """Give the view watched copies of its inputs that are upper bounds."""
+    watches: list[_WatchedValue] = []
+    inputs = list(view.inputs)
+    for position, tensor in enumerate(inputs):
+        if tensor is not None and tensor.bounded:
+            watch = inputs[position] = _WatchedValue.__new__(_WatchedValue)
+            for slot in TensorInfo.__slots__:
+                setattr(watch, slot, getattr(tensor, slot))
+            watch.read = False
+            watches.append(watch)
+    if watches:
+        view.inputs = tuple(inputs)
+    return watches
 
 
 def _layer(prepared: PreparedGraph, index: int, name: str, cost: OpCost, status: str, params: tuple[int, int],
-           traffic: bool, op_class: str) -> LayerCost:
+           traffic: bool, op_class: str, read_a_bound: bool = True) -> LayerCost:
+    """A counted layer's row. `read_a_bound`: the count may come from the value of an input that
+    is an upper bound (False when the rule did not read one, see _watch_bounded_values)."""
     table = prepared.table
     output_bytes = _bytes_of(prepared, table.outputs[index])
-    bytes_read = _bytes_of(prepared, table.inputs[index]) if traffic else 0
+    bytes_read = _bytes_read(prepared, table.inputs[index]) if traffic else 0
     bytes_written = output_bytes if traffic else 0
     bounds: tuple[str, ...] = ()
     if cost.bound or prepared.any_bounded:
         inputs, outputs = _infos(prepared, table.inputs[index]), _infos(prepared, table.outputs[index])
-        bounds = _upper_bounds(cost, inputs, outputs, (output_bytes, bytes_read, bytes_written))
+        bounds = _upper_bounds(prepared, cost, inputs, outputs, (output_bytes, bytes_read, bytes_written), read_a_bound)
     return LayerCost.of({
         "name": name, "op_type": table.op_types[index], "domain": table.domains[index], "macs": cost.macs,
         "flops": cost.flops, "params": params[0], "param_bytes": params[1], "output_bytes": output_bytes,
@@ -606,9 +692,31 @@ _CONSTANT_LAYER = {
 }
 
 
-def _totals(result: _GraphCost, peak: Optional[int], peak_bound: bool) -> Totals:
+_BYTE_TOTALS = {"bytes_read", "bytes_written", "output_bytes"}  # (output_bytes: of the layers allocating their output)
+
+
+def _layers_of_unknown_bytes(result: _GraphCost) -> list[str]:
+    """The counted layers whose bytes read, written or allocated are not known (a Pad by a
+    computed amount): the byte totals leave them out. Unknown layers are reported as such."""
+    allocating = set(map(id, result.new_buffers))
+    return [layer.name for layer in result.runtime_layers if layer.counted and (
+        layer.bytes_read is None or layer.bytes_written is None or (layer.output_bytes is None and id(layer) in allocating))]
+
+
+def _totals(result: _GraphCost, peak: Optional[int], peak_bound: bool) -> tuple[Totals, set[str]]:
+    """The totals, and the metrics some layer's figure is missing from (not known: left out)."""
     layers = result.runtime_layers  # (a constant layer's counts are all 0 and it has no bounds)
-    sums = {metric: sum(filter(None, map(attrgetter(metric), layers)))
+    incomplete: set[str] = set()
+
+    def total(metric: str, rows: Sequence[LayerCost]) -> int:
+        values = list(map(attrgetter(metric), rows))
+        try:
+            return sum(values)
+        except TypeError:  # a None: not known
+            incomplete.add(metric)
+            return sum(filter(None, values))
+
+    sums = {metric: total(metric, layers)
             for metric in ("macs", "flops", "params", "param_bytes", "bytes_read", "bytes_written")}
     bounds: set[str] = set().union(*map(attrgetter("upper_bounds"), layers))
     if any("output_bytes" in layer.upper_bounds for layer in result.new_buffers):
@@ -619,7 +727,7 @@ def _totals(result: _GraphCost, peak: Optional[int], peak_bound: bool) -> Totals
         bounds.add("memory_traffic_bytes")
     return Totals(
         peak_activation_bytes=peak,
-        activation_bytes=sum(filter(None, map(attrgetter("output_bytes"), result.new_buffers))),
+        activation_bytes=total("output_bytes", result.new_buffers),
         upper_bounds=tuple(metric for metric in BOUNDABLE_TOTAL_METRICS if metric in bounds),
         **sums,
-    )
+    ), incomplete

@@ -80,6 +80,196 @@ def test_upper_bounds_in_the_json_and_the_table() -> None:
     assert "upper bound:" in table
 
 
+def test_a_value_that_is_a_bound_has_exact_bytes() -> None:
+    # kept_shape = [k, 4] with k <= 20, count = k, count1 = [k], k = Min([k], [100]): values that
+    # are upper bounds, in int64 vectors of a known length, so their bytes are exact
+    profile = profile_model(detection_model())
+    shape, count, count1, k = (profile.layer(name) for name in ("kept_shape", "count", "count1", "k"))
+    assert (shape.output_bytes, count.output_bytes, count1.output_bytes, k.output_bytes) == (16, 8, 8, 8)
+    assert shape.upper_bounds == ("bytes_read",)  # it reads the kept boxes' size, at most [20, 4]
+    assert count.upper_bounds == count1.upper_bounds == ()
+    assert k.flops == 1 and k.upper_bounds == ()  # one Min of one element, whatever its value
+    # TopK reads k as its count: its FLOPs follow from the bound, as does its output
+    assert profile.layer("topk").upper_bounds == ("flops", "output_bytes", "bytes_written", "bytes_read")
+
+
+def test_a_shape_set_by_a_value_that_is_a_bound_is_one() -> None:
+    # n = Shape(NonZero(x)) = [2, <=12] (x has rank 2): ConstantOfShape(n) reads 16 exact bytes and
+    # writes at most 2 x 12 floats
+    nodes = [helper.make_node("NonZero", ["x"], ["where"], name="nz"),
+             helper.make_node("Shape", ["where"], ["n"], name="n"),
+             helper.make_node("ConstantOfShape", ["n"], ["ones"], name="ones",
+                              value=numpy_helper.from_array(np.array([1], np.float32))),
+             helper.make_node("Relu", ["ones"], ["y"], name="relu")]
+    profile = profile_model(_model(nodes, {"x": ([3, 4], F32)}, []))
+    ones = profile.layer("ones")
+    assert (ones.bytes_read, ones.output_bytes) == (16, 2 * 12 * 4)
+    assert ones.upper_bounds == ("output_bytes", "bytes_written")
+    assert profile.layer("relu").upper_bounds == ("flops", "output_bytes", "bytes_written", "bytes_read")
+
+
+def test_a_count_a_rule_works_out_from_a_value_that_is_a_bound_is_one() -> None:
+    # axis = Shape(NonZero(m))[0] / 2: the rank of NonZero's output (2) over 2 = 1, marked as a bound
+    # like every value computed from that shape. CumSum along it: 4 lines x (6 - 1) adds = 20
+    # FLOPs, from the axis's value, so a bound; its bytes (x and axis read, [4, 6] written) are exact.
+    nodes = [helper.make_node("NonZero", ["m"], ["nz"], name="nz"), helper.make_node("Shape", ["nz"], ["s"], name="s"),
+             helper.make_node("Gather", ["s", "first"], ["rank"], name="rank", axis=0),
+             helper.make_node("Div", ["rank", "two"], ["axis"], name="axis"),
+             helper.make_node("CumSum", ["x", "axis"], ["y"], name="cumsum")]
+    profile = profile_model(_model(nodes, {"x": ([4, 6], F32), "m": ([1, 5], F32)},
+                                   [_const("first", 0), _const("two", 2)]))
+    cumsum = profile.layer("cumsum")
+    assert (cumsum.flops, cumsum.bytes_read, cumsum.output_bytes) == (4 * 5, 4 * 6 * 4 + 8, 4 * 6 * 4)
+    assert cumsum.upper_bounds == ("flops",)
+    assert profile.layer("axis").upper_bounds == ()  # one division, whatever the value
+
+
+def test_a_size_set_by_a_value_that_is_a_bound_is_one_where_the_file_declares_its_dims() -> None:
+    # c = ConstantOfShape(Shape(NonZero(x))), declared [2, 12] in the file: its dims come from n,
+    # at most [2, 12], so its bytes are bounds; CumSum's declared dims (its input's) would not be
+    nodes = [helper.make_node("NonZero", ["x"], ["nz"], name="nz"), helper.make_node("Shape", ["nz"], ["n"], name="n"),
+             helper.make_node("ConstantOfShape", ["n"], ["c"], name="c",
+                              value=numpy_helper.from_array(np.array([1], np.float32))),
+             helper.make_node("Relu", ["c"], ["y"], name="relu")]
+    model = _model(nodes, {"x": ([3, 4], F32)}, [])
+    model.graph.value_info.append(helper.make_tensor_value_info("c", F32, [2, 12]))
+    profile = profile_model(model)
+    assert profile.layer("c").upper_bounds == ("output_bytes", "bytes_written")  # it reads n's 16 bytes, exact
+    assert profile.layer("relu").upper_bounds[:1] == ("flops",) and "bytes_read" in profile.layer("relu").upper_bounds
+
+
+def test_a_value_only_a_body_reads_is_resolved_as_a_bound() -> None:
+    # NMS keeps at most k = Shape(NonZero(w))[1] boxes (w, 200 x 300, is never read: k <= 60,000),
+    # of 10 boxes of one class: sel is at most [10, 3]. Only an If's branch reads sel: it is
+    # worked out all the same, at NMS's worst case, so the branch's FLOPs and the peak are bounds
+    rng = np.random.default_rng(0)
+    boxes = np.sort(rng.random((1, 10, 4)).astype(np.float32) * 10, axis=2)
+    scores = rng.random((1, 1, 10)).astype(np.float32)
+
+    def branch(tag: str) -> onnx.GraphProto:
+        return helper.make_graph([helper.make_node("Cast", ["sel"], [f"f{tag}"], name=f"cast{tag}", to=F32),
+                                  helper.make_node("ReduceSum", [f"f{tag}"], [f"o{tag}"], name=f"sum{tag}", keepdims=0)],
+                                 f"b{tag}", [], [helper.make_tensor_value_info(f"o{tag}", F32, [])])
+    nodes = [helper.make_node("NonZero", ["w"], ["nz"], name="nz"), helper.make_node("Shape", ["nz"], ["n"], name="n"),
+             helper.make_node("Gather", ["n", "one"], ["k"], name="k", axis=0),
+             helper.make_node("Unsqueeze", ["k", "zero"], ["k1"], name="k1"),
+             helper.make_node("NonMaxSuppression", ["boxes", "scores", "k1", "iou"], ["sel"], name="nms"),
+             helper.make_node("If", ["cond"], ["y"], name="if", then_branch=branch("t"), else_branch=branch("e"))]
+    inits = [numpy_helper.from_array(np.ones((200, 300), np.float32), "w"), numpy_helper.from_array(boxes, "boxes"),
+             numpy_helper.from_array(scores, "scores"), _const("one", 1), _const("zero", [0]),
+             _const("iou", [0.0], np.float32)]
+    profile = profile_model(_model(nodes, {"cond": ([], BOOL)}, inits))
+    assert profile.layer("nms").output_bytes == 10 * 3 * 8 and "output_bytes" in profile.layer("nms").upper_bounds
+    assert "flops" in profile.layer("if").upper_bounds
+    assert profile.is_upper_bound("peak_activation_bytes")
+
+
+def test_a_body_reading_a_tensor_of_the_graph_around_whose_size_is_a_bound_is_one() -> None:
+    # NonZero(x) is at most [2, 12]; a branch sums it: 2 x 12 - 1 = 23 adds at most, a bound
+    def branch(tag: str) -> onnx.GraphProto:
+        return helper.make_graph([helper.make_node("ReduceSum", ["where"], [f"o{tag}"], name=f"sum{tag}", keepdims=0)],
+                                 f"b{tag}", [], [helper.make_tensor_value_info(f"o{tag}", I64, [])])
+    nodes = [helper.make_node("NonZero", ["x"], ["where"], name="nz"),
+             helper.make_node("If", ["cond"], ["s"], name="if", then_branch=branch("t"), else_branch=branch("e")),
+             helper.make_node("Cast", ["s"], ["y"], name="cast", to=F32)]
+    profile = profile_model(_model(nodes, {"x": ([3, 4], F32), "cond": ([], BOOL)}, []))
+    branch_sum = profile.layer("if")
+    assert branch_sum.flops == 2 * 12 - 1 and "flops" in branch_sum.upper_bounds
+
+
+def test_a_value_only_a_nested_body_reads_or_a_body_returns_is_resolved() -> None:
+    # NonZero(x) at most [2, 12] (192 B), read only two Ifs deep (a sum of 2 x 12 - 1 = 23 adds
+    # at most), or returned as it is by both branches of an If
+    def sums(tag: str) -> onnx.GraphProto:
+        return helper.make_graph([helper.make_node("ReduceSum", ["where"], [f"o{tag}"], name=f"sum{tag}", keepdims=0)],
+                                 f"b{tag}", [], [helper.make_tensor_value_info(f"o{tag}", I64, [])])
+
+    def inner_if(tag: str) -> onnx.GraphProto:
+        return helper.make_graph([helper.make_node("If", ["cond"], [f"m{tag}"], name=f"inner{tag}",
+                                                   then_branch=sums(tag + "t"), else_branch=sums(tag + "e"))],
+                                 f"m{tag}", [], [helper.make_tensor_value_info(f"m{tag}", I64, [])])
+
+    def returns_it(tag: str) -> onnx.GraphProto:
+        return helper.make_graph([], f"r{tag}", [], [helper.make_tensor_value_info("where", I64, None)])
+    for branch in (inner_if, returns_it):
+        nodes = [helper.make_node("NonZero", ["x"], ["where"], name="nz"),
+                 helper.make_node("If", ["cond"], ["s"], name="if", then_branch=branch("t"), else_branch=branch("e")),
+                 helper.make_node("Cast", ["s"], ["y"], name="cast", to=F32)]
+        profile = profile_model(_model(nodes, {"x": ([3, 4], F32), "cond": ([], BOOL)}, []))
+        where = profile.layer("nz")
+        assert (where.output_bytes, where.upper_bounds) == (2 * 12 * 8, ("output_bytes", "bytes_written")), branch
+    assert profile_model(_model([helper.make_node("NonZero", ["x"], ["where"], name="nz"),
+                                 helper.make_node("If", ["cond"], ["s"], name="if", then_branch=inner_if("t"),
+                                                  else_branch=inner_if("e")),
+                                 helper.make_node("Cast", ["s"], ["y"], name="cast", to=F32)],
+                                {"x": ([3, 4], F32), "cond": ([], BOOL)}, [])).layer("if").flops == 2 * 12 - 1
+
+
+def test_a_bound_found_while_counting_bytes_marks_the_row() -> None:
+    # NonZero of a weight of 100,000 floats, never read: at most [1, 100000]; it is sized only when
+    # the Add reading it counts its bytes (y is declared), and that row is then a bound
+    nodes = [helper.make_node("NonZero", ["w"], ["idx"], name="nz"), helper.make_node("Add", ["x", "idx"], ["y"], name="add")]
+    model = _model(nodes, {"x": ([1, 100_000], I64)}, [numpy_helper.from_array(np.ones(100_000, np.float32), "w")])
+    model.graph.output[0].type.tensor_type.elem_type = I64
+    model.graph.output[0].type.tensor_type.shape.dim.add().dim_value = 1
+    model.graph.output[0].type.tensor_type.shape.dim.add().dim_value = 100_000
+    add = profile_model(model).layer("add")
+    assert (add.flops, add.bytes_read, add.upper_bounds) == (100_000, 2 * 800_000, ("flops", "bytes_read"))
+
+
+def test_a_loops_scan_outputs_are_bounds_and_its_carried_values_exact_where_declared() -> None:
+    # a Loop of m = Shape(NonZero(x))[1] <= 12 iterations: s [4] carried (declared), scans stacked
+    # one row per iteration, declared [12, 4]: at most 12 rows (a bound), while s stays [4]
+    body = helper.make_graph(
+        [helper.make_node("Identity", ["c_in"], ["c_out"], name="cid"),
+         helper.make_node("Relu", ["s_in"], ["s_out"], name="relu"),
+         helper.make_node("Identity", ["s_out"], ["row"], name="rid")],
+        "body", [helper.make_tensor_value_info("i", I64, []), helper.make_tensor_value_info("c_in", BOOL, []),
+                 helper.make_tensor_value_info("s_in", F32, [4])],
+        [helper.make_tensor_value_info("c_out", BOOL, []), helper.make_tensor_value_info("s_out", F32, [4]),
+         helper.make_tensor_value_info("row", F32, [4])])
+    nodes = [helper.make_node("NonZero", ["x"], ["nz"], name="nz"), helper.make_node("Shape", ["nz"], ["n"], name="n"),
+             helper.make_node("Gather", ["n", "one"], ["m"], name="m", axis=0),
+             helper.make_node("Loop", ["m", "", "s0"], ["s", "rows"], name="loop", body=body),
+             helper.make_node("Relu", ["s"], ["y"], name="after")]
+    model = _model(nodes, {"x": ([3, 4], F32), "s0": ([4], F32)}, [_const("one", 1)])
+    model.graph.output.append(helper.make_tensor_value_info("rows", F32, None))
+    model.graph.value_info.extend([helper.make_tensor_value_info("s", F32, [4]),
+                                   helper.make_tensor_value_info("rows", F32, [12, 4])])
+    profile = profile_model(model)
+    loop = profile.layer("loop")
+    assert (loop.output_bytes, loop.upper_bounds) == (4 * 4 + 12 * 4 * 4, ("flops", "output_bytes", "bytes_written"))
+    assert (profile.layer("after").flops, profile.layer("after").upper_bounds) == (4, ())
+
+
+def test_a_body_whose_counts_are_exact_makes_an_exact_row() -> None:
+    # a branch reads NonZero(x)'s size (a bound: at most [2, 12]) through Shape, then casts the 2
+    # dims: 2 FLOPs, exact, though the bytes Shape reads are a bound
+    def branch(tag: str) -> onnx.GraphProto:
+        return helper.make_graph([helper.make_node("Shape", ["where"], [f"n{tag}"], name=f"n{tag}"),
+                                  helper.make_node("Cast", [f"n{tag}"], [f"o{tag}"], name=f"cast{tag}", to=F32),
+                                  helper.make_node("Relu", [f"o{tag}"], [f"r{tag}"], name=f"relu{tag}")],
+                                 f"b{tag}", [], [helper.make_tensor_value_info(f"r{tag}", F32, [2])])
+    nodes = [helper.make_node("NonZero", ["x"], ["where"], name="nz"),
+             helper.make_node("If", ["cond"], ["y"], name="if", then_branch=branch("t"), else_branch=branch("e"))]
+    branches = profile_model(_model(nodes, {"x": ([3, 4], F32), "cond": ([], BOOL)}, [])).layer("if")
+    assert (branches.flops, branches.upper_bounds) == (2, ())
+
+
+def test_peak_memory_of_values_that_are_bounds_is_exact() -> None:
+    # NonZero of a 200 x 300 weight that is never read: at most [2, 60000], computed before the
+    # graph runs. At run time only s = its Shape (2 int64, a bound as a value) and y = Cast(s)
+    # (2 float32) exist: 16 + 8 bytes, exact.
+    nodes = [helper.make_node("NonZero", ["w"], ["nz"], name="nz"), helper.make_node("Shape", ["nz"], ["s"], name="s"),
+             helper.make_node("Cast", ["s"], ["y"], name="y", to=F32)]
+    weight = numpy_helper.from_array(np.ones((200, 300), np.float32), "w")
+    profile = profile_model(_model(nodes, {}, [weight]))
+    assert profile.layer("s").upper_bounds == ("bytes_read",)  # it reads nz, whose size is a bound
+    assert profile.layer("y").upper_bounds == ()
+    assert profile.totals.peak_activation_bytes == 16 + 8
+    assert profile.upper_bounds == ("bytes_read", "memory_traffic_bytes")
+
+
 def test_exact_graphs_say_nothing_about_bounds() -> None:
     model = _model([helper.make_node("Relu", ["x"], ["y"])], {"x": ([2, 3], F32)}, [])
     profile = profile_model(model)

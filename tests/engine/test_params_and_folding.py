@@ -138,6 +138,47 @@ def test_a_weight_a_layer_reads_only_the_dims_of_is_no_parameter() -> None:
         assert (profile.layer("add").flops, profile.totals.params) == (2, 0)
 
 
+def _int_constant(name: str, value: object) -> onnx.NodeProto:
+    return helper.make_node("Constant", [], [name], name=name, value=numpy_helper.from_array(np.array(value, np.int64)))
+
+
+def _range_of_x_dim(dim: int, out: str) -> list[onnx.NodeProto]:
+    """out = Range(0, x.shape[dim], 1) from Constant nodes: a length onnx's Range inference does not propagate."""
+    return [_int_constant(f"{out}_start", 0), _int_constant(f"{out}_step", 1), _int_constant(f"{out}_dim", dim),
+            helper.make_node("Shape", ["x"], [f"{out}_shape"], name=f"{out}_shape"),
+            helper.make_node("Gather", [f"{out}_shape", f"{out}_dim"], [f"{out}_length"], name=f"{out}_length", axis=0),
+            helper.make_node("Range", [f"{out}_start", f"{out}_length", f"{out}_step"], [out], name=out)]
+
+
+def test_a_layer_reading_a_constant_onnx_leaves_unsized_reads_its_worked_out_bytes() -> None:
+    # a GPT-style position embedding: pe = Gather(wpe [16, 64], Unsqueeze(Range(0, seq, 1))) with
+    # seq read from the input's shape. pe is [1, 4, 64] floats (1,024 B), as is x: the Add reads
+    # 2,048 B (it read "unknown" before, and the total left it out, so 0; a device estimate of
+    # the model was unknown)
+    nodes = [*_range_of_x_dim(1, "positions"), _int_constant("axes", [0]),
+             helper.make_node("Unsqueeze", ["positions", "axes"], ["ids"], name="ids"),
+             helper.make_node("Gather", ["wpe", "ids"], ["pe"], name="pe"),
+             helper.make_node("Add", ["x", "pe"], ["y"], name="add")]
+    profile = profile_model(_model(nodes, [_init("wpe", 16, 64)], [1, 4, 64], ["y"]))
+    add = profile.layer("add")
+    assert (add.flops, add.params, add.bytes_read, add.bytes_written) == (4 * 64, 16 * 64, 1024 + 1024, 1024)
+    assert profile.totals.bytes_read == 2048 and profile.notes == ()
+
+
+def test_a_rule_that_needs_the_shape_of_a_constant_onnx_leaves_unsized_gets_it() -> None:
+    # a 1x1 conv whose filters are rows of a bank picked by Range(0, width of x): W = [5, 2, 1, 1],
+    # a shape onnx's inference does not propagate; y declared [1, 5, 5, 5]. The rule needs W's
+    # dims: 5 x 5 x 5 outputs x 2 MACs = 250 (it was unresolved), and it reads x and W: 200 + 40 B
+    nodes = [*_range_of_x_dim(3, "picks"), _int_constant("last_axes", [2, 3]),
+             helper.make_node("Gather", ["bank", "picks"], ["rows"], name="rows"),
+             helper.make_node("Unsqueeze", ["rows", "last_axes"], ["w"], name="w"),
+             helper.make_node("Conv", ["x", "w"], ["y"], name="conv")]
+    model = _model(nodes, [_init("bank", 16, 2)], [1, 2, 5, 5], [])
+    model.graph.output.append(helper.make_tensor_value_info("y", F32, [1, 5, 5, 5]))
+    conv = profile_model(model).layer("conv")
+    assert (conv.status, conv.macs, conv.params, conv.bytes_read) == ("costed", 5 * 5 * 5 * 2, 16 * 2, 200 + 40)
+
+
 def test_a_constant_with_dims_no_tensor_has_is_an_error_naming_its_node() -> None:
     # Pad(W, pads = Max(...) = [0, 0, -400, 0]) of a 300 x 300 weight would be [-100, 300]: the
     # graph cannot run. Its Shape asks for its dims, and the error names the node (the tree
@@ -151,6 +192,19 @@ def test_a_constant_with_dims_no_tensor_has_is_an_error_naming_its_node() -> Non
              helper.make_node("Add", ["x", "x"], ["y"], name="add")]
     with pytest.raises(ModelError, match=r"node 'pad' \(Pad\): its output 'P' would have the dims \[-100, 300\]"):
         profile_model(_model(nodes, inits, [1, 4], ["y"]))
+    # the same when a layer reads it as data (its bytes) or as a weight (a rule needs its dims):
+    # p = MaxPool(ones [1, 1, 3], kernel 5) = [1, 1, -1], a shape onnx leaves unknown (Max)
+    inits = [numpy_helper.from_array(np.array([1, 1, 3], np.int64), "a"), numpy_helper.from_array(np.array([1, 1, 2], np.int64), "b")]
+    for reader in ("Add", "Conv"):
+        nodes = [helper.make_node("Max", ["a", "b"], ["dims"], name="dims"),
+                 helper.make_node("ConstantOfShape", ["dims"], ["ones"], name="ones",
+                                  value=numpy_helper.from_array(np.array([1], np.float32))),
+                 helper.make_node("MaxPool", ["ones"], ["p"], name="p", kernel_shape=[5]),
+                 helper.make_node(reader, ["x", "p"], ["y"], name="reader")]
+        model = _model(nodes, inits, [1, 1, 3], [])
+        model.graph.output.append(helper.make_tensor_value_info("y", F32, [1, 1, 3 if reader == "Add" else 1]))
+        with pytest.raises(ModelError, match=r"node 'p' \(MaxPool\): its output 'p' would have the dims \[1, 1, -1\]"):
+            profile_model(model)
 
 
 # ---- folding ---------------------------------------------------------------------------------

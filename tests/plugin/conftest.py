@@ -81,7 +81,7 @@ BUDGET_HEADER = (
 
 def recorded_budget(**widths: int) -> str:
     """The budget file, byte for byte, that an update writes for nets of these widths by name."""
-    lines = [*BUDGET_HEADER, "version: 1", "rules: 5", "models:"]
+    lines = [*BUDGET_HEADER, "version: 1", "rules: 6", "models:"]
     for name in sorted(widths):
         totals = net_totals(widths[name])
         lines += [
