@@ -321,7 +321,7 @@ class PreparedGraph:
         table = self.table
         schema = _schema(table.op_types[index], self.opsets.get(table.domains[index], 0), table.domains[index])
         if not declared or schema is None or _has_subgraph(table.protos[index]):
-            return []  # (an If bounds its outputs itself; an op onnx has no schema for is not told apart)
+            return []  # (not told apart: an If's outputs, which its branches give, and an op onnx has no schema for)
         try:
             from_shapes = self._node_inference(schema, index, [self.values[n] if n else None for n in table.inputs[index]], {})
         except Exception:  # (inputs that do not fit the op: reported where its layer is)
