@@ -832,11 +832,7 @@ def inline_local_functions(model: ModelProto) -> ModelProto:
                 raise ModelError(f"node {label!r} calls the model-local function {function.domain}::{function.name} with "
                                  f"{len(node.input)} input(s) and {len(node.output)} output(s); it takes "
                                  f"{len(function.input)} and {len(function.output)}")
-            for attribute in node.attribute:
-                if attribute.type == AttributeProto.GRAPH:
-                    graphs.append(attribute.g)
-                elif attribute.type == AttributeProto.GRAPHS:
-                    graphs.extend(attribute.graphs)
+            graphs.extend(_subgraphs(node))
     try:
         return onnx.inliner.inline_local_functions(model)
     except Exception as error:  # onnx's ValidationError (a recursive function), RuntimeError (its assertions)

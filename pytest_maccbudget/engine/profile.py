@@ -198,22 +198,21 @@ class _Profiler:
                 elif outputs and outputs[0]:
                     elements = numel(outputs[0])
                     flops = None if elements is None else rule.flops_per_output * elements
-            if flops is not None:
-                # (before the check below: working out a constant's size can find a bound)
-                bytes_read = _bytes_read(prepared, inputs) if rule.traffic else 0
             if flops is None:  # the op's rule, which reports what is missing
                 layer = self.cost_node(prepared, index, name, claimed, result)
-            elif not prepared.any_bounded:  # (asked each time: a rule reading a value can make one bounded)
-                bytes_written = output_bytes if rule.traffic else 0
-                layer = new_row({
-                    "name": name, "op_type": op_types[index], "domain": domains[index], "macs": 0, "flops": flops,
-                    "params": claimed[0], "param_bytes": claimed[1], "output_bytes": output_bytes,
-                    "bytes_read": bytes_read, "bytes_written": bytes_written, "status": rule.status, "note": "",
-                    "op_class": rule.op_class, "upper_bounds": (),
-                })
             else:
-                layer = _layer(prepared, index, name, OpCost(0, flops), rule.status, claimed, traffic=rule.traffic,
-                               op_class=rule.op_class, read_a_bound=False)
+                # (before the check below: working out a constant's size can find a bound)
+                bytes_read = _bytes_read(prepared, inputs) if rule.traffic else 0
+                if not prepared.any_bounded:  # (asked each time: a rule reading a value can make one bounded)
+                    layer = new_row({
+                        "name": name, "op_type": op_types[index], "domain": domains[index], "macs": 0, "flops": flops,
+                        "params": claimed[0], "param_bytes": claimed[1], "output_bytes": output_bytes,
+                        "bytes_read": bytes_read, "bytes_written": output_bytes if rule.traffic else 0,
+                        "status": rule.status, "note": "", "op_class": rule.op_class, "upper_bounds": (),
+                    })
+                else:
+                    layer = _layer(prepared, index, name, OpCost(0, flops), rule.status, claimed, traffic=rule.traffic,
+                                   op_class=rule.op_class, read_a_bound=False)
             entry = entries[index]
             if entry is None or entry.traits.buffer != ALIAS:  # a view allocates nothing
                 new_buffers.append(layer)
@@ -587,7 +586,7 @@ def _work_out_constant_shapes(prepared: PreparedGraph, inputs: Sequence[str]) ->
     (PreparedGraph.work_out_shape). True when one was worked out."""
     values = prepared.values
     unsized = [name for name in inputs if name and values.shape(name) is None and prepared.is_valued(name)]
-    return any([prepared.work_out_shape(name) is not None for name in unsized])
+    return any([prepared.work_out_shape(name) is not None for name in unsized])  # (a list: each one, not the first)
 
 
 def _sum_bytes(tensors: Sequence[TensorInfo]) -> Optional[int]:
@@ -605,12 +604,16 @@ def _bytes_bounds(prepared: PreparedGraph, inputs: Sequence[TensorInfo], outputs
     """The byte figures that are upper bounds: those of tensors whose shape is one (a tensor
     whose value alone is a bound, the Shape of NonZero's output, has exact bytes)."""
     bounds = []
-    varies = prepared.is_variable_length
-    if any(t.bounded and varies(t.name) for t in outputs):
+    if _sizes_vary(prepared, outputs):
         bounds += [m for m, v in (("output_bytes", output_bytes), ("bytes_written", bytes_written)) if v]
-    if bytes_read and any(t.bounded and varies(t.name) for t in inputs):
+    if bytes_read and _sizes_vary(prepared, inputs):
         bounds.append("bytes_read")
     return tuple(bounds)
+
+
+def _sizes_vary(prepared: PreparedGraph, tensors: Sequence[TensorInfo]) -> bool:
+    """Some tensor's shape is an upper bound (not only its value)."""
+    return any(t.bounded and prepared.is_variable_length(t.name) for t in tensors)
 
 
 def _upper_bounds(prepared: PreparedGraph, cost: OpCost, inputs: Sequence[TensorInfo], outputs: Sequence[TensorInfo],
@@ -632,9 +635,7 @@ def _counts_vary(prepared: PreparedGraph, inputs: Sequence[TensorInfo], outputs:
     """A node's counts follow from a bound when a tensor's shape is one, or when its rule read the
     value of an input that is one (`read_a_bound`). A Min of the Shape of NonZero's output and a
     constant counts exactly its one element."""
-    varies = prepared.is_variable_length
-    return (read_a_bound or any(t.bounded and varies(t.name) for t in inputs)
-            or any(t.bounded and varies(t.name) for t in outputs))
+    return read_a_bound or _sizes_vary(prepared, inputs) or _sizes_vary(prepared, outputs)
 
 
 class _WatchedValue(TensorInfo):
