@@ -17,9 +17,12 @@ larger than folding.FOLD_MAX_ELEMENTS: no weight is ever materialised.
 from __future__ import annotations
 
 import math
+import os
 import re
+import weakref
+from functools import lru_cache
 from itertools import chain
-from typing import Mapping, Optional, Sequence, Union
+from typing import Mapping, NamedTuple, Optional, Sequence, Union
 
 import numpy as np
 import onnx
@@ -43,7 +46,8 @@ from .registry import (
     TypedShape,
     normalize_domain,
 )
-from .tables import NodeTable, ValueTable, check_text, describe_dims, read_nodes, shape_of
+from .light_read import long_vector_inputs, read_small_file, read_value_types
+from .tables import SOURCE_METADATA, NodeTable, ValueTable, ValueTypes, check_text, describe_dims, read_nodes, shape_of, value_types_of
 from .types import NodeView, Shape, TensorInfo, attribute_value, decode_small_tensor
 
 __all__ = ["InputShapes", "PreparedGraph", "infer_shapes", "prepare_graph"]
@@ -76,8 +80,9 @@ def _widening_cast(source: Optional[int], target: object) -> bool:
 class GraphContext:
     """What every (sub)graph of one model shares."""
 
-    def __init__(self, registry: OpRegistry, model: ModelProto) -> None:
+    def __init__(self, registry: OpRegistry, model: ModelProto, node_sources: bool = True) -> None:
         self.registry = registry
+        self.node_sources = node_sources  # False: no node's metadata names its source (tables.SOURCE_METADATA)
         self.opset_imports = list(model.opset_import)
         self.opsets = {normalize_domain(op.domain): op.version for op in model.opset_import}
         self.ir_version = model.ir_version
@@ -87,20 +92,23 @@ class PreparedGraph:
     """A graph with shapes resolved as far as possible and everything a cost function needs."""
 
     def __init__(self, graph: GraphProto, context: GraphContext, outer: Optional["PreparedGraph"] = None,
-                 notes: Optional[list[str]] = None) -> None:
+                 notes: Optional[list[str]] = None, value_types: Optional[ValueTypes] = None) -> None:
         self.graph = graph
         self.context = context
         self.registry = context.registry
         self.opsets = context.opsets
         self.outer = outer
-        input_names = [value_info.name for value_info in graph.input]  # (read once: IR < 4 lists every weight)
-        self.values = ValueTable(graph, outer.values if outer is not None else None, input_names)
-        self.values.valuer = self.value_of
+        value_types = value_types or value_types_of(graph)  # (read once: IR < 4 lists every weight as an input)
+        input_names = [name for name, _ in value_types[0]]
+        self.values = ValueTable(graph, outer.values if outer is not None else None, value_types)
+        # (weakly: the rows hold it, and a cycle through them would leave every table of the
+        # graph to the cyclic collector after profiling)
+        self.values.valuer = weakref.WeakMethod(self.value_of)
         initializers = self.values.initializers
         check_text(initializers, "an initializer name")
         check_text(self.values.declared, "the name of a graph input, output or value")
         self.real_inputs = real_input_names(input_names, initializers)
-        self.table: NodeTable = read_nodes(graph, set(initializers).union(input_names))
+        self.table: NodeTable = read_nodes(graph, set(initializers).union(input_names), context.node_sources)
         if self.values.negative:
             raise self._negative_dims()
         self.graph_outputs = [output.name for output in graph.output]
@@ -789,32 +797,37 @@ def _view_note(op_type: str, label: str, source: TensorInfo, result: TensorInfo,
 # without it (the engine's own constant folding still works out the shapes it needs).
 
 
-def infer_shapes(model: ModelProto, data_prop: Optional[bool] = None) -> ModelProto:
-    """ONNX shape inference, with data propagation unless the graph has a 1-D input or weight
-    longer than DATA_PROP_MAX_ELEMENTS; raises ModelError with onnx's own message. When data
-    propagation runs out of memory (a long 1-D tensor computed inside the graph), inference runs
-    again without it."""
-    if data_prop is None:
-        data_prop = not _has_long_vector(model.graph)
+class Inferred(NamedTuple):
+    model: ModelProto  # with onnx's inferred value infos
+    value_types: ValueTypes  # its graph's inputs, value infos and outputs, read lightly (see light_read)
+
+
+def infer_shapes(model: Union[ModelProto, bytes], data_prop: bool) -> Inferred:
+    """ONNX shape inference of a model (or of a file's bytes as they are); `data_prop`: whether
+    onnx's data propagation runs (not when the graph has a 1-D input or weight longer than
+    DATA_PROP_MAX_ELEMENTS). Raises ModelError with onnx's own message. When data propagation
+    runs out of memory (a long 1-D tensor computed inside the graph), inference runs again
+    without it."""
+    model_bytes = model if isinstance(model, bytes) else model.SerializeToString()
     try:
-        return onnx.shape_inference.infer_shapes(model, check_type=False, strict_mode=False, data_prop=data_prop)
+        inferred = _infer_serialized(model_bytes, False, False, data_prop)
     except MemoryError as error:  # onnx's std::bad_alloc
         if data_prop:
-            return infer_shapes(model, data_prop=False)
+            return infer_shapes(model_bytes, data_prop=False)
         raise ModelError("shape inference failed: it needs more memory than the limit allows "
                          f"({str(error).strip() or 'std::bad_alloc'})") from error
     except Exception as error:  # onnx raises InferenceError, ValidationError or RuntimeError
         message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise ModelError(f"shape inference failed: {message}") from error
+    return Inferred(ModelProto.FromString(inferred), read_value_types(inferred))
 
 
-def _has_long_vector(graph: GraphProto) -> bool:
-    """A 1-D graph input or initializer of more than DATA_PROP_MAX_ELEMENTS elements."""
-    for value_info in graph.input:
-        dims = value_info.type.tensor_type.shape.dim
-        if len(dims) == 1 and dims[0].dim_value > DATA_PROP_MAX_ELEMENTS:
-            return True
-    return any(len(shape) == 1 and shape[0] > DATA_PROP_MAX_ELEMENTS for shape in [t.dims for t in graph.initializer])
+try:  # what onnx.shape_inference.infer_shapes calls: it takes and gives the serialized model, which
+    # the light read of the value infos needs (serializing the parsed model again costs as much as it saves)
+    from onnx.onnx_cpp2py_export.shape_inference import infer_shapes as _infer_serialized
+except ImportError:  # pragma: no cover - another onnx layout
+    def _infer_serialized(model_bytes: bytes, check_type: bool, strict_mode: bool, data_prop: bool) -> bytes:
+        return onnx.shape_inference.infer_shapes(model_bytes, check_type, strict_mode, data_prop).SerializeToString()
 
 
 def inline_local_functions(model: ModelProto) -> ModelProto:
@@ -851,14 +864,47 @@ def prepare_graph(
         model = inline_local_functions(model)
     long_vectors = ["(an initializer)"] if check_initializer_dims(model.graph) else []
     notes = apply_input_shapes(model, input_shapes, batch, long_vectors)
-    inferred = infer_shapes(model, data_prop=not long_vectors)
+    inferred, value_types = infer_shapes(model, data_prop=not long_vectors)
     try:
-        return PreparedGraph(inferred.graph, GraphContext(registry, inferred), notes=notes)
+        return PreparedGraph(inferred.graph, GraphContext(registry, inferred), notes=notes, value_types=value_types)
     except NegativeDims as error:
         declared = _declared_dims(model.graph, error.name)
         if declared is not None and min(declared, default=0) < 0:  # the file says so, not onnx's inference
             raise ModelError(f"value {error.name!r} is declared with a negative dim {declared}") from None
         raise
+
+
+def prepare_small_file(path: Union[str, os.PathLike], registry: OpRegistry) -> Optional[PreparedGraph]:
+    """prepare_graph for a file whose own bytes go to onnx's inference as they are (see
+    small_file); None for any other file, and for one that fails here or uses a domain it does
+    not declare: prepare_graph then says what is wrong, as it would have."""
+    small_file = read_small_file(path)
+    if small_file is None or newer_than_installed(small_file.model.opset_import):
+        return None
+    try:
+        long_vectors = check_initializer_dims(small_file.model.graph) or long_vector_inputs(small_file.model)
+        inferred, value_types = infer_shapes(small_file.data, data_prop=not long_vectors)
+        # (a key in no byte of the file is in no node's metadata: their metadata is not read)
+        node_sources = any(key.encode() in small_file.data for key in SOURCE_METADATA)
+        prepared = PreparedGraph(inferred.graph, GraphContext(registry, inferred, node_sources), notes=[],
+                                 value_types=value_types)
+    except ModelError:
+        return None
+    # (onnx's inference refuses a node of an undeclared domain first today; check_opsets names it)
+    if not prepared.opsets.keys() >= set(prepared.table.domains):
+        return None
+    return prepared
+
+
+def newer_than_installed(opset_import: Sequence[onnx.OperatorSetIdProto]) -> bool:
+    """The model's ai.onnx opset is newer than the installed onnx supports."""
+    declared = {normalize_domain(op.domain): op.version for op in opset_import}
+    return declared.get("", 0) > installed_opset()
+
+
+@lru_cache(maxsize=None)
+def installed_opset() -> int:
+    return onnx.defs.onnx_opset_version()
 
 
 def check_initializer_dims(graph: GraphProto) -> bool:

@@ -238,10 +238,14 @@ def _strip_nodes(nodes) -> None:
                 _strip_graph(subgraph)
 
 
+def keeps_data(tensor: TensorProto) -> bool:
+    """Whether the loader keeps this tensor's data (its payload is within the limit for its type):
+    the engine reads the data of no other tensor, wherever the model came from."""
+    return tensor.ByteSize() <= (SMALL_INT_TENSOR_BYTES if tensor.data_type in _SHAPE_DTYPES else SMALL_TENSOR_BYTES)
+
+
 def _strip_tensor(tensor: TensorProto) -> None:
-    payload = tensor.ByteSize()
-    limit = SMALL_INT_TENSOR_BYTES if tensor.data_type in _SHAPE_DTYPES else SMALL_TENSOR_BYTES
-    if payload <= limit:
+    if keeps_data(tensor):
         return
     for field_name in ("raw_data", "float_data", "int32_data", "string_data", "int64_data", "double_data", "uint64_data"):
         tensor.ClearField(field_name)

@@ -8,6 +8,7 @@ op's inputs (Concat's) write straight into its output buffer, so those inputs li
 """
 from __future__ import annotations
 
+from itertools import accumulate
 from typing import Iterable, NamedTuple, Optional
 
 from .graph import PreparedGraph
@@ -120,9 +121,4 @@ def _largest_sum(spans: Iterable[list[int]], last_step: int) -> int:
     for nbytes, first, last in spans:
         delta[first] += nbytes
         delta[last + 1] -= nbytes
-    live = peak = 0
-    for change in delta:
-        live += change
-        if live > peak:
-            peak = live
-    return peak
+    return max(0, max(accumulate(delta)))

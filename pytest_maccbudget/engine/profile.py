@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import gc
+import math
 import os
 from dataclasses import dataclass, field
+from itertools import chain
 from operator import attrgetter
 from typing import NamedTuple, Optional, Sequence, Union
 
@@ -14,7 +16,7 @@ from onnx import GraphProto, ModelProto
 from . import ops  # noqa: F401  (fills the default registry)
 from .errors import ModelError
 from .fusion import find_folds
-from .graph import InputShapes, PreparedGraph, prepare_graph
+from .graph import InputShapes, PreparedGraph, installed_opset, newer_than_installed, prepare_graph, prepare_small_file
 from .loader import load_skeleton, strip_model
 from .memory import peak_activation_bytes
 from .registry import ALIAS, FROM_SHAPE, IN_PLACE, OTHER, REGISTRY, BodyCost, OpEntry, OpRegistry, normalize_domain
@@ -37,6 +39,7 @@ from .types import InputsDoNotFit, NodeView, OpCost, TensorInfo, UnresolvedShape
 
 ModelSource = Union[str, "os.PathLike[str]", ModelProto]
 _NOTHING_CLAIMED = (0, 0)
+_NO_POSITIONS: frozenset[int] = frozenset()
 
 
 def profile_model(
@@ -61,10 +64,14 @@ def profile_model(
     # time at 100,000 nodes).
     gc.disable()
     try:
-        skeleton = load_skeleton(model) if not isinstance(model, ModelProto) else strip_model(model)
-        check_opsets(skeleton)
-        prepared = prepare_graph(skeleton, registry or REGISTRY, inputs, batch)
-        return _Profiler(registry or REGISTRY).run(label, prepared, skeleton)
+        prepared = None
+        if not isinstance(model, ModelProto) and inputs is None and batch is None:
+            prepared = prepare_small_file(model, registry or REGISTRY)
+        if prepared is None:
+            skeleton = load_skeleton(model) if not isinstance(model, ModelProto) else strip_model(model)
+            check_opsets(skeleton)
+            prepared = prepare_graph(skeleton, registry or REGISTRY, inputs, batch)
+        return _Profiler(registry or REGISTRY).run(label, prepared)
     except ModelError as error:
         raise ModelError(f"{label}: {error}") from None
     finally:
@@ -75,11 +82,10 @@ def profile_model(
 def check_opsets(model: ModelProto) -> None:
     """Refuse graphs newer than the installed onnx and nodes from undeclared domains."""
     declared = {normalize_domain(op.domain): op.version for op in model.opset_import}
-    installed = onnx.defs.onnx_opset_version()
-    if declared.get("", 0) > installed:
+    if newer_than_installed(model.opset_import):
         raise ModelError(
             f"uses opset {declared['']} of ai.onnx, newer than the installed onnx {onnx.__version__} "
-            f"supports (up to {installed}); upgrade the onnx package"
+            f"supports (up to {installed_opset()}); upgrade the onnx package"
         )
     check_domains(model.graph, set(declared), {(f.domain, f.name) for f in model.functions})
 
@@ -114,7 +120,7 @@ class _Profiler:
         self.attributions: list[_ParamAttribution] = []  # of the graphs being costed, the innermost last
         self.unsized_params: list[str] = []  # stored tensors read as data whose size is not known
 
-    def run(self, label: str, prepared: PreparedGraph, model: ModelProto) -> Profile:
+    def run(self, label: str, prepared: PreparedGraph) -> Profile:
         folds = find_folds(prepared)
         result = self.cost_graph(prepared, folds, prefix="")
         peak = peak_activation_bytes(prepared, folds.keys())
@@ -139,7 +145,7 @@ class _Profiler:
             inputs={n: values[n].shape for n in prepared.real_inputs if values[n].shape is not None},  # type: ignore[misc]
             notes=tuple(notes),
             opset=prepared.opsets.get("", 0),
-            ir_version=model.ir_version,
+            ir_version=prepared.context.ir_version,
             sources=result.sources,
         )
 
@@ -152,6 +158,11 @@ class _Profiler:
             return self._cost_nodes(prepared, folds, prefix, params)
         finally:
             self.attributions.pop()
+            # (the roots name their attribution: a cycle, which would leave every table of the
+            # graph to the cyclic collector after profiling)
+            params.roots.clear()
+            if outer is None:
+                params.claimed.clear()
 
     def _cost_nodes(self, prepared: PreparedGraph, folds: dict[int, str], prefix: str,
                     params: "_ParamAttribution") -> _GraphCost:
@@ -466,28 +477,39 @@ class _ParamAttribution:
     def claim(self, index: int) -> tuple[int, int]:
         """(elements, bytes) of the stored constants node `index` is the first to use as data."""
         prepared = self.prepared
-        inputs = prepared.table.inputs[index]
         entry = prepared.entries[index]
-        skip = entry.traits.shape_inputs if entry is not None else frozenset()
+        skip = entry.traits.shape_inputs if entry is not None else _NO_POSITIONS
         count = total_bytes = 0
-        stored, claimed = prepared.values.stored, self.claimed
-        for position, name in enumerate(inputs):
-            if not name or position in skip or not self.is_constant(name):
+        stored, claimed, is_constant = prepared.values.stored, self.claimed, self.is_constant
+        for position, name in enumerate(prepared.table.inputs[index]):
+            if not name or position in skip or not is_constant(name):
                 continue
-            roots = ((self, name),) if name in stored else self.roots.get(name)
-            for root in self.roots_of(name) if roots is None else roots:
+            if name in stored:  # (most: a weight read directly)
+                root: _Root = (self, name)
                 if root not in claimed:
                     claimed.add(root)
-                    holder, tensor = root[0].prepared, root[1]
-                    elements = holder.values.numel(tensor)
-                    if elements is None and holder.work_out_shape(tensor) is not None:
-                        elements = holder.values.numel(tensor)
-                    if elements is None:
-                        self.unsized.append(tensor)
-                    else:
-                        count += elements
-                        total_bytes += holder.values.nbytes(tensor) or 0
+                    elements, size = self._size(root)
+                    count += elements
+                    total_bytes += size
+                continue
+            for root in self.roots.get(name) or self.roots_of(name):
+                if root not in claimed:
+                    claimed.add(root)
+                    elements, size = self._size(root)
+                    count += elements
+                    total_bytes += size
         return (count, total_bytes) if count or total_bytes else _NOTHING_CLAIMED
+
+    def _size(self, root: _Root) -> tuple[int, int]:
+        """(elements, bytes) of a stored tensor; (0, 0), and its name kept, when its size is not known."""
+        holder, tensor = root[0].prepared, root[1]
+        shape = holder.values.shape(tensor)
+        if shape is None:
+            shape = holder.work_out_shape(tensor)
+            if shape is None:
+                self.unsized.append(tensor)
+                return _NOTHING_CLAIMED
+        return math.prod(shape), holder.values.nbytes(tensor) or 0
 
     def roots_of(self, name: str) -> frozenset[_Root]:
         """The stored tensors `name` is computed from, walking back through constant nodes."""
@@ -520,7 +542,7 @@ class _ParamAttribution:
         entry = self.prepared.entries[index]
         if entry is not None and entry.traits.constant == FROM_SHAPE:  # Shape(W) holds W's dims, not its data
             return []
-        skip = entry.traits.shape_inputs if entry is not None else frozenset()
+        skip = entry.traits.shape_inputs if entry is not None else _NO_POSITIONS
         return [n for p, n in enumerate(self.prepared.table.inputs[index]) if n and p not in skip]
 
     def _roots_from_sources(self, name: str) -> frozenset[_Root]:
@@ -704,23 +726,27 @@ def _layers_of_unknown_bytes(result: _GraphCost) -> list[str]:
         layer.bytes_read is None or layer.bytes_written is None or (layer.output_bytes is None and id(layer) in allocating))]
 
 
+_SUMMED_METRICS = ("macs", "flops", "params", "param_bytes", "bytes_read", "bytes_written")
+_summed_figures = attrgetter(*_SUMMED_METRICS)
+
+
 def _totals(result: _GraphCost, peak: Optional[int], peak_bound: bool) -> tuple[Totals, set[str]]:
     """The totals, and the metrics some layer's figure is missing from (not known: left out)."""
     layers = result.runtime_layers  # (a constant layer's counts are all 0 and it has no bounds)
     incomplete: set[str] = set()
 
-    def total(metric: str, rows: Sequence[LayerCost]) -> int:
-        values = list(map(attrgetter(metric), rows))
+    def total(metric: str, values: Sequence[Optional[int]]) -> int:
         try:
             return sum(values)
         except TypeError:  # a None: not known
             incomplete.add(metric)
             return sum(filter(None, values))
 
-    sums = {metric: total(metric, layers)
-            for metric in ("macs", "flops", "params", "param_bytes", "bytes_read", "bytes_written")}
-    bounds: set[str] = set().union(*map(attrgetter("upper_bounds"), layers))
-    if any("output_bytes" in layer.upper_bounds for layer in result.new_buffers):
+    # (one column per metric, in C: zip over each layer's figures)
+    columns = list(zip(*map(_summed_figures, layers))) or [()] * len(_SUMMED_METRICS)
+    sums = {metric: total(metric, column) for metric, column in zip(_SUMMED_METRICS, columns)}
+    bounds: set[str] = set(chain.from_iterable(map(attrgetter("upper_bounds"), layers)))
+    if "output_bytes" in bounds and any("output_bytes" in layer.upper_bounds for layer in result.new_buffers):
         bounds.add("activation_bytes")
     if peak_bound and peak:
         bounds.add("peak_activation_bytes")
@@ -728,7 +754,7 @@ def _totals(result: _GraphCost, peak: Optional[int], peak_bound: bool) -> tuple[
         bounds.add("memory_traffic_bytes")
     return Totals(
         peak_activation_bytes=peak,
-        activation_bytes=total("output_bytes", result.new_buffers),
+        activation_bytes=total("output_bytes", list(map(attrgetter("output_bytes"), result.new_buffers))),
         upper_bounds=tuple(metric for metric in BOUNDABLE_TOTAL_METRICS if metric in bounds),
         **sums,
     ), incomplete

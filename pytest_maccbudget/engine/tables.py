@@ -90,12 +90,13 @@ def numbered(labels: Sequence[str]) -> list[str]:
     return unique
 
 
-def read_nodes(graph: GraphProto, available: Iterable[str]) -> NodeTable:
-    """Read every node once; reorder topologically when the file is not (ModelError on a cycle)."""
-    table = _read(graph.node)
+def read_nodes(graph: GraphProto, available: Iterable[str], sources: bool = True) -> NodeTable:
+    """Read every node once; reorder topologically when the file is not (ModelError on a cycle).
+    `sources`: whether to read the nodes' metadata naming where they came from."""
+    table = _read(graph.node, sources)
     if _is_sorted(table):
         return table
-    return _read(_topological_order(table, set(available)))
+    return _read(_topological_order(table, set(available)), sources)
 
 
 # Node metadata that names the module a node came from (the dynamo exporter's scopes, and the
@@ -103,7 +104,7 @@ def read_nodes(graph: GraphProto, available: Iterable[str]) -> NodeTable:
 SOURCE_METADATA = ("pkg.torch.onnx.name_scopes", "pkg.onnxscript.rewriter.rule_name")
 
 
-def _read(nodes: Iterable[NodeProto]) -> NodeTable:
+def _read(nodes: Iterable[NodeProto], sources: bool) -> NodeTable:
     # one comprehension per field: each reads one field of every node with no other Python work
     table = NodeTable()
     protos = table.protos = list(nodes)
@@ -121,15 +122,21 @@ def _read(nodes: Iterable[NodeProto]) -> NodeTable:
         "".join(chain.from_iterable(table.inputs)), "".join(chain.from_iterable(outputs_of))
     except TypeError:
         raise ModelError(_not_text(table)) from None
+    if sources:
+        _read_sources(table)
+    if len(producer) < sum(map(len, outputs_of)):  # an optional output left empty, or a name listed twice
+        _check_repeated_outputs(table)
+    return table
+
+
+def _read_sources(table: NodeTable) -> None:
+    protos = table.protos
     # (a scoped "/a/b/Op" name says where the node came from: its metadata is not read)
-    for index in [index for index, name in enumerate(names)
+    for index in [index for index, name in enumerate(table.names)
                   if not name.startswith("/") and protos[index].metadata_props]:
         source = _source_metadata(protos[index])
         if source:
             table.sources[index] = source
-    if len(producer) < sum(map(len, outputs_of)):  # an optional output left empty, or a name listed twice
-        _check_repeated_outputs(table)
-    return table
 
 
 def _check_repeated_outputs(table: NodeTable) -> None:
@@ -234,6 +241,8 @@ def describe_dims(type_proto: onnx.TypeProto) -> str:
 
 
 Declared = tuple[Optional[Shape], int]  # (shape, element type) as a value info gives them; 0: not a tensor
+# (name, serialized TypeProto) of each graph input, each value info and each graph output
+ValueTypes = tuple[list[tuple[str, bytes]], list[tuple[str, bytes]], list[tuple[str, bytes]]]
 
 
 class ValueTable(Mapping[str, TensorInfo]):
@@ -242,7 +251,7 @@ class ValueTable(Mapping[str, TensorInfo]):
     rows are made on first request."""
 
     def __init__(self, graph: GraphProto, outer: Optional["ValueTable"] = None,
-                 input_names: Optional[Sequence[str]] = None) -> None:
+                 value_types: Optional[ValueTypes] = None) -> None:
         self.graph = graph
         self.outer = outer
         self.initializers: dict[str, TensorProto] = {t.name: t for t in graph.initializer}
@@ -250,14 +259,15 @@ class ValueTable(Mapping[str, TensorInfo]):
         self.negative: dict[str, Shape] = {}
         # bytes of every declared tensor (None: not known), kept in step with the rows
         self.sizes: dict[str, Optional[int]] = {}
-        self.declared: dict[str, Declared] = _declared_values(graph, self.initializers, self.negative, self.sizes,
-                                                              input_names)
+        self.declared: dict[str, Declared] = _declared_values(value_types or value_types_of(graph), self.initializers,
+                                                              self.negative, self.sizes)
         self.rows: dict[str, TensorInfo] = {}
         self.constants: set[str] = set(self.initializers)  # known before the graph runs
         self.stored: set[str] = set(self.initializers)  # constants that are stored data (parameter roots)
         self.bounded: set[str] = set()  # shapes or values that are upper bounds
         self.valued: set[str] = set()  # computed tensors whose value can be worked out on request
-        self.valuer: Optional[Callable[[str], Optional[np.ndarray]]] = None  # computes those values
+        # computes those values (a weak reference to the prepared graph's method)
+        self.valuer: Optional[Callable[[], Optional[Callable[[str], Optional[np.ndarray]]]]] = None
 
     def is_constant(self, name: str) -> bool:
         if name in self.constants:
@@ -347,7 +357,7 @@ class ValueTable(Mapping[str, TensorInfo]):
         return self._row(name, shape, dtype)
 
     def _row(self, name: str, shape: Optional[Shape], dtype: int) -> TensorInfo:
-        source = partial(self.valuer, name) if name in self.valued and self.valuer is not None else None
+        source = partial(_value_by, self.valuer, name) if name in self.valued and self.valuer is not None else None
         return TensorInfo(name, shape, dtype, source, name in self.constants, name in self.bounded)
 
     def __contains__(self, name: object) -> bool:
@@ -362,24 +372,32 @@ class ValueTable(Mapping[str, TensorInfo]):
         return sum(1 for _ in self)
 
 
-def _decoded(value_infos: Iterable[onnx.ValueInfoProto], into: dict[str, Declared], sizes: dict[str, Optional[int]],
+def _value_by(valuer: Callable[[], Optional[Callable[[str], Optional[np.ndarray]]]], name: str) -> Optional[np.ndarray]:
+    compute = valuer()
+    return compute(name) if compute is not None else None
+
+
+def _decoded(value_types: Iterable[tuple[str, bytes]], into: dict[str, Declared], sizes: dict[str, Optional[int]],
              skip: Mapping[str, object], negative: dict[str, Shape], by_type: dict[bytes, "_Decoded"]) -> None:
-    """Decode each value info's shape and element type into `into`, and its bytes into `sizes`
-    (None: not known). A shape with a negative dim is left unknown and kept in `negative` (the
-    graph refuses it). Most tensors of a graph share a few types: each type is decoded once,
-    found again by its serialized bytes (one call into protobuf instead of one per dim)."""
-    for value_info in value_infos:
-        name = value_info.name
+    """Decode each value's shape and element type (from its name and serialized TypeProto) into
+    `into`, and its bytes into `sizes` (None: not known). A shape with a negative dim is left
+    unknown and kept in `negative` (the graph refuses it). Most tensors of a graph share a few
+    types: each type is decoded once, found again by its serialized bytes."""
+    for name, key in value_types:
         if name in skip:
             continue
-        type_proto = value_info.type
-        key = type_proto.SerializeToString()
         decoded = by_type.get(key)
         if decoded is None:
-            decoded = by_type[key] = _decode_type(type_proto)
+            decoded = by_type[key] = _decode_type(onnx.TypeProto.FromString(key))
         into[name], sizes[name], negative_shape = decoded
         if negative_shape is not None:
             negative[name] = negative_shape
+
+
+def value_types_of(graph: GraphProto) -> ValueTypes:
+    """What light_read.read_value_types reads, from a graph already in Python (a body's)."""
+    return tuple([[(value_info.name, value_info.type.SerializeToString()) for value_info in group]  # type: ignore[return-value]
+                  for group in (graph.input, graph.value_info, graph.output)])
 
 
 _Decoded = tuple[Declared, Optional[int], Optional[Shape]]  # (shape and type, bytes, the shape if a dim is negative)
@@ -396,22 +414,19 @@ def _decode_type(type_proto: onnx.TypeProto) -> _Decoded:
     return (shape, dtype), nbytes, negative_shape
 
 
-def _declared_values(graph: GraphProto, initializers: Mapping[str, TensorProto], negative: dict[str, Shape],
-                     sizes: dict[str, Optional[int]], input_names: Optional[Sequence[str]] = None) -> dict[str, Declared]:
+def _declared_values(value_types: ValueTypes, initializers: Mapping[str, TensorProto], negative: dict[str, Shape],
+                     sizes: dict[str, Optional[int]]) -> dict[str, Declared]:
     """Shapes by name: inputs (not initializers: IR < 4 graphs list weights as inputs too), then
     inferred values, then outputs (a shapeless output entry does not hide an inferred shape).
-    `sizes` receives the bytes of each; `input_names`, when given, are the names of the inputs."""
+    `sizes` receives the bytes of each."""
+    inputs, value_infos, graph_outputs = value_types
     declared: dict[str, Declared] = {}
     by_type: dict[bytes, _Decoded] = {}
-    if input_names is None:
-        _decoded(graph.input, declared, sizes, initializers, negative, by_type)
-    else:
-        inputs = [value_info for value_info, name in zip(graph.input, input_names) if name not in initializers]
-        _decoded(inputs, declared, sizes, {}, negative, by_type)
-    _decoded(graph.value_info, declared, sizes, {}, negative, by_type)
+    _decoded(inputs, declared, sizes, initializers, negative, by_type)
+    _decoded(value_infos, declared, sizes, {}, negative, by_type)
     outputs: dict[str, Declared] = {}
     output_sizes: dict[str, Optional[int]] = {}
-    _decoded(graph.output, outputs, output_sizes, initializers, negative, by_type)
+    _decoded(graph_outputs, outputs, output_sizes, initializers, negative, by_type)
     for name, (shape, dtype) in outputs.items():
         known = declared.get(name)
         if dtype and (known is None or shape is not None or known[0] is None):
