@@ -121,7 +121,9 @@ def _light_classes() -> dict[str, Any]:
     pool.Add(light)
     # every class of both files held here: protobuf keeps only weak references to the classes of
     # nested messages, which would otherwise be made again on every read
-    return {descriptor.name: message_factory.GetMessageClass(descriptor)
+    get_class = getattr(message_factory, "GetMessageClass", None)  # (protobuf < 4.21: a factory's GetPrototype)
+    get_class = get_class or message_factory.MessageFactory(pool).GetPrototype
+    return {descriptor.name: get_class(descriptor)
             for file in (pool.FindFileByName(onnx_file.name), pool.FindFileByName(light.name))
             for descriptor in file.message_types_by_name.values()}
 
