@@ -46,7 +46,7 @@ from .registry import (
     TypedShape,
     normalize_domain,
 )
-from .light_read import long_vector_inputs, read_small_file, read_value_types
+from .light_read import read_small_file, read_value_types
 from .tables import SOURCE_METADATA, NodeTable, ValueTable, ValueTypes, check_text, describe_dims, read_nodes, shape_of, value_types_of
 from .types import NodeView, Shape, TensorInfo, attribute_value, decode_small_tensor
 
@@ -882,7 +882,7 @@ def prepare_small_file(path: Union[str, os.PathLike], registry: OpRegistry) -> O
     if small_file is None or newer_than_installed(small_file.model.opset_import):
         return None
     try:
-        long_vectors = check_initializer_dims(small_file.model.graph) or long_vector_inputs(small_file.model)
+        long_vectors = check_initializer_dims(small_file.model.graph) or small_file.long_vector_input
         inferred, value_types = infer_shapes(small_file.data, data_prop=not long_vectors)
         # (a key in no byte of the file is in no node's metadata: their metadata is not read)
         node_sources = any(key.encode() in small_file.data for key in SOURCE_METADATA)

@@ -31,6 +31,7 @@ from .tables import ValueTypes
 class SmallFile(NamedTuple):
     data: bytes  # the file's bytes, as they are
     model: Any  # the light read of them (see _light_classes)
+    long_vector_input: bool  # an input (not an initializer) is a vector longer than DATA_PROP_MAX_ELEMENTS
 
 
 def read_small_file(path: Union[str, os.PathLike]) -> Optional[SmallFile]:
@@ -49,23 +50,13 @@ def read_small_file(path: Union[str, os.PathLike]) -> Optional[SmallFile]:
     if not model.HasField("graph") or model.ir_version <= 0 or model.functions:
         return None
     graph = model.graph
-    fixed = [(name, _fixed_tensor_type(type_bytes)) for name, type_bytes in [(value_info.name, value_info.type)
-                                                                            for value_info in graph.input]]
-    unfixed = [name for name, is_fixed in fixed if not is_fixed]
-    if any(is_fixed is None for _, is_fixed in fixed) or (
-            unfixed and not {initializer.name for initializer in graph.initializer}.issuperset(unfixed)):
+    # (most inputs have fixed dims; an IR < 4 graph lists every weight as an input too)
+    others = [(name, kind) for name, kind in [(value_info.name, _input_kind(value_info.type)) for value_info in graph.input]
+              if kind != _FIXED]
+    initializers = {initializer.name for initializer in graph.initializer} if others else set()
+    if any(kind == _CORRUPT or (kind == _NOT_FIXED and name not in initializers) for name, kind in others):
         return None
-    return SmallFile(data, model)
-
-
-def long_vector_inputs(model: Any) -> list[str]:
-    """The graph inputs of a light read that are not initializers and are vectors longer than
-    DATA_PROP_MAX_ELEMENTS (see graph.infer_shapes)."""
-    long_vectors = [value_info.name for value_info in model.graph.input if _is_long_vector(value_info.type)]
-    if not long_vectors:
-        return []
-    initializers = {initializer.name for initializer in model.graph.initializer}
-    return [name for name in long_vectors if name not in initializers]
+    return SmallFile(data, model, any(kind == _LONG_VECTOR and name not in initializers for name, kind in others))
 
 
 def read_value_types(model_bytes: bytes) -> ValueTypes:
@@ -76,23 +67,24 @@ def read_value_types(model_bytes: bytes) -> ValueTypes:
             [(value_info.name, value_info.type) for value_info in graph.output])
 
 
+_CORRUPT, _NOT_FIXED, _FIXED, _LONG_VECTOR = range(4)
+
+
 @lru_cache(maxsize=256)
-def _fixed_tensor_type(type_bytes: bytes) -> Optional[bool]:
-    """A serialized TypeProto of a tensor whose every dim is a size of 1 or more (None: not a
-    TypeProto)."""
+def _input_kind(type_bytes: bytes) -> int:
+    """What a graph input's serialized TypeProto is: a tensor whose every dim is a size of 1 or
+    more (_LONG_VECTOR: a vector longer than DATA_PROP_MAX_ELEMENTS), another type, or not a
+    TypeProto."""
     try:
         type_proto = onnx.TypeProto.FromString(type_bytes)
     except Exception:  # protobuf's DecodeError
-        return None
+        return _CORRUPT
     if not type_proto.HasField("tensor_type") or not type_proto.tensor_type.HasField("shape"):
-        return False
-    return all(dim.HasField("dim_value") and dim.dim_value > 0 for dim in type_proto.tensor_type.shape.dim)
-
-
-@lru_cache(maxsize=256)
-def _is_long_vector(type_bytes: bytes) -> bool:
-    dims = onnx.TypeProto.FromString(type_bytes).tensor_type.shape.dim
-    return len(dims) == 1 and dims[0].dim_value > DATA_PROP_MAX_ELEMENTS
+        return _NOT_FIXED
+    dims = type_proto.tensor_type.shape.dim
+    if not all(dim.HasField("dim_value") and dim.dim_value > 0 for dim in dims):
+        return _NOT_FIXED
+    return _LONG_VECTOR if len(dims) == 1 and dims[0].dim_value > DATA_PROP_MAX_ELEMENTS else _FIXED
 
 
 @lru_cache(maxsize=None)

@@ -175,7 +175,11 @@ class _Profiler:
         inputs_of, outputs_of, op_types, domains, sources = (table.inputs, table.outputs, table.op_types,
                                                              table.domains, table.sources)
         size_of, numel, new_row = values.sizes.__getitem__, values.numel, LayerCost.of
-        reads_constants, claim = params.reads_constants, params.claim
+        claim, constants = params.claim, values.constants
+        # (in a body every input may be a constant of the graph around; and a body is an upper
+        # bound when the graph around has one)
+        in_body = prepared.outer is not None
+        bounded = values.bounded
         entries = prepared.entries
         rule_of = {id(entry): _quick_rule(entry) for entry in prepared.op_entries}
         rules = [rule_of.get(id(entry)) for entry in entries]  # (None for a node with no entry)
@@ -194,7 +198,7 @@ class _Profiler:
                 layers.append(new_row(row))
                 continue
             inputs = inputs_of[index]
-            claimed = claim(index) if reads_constants(inputs) else _NOTHING_CLAIMED
+            claimed = claim(index) if in_body or not constants.isdisjoint(inputs) else _NOTHING_CLAIMED
             if index in folds:
                 layer = _layer(prepared, index, name, OpCost(note=folds[index]), FOLDED, claimed, traffic=False,
                                op_class=self.op_class(prepared, index))
@@ -214,7 +218,7 @@ class _Profiler:
             else:
                 # (before the check below: working out a constant's size can find a bound)
                 bytes_read = _bytes_read(prepared, inputs) if rule.traffic else 0
-                if not prepared.any_bounded:  # (asked each time: a rule reading a value can make one bounded)
+                if not (prepared.any_bounded if in_body else bounded):  # (asked each time: a rule reading a value can make one bounded)
                     layer = new_row({
                         "name": name, "op_type": op_types[index], "domain": domains[index], "macs": 0, "flops": flops,
                         "params": claimed[0], "param_bytes": claimed[1], "output_bytes": output_bytes,
@@ -467,12 +471,6 @@ class _ParamAttribution:
         values = prepared.values
         main_graph = values.outer is None
         self.is_constant = values.constants.__contains__ if main_graph else values.is_constant
-
-    def reads_constants(self, inputs: Sequence[str]) -> bool:
-        """False when the node reads no constant, so holds no stored data (most nodes)."""
-        if self.prepared.values.outer is not None:
-            return True
-        return not self.prepared.values.constants.isdisjoint(inputs)
 
     def claim(self, index: int) -> tuple[int, int]:
         """(elements, bytes) of the stored constants node `index` is the first to use as data."""

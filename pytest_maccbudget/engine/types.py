@@ -145,7 +145,7 @@ class NodeView:
     when first asked for; subgraphs are not attributes here (the profiler costs them).
     """
 
-    __slots__ = ("name", "op_type", "domain", "inputs", "outputs", "opset", "_attrs", "_proto")
+    __slots__ = ("name", "op_type", "domain", "inputs", "outputs", "opset", "_attrs", "_proto", "_named")
 
     def __init__(self, name: str, op_type: str, domain: str, inputs: tuple[Optional[TensorInfo], ...],
                  outputs: tuple[Optional[TensorInfo], ...], attrs: Optional[dict[str, Any]] = None, opset: int = 0,
@@ -158,6 +158,7 @@ class NodeView:
         self.opset = opset  # the model's opset version for this node's domain (0 if not declared)
         self._attrs: Optional[dict[str, Any]] = attrs
         self._proto = proto  # the NodeProto whose attributes are decoded on first use
+        self._named: Optional[dict[str, AttributeProto]] = None  # its attributes by name, made on first use
 
     @property
     def attrs(self) -> dict[str, Any]:
@@ -171,10 +172,12 @@ class NodeView:
         """One attribute, decoded on its own (most rules read one or two of a node's attributes)."""
         if self._attrs is not None or self._proto is None:
             return self.attrs.get(name, default)
-        for attribute in self._proto.attribute:
-            if attribute.name == name and attribute.type not in (AttributeProto.GRAPH, AttributeProto.GRAPHS):
-                return attribute_value(attribute)
-        return default
+        named = self._named
+        if named is None:  # (reversed: of two attributes of one name, the first is the one read)
+            named = self._named = {attribute.name: attribute for attribute in reversed(self._proto.attribute)
+                                   if attribute.type not in (AttributeProto.GRAPH, AttributeProto.GRAPHS)}
+        attribute = named.get(name)
+        return default if attribute is None else attribute_value(attribute)
 
     def subgraph(self, name: str) -> Any:
         """The GraphProto of a graph attribute (an If's branch, a Loop's body), None if absent."""
