@@ -216,14 +216,17 @@ class PreparedGraph:
     def _run(self) -> None:
         table = self.table
         self.entries, self.op_entries = _entries(self.registry, table)
-        constants, runtime = self.values.constants, self.runtime
+        constants, runtime, tainted, inputs_of = self.values.constants, self.runtime, self.tainted, table.inputs
         main_graph = self.outer is None  # (in a subgraph, an input may be a constant of the graph around)
         for index, entry in enumerate(self.entries):
             traits = entry.traits if entry is not None else DEFAULT_TRAITS
-            inputs = table.inputs[index]
-            if self.tainted and not self.tainted.isdisjoint(inputs):
+            inputs = inputs_of[index]
+            if tainted and not tainted.isdisjoint(inputs):
                 runtime.append(index)
                 self._taint(table.outputs[index])
+                continue
+            if not inputs and traits.constant == STORED:  # a Constant (a third of a transformer's nodes)
+                self._mark_constant(index, traits)
                 continue
             if traits.constant == COMPUTED and inputs:  # most nodes: what _computes_constant finds, in C
                 all_constant = constants.issuperset(inputs)
@@ -738,14 +741,9 @@ def _node_label(table: NodeTable, index: int) -> str:
 
 def _entries(registry: OpRegistry, table: NodeTable) -> tuple[list[Optional[OpEntry]], list[OpEntry]]:
     """Each node's registry entry, looked up once per distinct op; and those entries, each once."""
-    found: dict[tuple[str, str], Optional[OpEntry]] = {}
-    entries = []
-    for key in zip(table.op_types, table.domains):
-        entry = found.get(key, found)
-        if entry is found:
-            entry = found[key] = registry.lookup(key[0], key[1])
-        entries.append(entry)
-    return entries, [entry for entry in found.values() if entry is not None]  # type: ignore[return-value]
+    keys = list(zip(table.op_types, table.domains))
+    found = {key: registry.lookup(*key) for key in dict.fromkeys(keys)}  # (in the order ops first appear)
+    return list(map(found.__getitem__, keys)), [entry for entry in found.values() if entry is not None]
 
 
 def _subgraphs(node: NodeProto) -> list[GraphProto]:
