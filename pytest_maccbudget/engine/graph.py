@@ -17,7 +17,6 @@ larger than folding.FOLD_MAX_ELEMENTS: no weight is ever materialised.
 from __future__ import annotations
 
 import math
-import os
 import re
 import weakref
 from functools import lru_cache
@@ -46,7 +45,7 @@ from .registry import (
     TypedShape,
     normalize_domain,
 )
-from .light_read import read_small_file, read_value_types
+from .light_read import as_it_is, read_value_types
 from .tables import SOURCE_METADATA, NodeTable, ValueTable, ValueTypes, check_text, describe_dims, read_nodes, shape_of, value_types_of
 from .types import NodeView, Shape, TensorInfo, attribute_value, decode_small_tensor
 
@@ -807,8 +806,9 @@ def infer_shapes(model: Union[ModelProto, bytes], data_prop: bool) -> Inferred:
     runs out of memory (a long 1-D tensor computed inside the graph), inference runs again
     without it."""
     model_bytes = model if isinstance(model, bytes) else model.SerializeToString()
-    try:
+    try:  # (parsing what onnx gives back may fail too: nesting deeper than protobuf reads)
         inferred = _infer_serialized(model_bytes, False, False, data_prop)
+        return Inferred(ModelProto.FromString(inferred), read_value_types(inferred))
     except MemoryError as error:  # onnx's std::bad_alloc
         if data_prop:
             return infer_shapes(model_bytes, data_prop=False)
@@ -817,7 +817,6 @@ def infer_shapes(model: Union[ModelProto, bytes], data_prop: bool) -> Inferred:
     except Exception as error:  # onnx raises InferenceError, ValidationError or RuntimeError
         message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise ModelError(f"shape inference failed: {message}") from error
-    return Inferred(ModelProto.FromString(inferred), read_value_types(inferred))
 
 
 try:  # what onnx.shape_inference.infer_shapes calls: it takes and gives the serialized model, which
@@ -872,26 +871,23 @@ def prepare_graph(
         raise
 
 
-def prepare_small_file(path: Union[str, os.PathLike], registry: OpRegistry) -> Optional[PreparedGraph]:
-    """prepare_graph for a file whose own bytes go to onnx's inference as they are (see
-    small_file); None for any other file, and for one that fails here or uses a domain it does
-    not declare: prepare_graph then says what is wrong, as it would have."""
-    small_file = read_small_file(path)
-    if small_file is None or newer_than_installed(small_file.model.opset_import):
+def prepare_small_file(data: bytes, registry: OpRegistry) -> Optional[PreparedGraph]:
+    """prepare_graph for a small file (loader.read_small_file) whose bytes go to onnx's inference
+    as they are (see light_read); None for any other file, and for one that fails here:
+    prepare_graph then says what is wrong, as it would have (onnx's inference refuses a node of a
+    domain the model does not declare, which check_opsets names)."""
+    light = as_it_is(data)
+    if light is None or newer_than_installed(light.model.opset_import):
         return None
     try:
-        long_vectors = check_initializer_dims(small_file.model.graph) or small_file.long_vector_input
-        inferred, value_types = infer_shapes(small_file.data, data_prop=not long_vectors)
+        long_vectors = check_initializer_dims(light.model.graph) or light.long_vector_input
+        inferred, value_types = infer_shapes(data, data_prop=not long_vectors)
         # (a key in no byte of the file is in no node's metadata: their metadata is not read)
-        node_sources = any(key.encode() in small_file.data for key in SOURCE_METADATA)
-        prepared = PreparedGraph(inferred.graph, GraphContext(registry, inferred, node_sources), notes=[],
-                                 value_types=value_types)
+        node_sources = any(key.encode() in data for key in SOURCE_METADATA)
+        return PreparedGraph(inferred.graph, GraphContext(registry, inferred, node_sources), notes=[],
+                             value_types=value_types)
     except ModelError:
         return None
-    # (onnx's inference refuses a node of an undeclared domain first today; check_opsets names it)
-    if not prepared.opsets.keys() >= set(prepared.table.domains):
-        return None
-    return prepared
 
 
 def newer_than_installed(opset_import: Sequence[onnx.OperatorSetIdProto]) -> bool:

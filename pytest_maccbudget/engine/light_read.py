@@ -2,61 +2,72 @@
 and skips over the rest (the nodes, tensor data), so a field read here costs no Python work per
 node.
 
-* A small file's own bytes, handed to onnx's shape inference as they are (read_small_file).
-  Before inference the engine may fill input dims, inline local functions and clear the data of
-  large tensors. For a file of at most DIRECT_PARSE_BYTES with no local functions whose inputs
-  all have fixed dims, none of this changes what the engine reads: the dims are there, and the
-  data of a tensor the loader would clear is never decoded (types.decode_small_tensor refuses it
-  by the loader's own limits). Parsing such a file whole into Python, clearing it and
-  serializing it again for onnx's inference is then work for nothing (a tenth of the engine's
-  time on a 5,000-node decoder).
+* A small file's own bytes, handed to onnx's shape inference as they are (as_it_is).
+  Before inference the loader's path parses the file into Python, clears the data of large
+  tensors, fills the input dims and inlines local functions, then serializes the model again for
+  onnx. For a file of at most DIRECT_PARSE_BYTES with no local functions, whose inputs all have
+  fixed dims and whose tensors all keep their data (loader.keeps_data), that path changes
+  nothing, and is work for nothing (a tenth of the engine's time on a 5,000-node decoder).
 * The name and serialized type of each graph input, output and value info of onnx's inferred
   model (read_value_types): the value table decodes each distinct type once, keyed by its
   bytes, and reading them here saves serializing every type again (a twentieth of that time).
+  onnx serializes the model it infers field by field, each field once, so the bytes of a type
+  are the whole type.
 """
 from __future__ import annotations
 
-import os
 from functools import lru_cache
-from typing import Any, NamedTuple, Optional, Union
+from typing import Any, NamedTuple, Optional
 
 import onnx
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
 from .input_dims import DATA_PROP_MAX_ELEMENTS
-from .loader import DIRECT_PARSE_BYTES
+from .loader import SMALL_TENSOR_BYTES, keeps_data, nodes_keep_all_data
 from .tables import ValueTypes
 
 
-class SmallFile(NamedTuple):
-    data: bytes  # the file's bytes, as they are
-    model: Any  # the light read of them (see _light_classes)
+class AsItIs(NamedTuple):
+    """A small file's light read, when its bytes can go to onnx's inference as they are."""
+
+    model: Any  # the light read (see _light_classes)
     long_vector_input: bool  # an input (not an initializer) is a vector longer than DATA_PROP_MAX_ELEMENTS
 
 
-def read_small_file(path: Union[str, os.PathLike]) -> Optional[SmallFile]:
-    """The file's bytes and their light read when the file is small enough to go to onnx's
-    inference as it is, has a graph and no local functions, and every input of its graph that
-    is not an initializer is a tensor of fixed dims (nothing for the input dims to fill or
-    note); None for any other file, and for anything wrong with it (the loader's path reports it)."""
+def as_it_is(data: bytes) -> Optional[AsItIs]:
+    """The light read of a small file's bytes when the loader's path would not change the model
+    before inference (see above); None for any other file, and for anything wrong with it (the
+    loader's path reports it)."""
     try:
-        with open(path, "rb") as handle:
-            if os.fstat(handle.fileno()).st_size > DIRECT_PARSE_BYTES:
-                return None
-            data = handle.read()
         model = _light_classes()["Model"].FromString(data)
-    except Exception:  # OSError; protobuf's DecodeError (or, were onnx's schema to change, a descriptor refused)
+    except Exception:  # protobuf's DecodeError (or, were onnx's schema to change, a descriptor refused)
         return None
-    if not model.HasField("graph") or model.ir_version <= 0 or model.functions:
+    if not model.HasField("graph") or model.ir_version <= 0 or model.functions or not _keeps_all_data(model.graph):
         return None
-    graph = model.graph
-    # (most inputs have fixed dims; an IR < 4 graph lists every weight as an input too)
-    others = [(name, kind) for name, kind in [(value_info.name, _input_kind(value_info.type)) for value_info in graph.input]
-              if kind != _FIXED]
-    initializers = {initializer.name for initializer in graph.initializer} if others else set()
-    if any(kind == _CORRUPT or (kind == _NOT_FIXED and name not in initializers) for name, kind in others):
+    inputs = model.graph.input
+    if len(inputs) > 1:  # (an IR < 4 graph lists every weight as an input too: they need no look)
+        initializers = {initializer.name for initializer in model.graph.initializer}
+        inputs = [value_info for value_info in inputs if value_info.name not in initializers]
+    kinds = [_input_kind(value_info.type.SerializeToString()) for value_info in inputs]
+    if _NOT_FIXED in kinds:
         return None
-    return SmallFile(data, model, any(kind == _LONG_VECTOR and name not in initializers for name, kind in others))
+    return AsItIs(model, _LONG_VECTOR in kinds)
+
+
+def _keeps_all_data(graph: Any) -> bool:
+    """The loader would clear the data of no tensor of the light read's graph: no tensor is over
+    its limit (loader.keeps_data). A node within SMALL_TENSOR_BYTES holds no such tensor."""
+    if graph.sparse_initializer:  # (rare: the loader's path sees to them)
+        return False
+    byte_size = _light_classes()["Tensor"].ByteSize  # (a light tensor's size counts the fields it skips)
+    for tensor in graph.initializer:  # (weights in the file: most often the first is over, and ends it)
+        if byte_size(tensor) > SMALL_TENSOR_BYTES and not keeps_data(tensor):
+            return False
+    large_nodes = [node for node in graph.node if len(node) > SMALL_TENSOR_BYTES]
+    try:
+        return nodes_keep_all_data([onnx.NodeProto.FromString(node) for node in large_nodes])
+    except Exception:  # protobuf's DecodeError
+        return False
 
 
 def read_value_types(model_bytes: bytes) -> ValueTypes:
@@ -67,18 +78,14 @@ def read_value_types(model_bytes: bytes) -> ValueTypes:
             [(value_info.name, value_info.type) for value_info in graph.output])
 
 
-_CORRUPT, _NOT_FIXED, _FIXED, _LONG_VECTOR = range(4)
+_NOT_FIXED, _FIXED, _LONG_VECTOR = range(3)
 
 
 @lru_cache(maxsize=256)
 def _input_kind(type_bytes: bytes) -> int:
     """What a graph input's serialized TypeProto is: a tensor whose every dim is a size of 1 or
-    more (_LONG_VECTOR: a vector longer than DATA_PROP_MAX_ELEMENTS), another type, or not a
-    TypeProto."""
-    try:
-        type_proto = onnx.TypeProto.FromString(type_bytes)
-    except Exception:  # protobuf's DecodeError
-        return _CORRUPT
+    more (_LONG_VECTOR: a vector longer than DATA_PROP_MAX_ELEMENTS), or another type."""
+    type_proto = onnx.TypeProto.FromString(type_bytes)
     if not type_proto.HasField("tensor_type") or not type_proto.tensor_type.HasField("shape"):
         return _NOT_FIXED
     dims = type_proto.tensor_type.shape.dim
@@ -89,24 +96,28 @@ def _input_kind(type_bytes: bytes) -> int:
 
 @lru_cache(maxsize=None)
 def _light_classes() -> dict[str, Any]:
-    """Messages reading parts of an ONNX model; every other field (the nodes, tensor data) is
-    skipped. "Model": ir_version, opset_import, functions, and the graph's inputs (name and
-    serialized type) and initializers (name and dims). "Types": the name and serialized type of
-    each graph input, value info and output."""
+    """Messages reading parts of an ONNX model; every other field (tensor data...) is skipped.
+    "Model": ir_version, opset_import, functions, and the graph's nodes (serialized), inputs,
+    initializers (name, dims and element type) and sparse initializers (serialized). "Types":
+    the name and serialized type of each graph input, value info and output."""
     onnx_file = descriptor_pb2.FileDescriptorProto()
     onnx.ModelProto.DESCRIPTOR.file.CopyToProto(onnx_file)
     light = descriptor_pb2.FileDescriptorProto(name="maccbudget_light_model.proto", package="maccbudget_light",
                                                syntax="proto2", dependency=[onnx_file.name])
     onnx_package = f".{onnx_file.package}."
     value_info = ".maccbudget_light.ValueInfo"
-    _message(light, "Tensor", [("dims", 1, True, "int64"), ("name", 8, False, "string")])
-    _message(light, "ValueInfo", [("name", 1, False, "string"), ("type", 2, False, "bytes")])
-    _message(light, "Graph", [("initializer", 5, True, ".maccbudget_light.Tensor"), ("input", 11, True, value_info)])
+    # (a source file's input types as messages: protobuf merges a type written twice, as onnx does)
+    _message(light, "Tensor", [("dims", 1, True, "int64"), ("data_type", 2, False, "int32"), ("name", 8, False, "string")])
+    _message(light, "ValueInfo", [("name", 1, False, "string"), ("type", 2, False, onnx_package + "TypeProto")])
+    _message(light, "Graph", [("node", 1, True, "bytes"), ("initializer", 5, True, ".maccbudget_light.Tensor"),
+                              ("input", 11, True, value_info), ("sparse_initializer", 15, True, "bytes")])
     _message(light, "Model", [("ir_version", 1, False, "int64"), ("graph", 7, False, ".maccbudget_light.Graph"),
                               ("opset_import", 8, True, onnx_package + "OperatorSetIdProto"),
                               ("functions", 25, True, onnx_package + "FunctionProto")])
-    _message(light, "TypesGraph", [("input", 11, True, value_info), ("output", 12, True, value_info),
-                                   ("value_info", 13, True, value_info)])
+    _message(light, "TypedValue", [("name", 1, False, "string"), ("type", 2, False, "bytes")])
+    typed_value = ".maccbudget_light.TypedValue"
+    _message(light, "TypesGraph", [("input", 11, True, typed_value), ("output", 12, True, typed_value),
+                                   ("value_info", 13, True, typed_value)])
     _message(light, "Types", [("graph", 7, False, ".maccbudget_light.TypesGraph")])
     pool = descriptor_pool.DescriptorPool()  # (its own pool: nothing added to protobuf's default one)
     pool.Add(onnx_file)
@@ -121,6 +132,7 @@ def _light_classes() -> dict[str, Any]:
 
 
 _SCALARS = {"int64": descriptor_pb2.FieldDescriptorProto.TYPE_INT64,
+            "int32": descriptor_pb2.FieldDescriptorProto.TYPE_INT32,
             "string": descriptor_pb2.FieldDescriptorProto.TYPE_STRING,
             "bytes": descriptor_pb2.FieldDescriptorProto.TYPE_BYTES}
 

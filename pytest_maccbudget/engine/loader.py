@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import mmap
 import os
-from typing import Union
+import stat
+from typing import Iterable, Optional, Union
 
 import onnx
 from onnx import ModelProto, TensorProto
@@ -181,13 +182,32 @@ def load_skeleton(path: Union[str, os.PathLike]) -> ModelProto:
         if size == 0:
             raise ModelError("the file is empty")
         if size <= DIRECT_PARSE_BYTES:
-            # small files: protobuf's C++ parser then clearing data beats walking in Python
-            model = parse_model(handle.read())
-            _strip_model_in_place(model)
-            return model
+            return skeleton_of(handle.read())
         with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
             stripped = skeleton_bytes(mapped)
     return parse_model(stripped)
+
+
+def read_small_file(path: Union[str, os.PathLike]) -> Optional[bytes]:
+    """The bytes of a regular file of 1 to DIRECT_PARSE_BYTES bytes; None for any other path (a
+    large file, a device, a directory, a missing file...: load_skeleton reads it, or says why not)."""
+    try:
+        with open(path, "rb") as handle:
+            status = os.fstat(handle.fileno())
+            if not stat.S_ISREG(status.st_mode) or not 0 < status.st_size <= DIRECT_PARSE_BYTES:
+                return None
+            data = handle.read(status.st_size + 1)
+    except OSError:
+        return None
+    return data if 0 < len(data) <= DIRECT_PARSE_BYTES else None  # (changed since: None)
+
+
+def skeleton_of(data: bytes) -> ModelProto:
+    """load_skeleton of a small file's bytes: protobuf's C++ parser, then clearing data, beats
+    walking them in Python."""
+    model = parse_model(data)
+    _strip_model_in_place(model)
+    return model
 
 
 def parse_model(data: bytes) -> ModelProto:
@@ -239,9 +259,25 @@ def _strip_nodes(nodes) -> None:
 
 
 def keeps_data(tensor: TensorProto) -> bool:
-    """Whether the loader keeps this tensor's data (its payload is within the limit for its type):
-    the engine reads the data of no other tensor, wherever the model came from."""
+    """Whether a file parsed whole keeps this tensor's data: its size is within the limit for its type."""
     return tensor.ByteSize() <= (SMALL_INT_TENSOR_BYTES if tensor.data_type in _SHAPE_DTYPES else SMALL_TENSOR_BYTES)
+
+
+def nodes_keep_all_data(nodes: Iterable[onnx.NodeProto]) -> bool:
+    """The data of no tensor held by these nodes would be cleared (_strip_nodes, reading only)."""
+    for node in [node for node in nodes if node.ByteSize() > SMALL_TENSOR_BYTES]:
+        for attribute in node.attribute:
+            if ((attribute.HasField("t") and not keeps_data(attribute.t)) or not all(map(keeps_data, attribute.tensors))
+                    or (attribute.HasField("g") and not _graph_keeps_all_data(attribute.g))
+                    or not all(map(_graph_keeps_all_data, attribute.graphs))):
+                return False
+    return True
+
+
+def _graph_keeps_all_data(graph: onnx.GraphProto) -> bool:
+    return (all(keeps_data(tensor) for tensor in graph.initializer if tensor.ByteSize() > SMALL_TENSOR_BYTES)
+            and all(keeps_data(sparse.values) for sparse in graph.sparse_initializer)
+            and nodes_keep_all_data(graph.node))
 
 
 def _strip_tensor(tensor: TensorProto) -> None:

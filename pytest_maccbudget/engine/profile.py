@@ -6,7 +6,7 @@ import math
 import os
 from dataclasses import dataclass, field
 from itertools import chain
-from operator import attrgetter
+from operator import attrgetter, itemgetter
 from typing import NamedTuple, Optional, Sequence, Union
 
 import numpy as np
@@ -17,7 +17,7 @@ from . import ops  # noqa: F401  (fills the default registry)
 from .errors import ModelError
 from .fusion import find_folds
 from .graph import InputShapes, PreparedGraph, installed_opset, newer_than_installed, prepare_graph, prepare_small_file
-from .loader import load_skeleton, strip_model
+from .loader import load_skeleton, read_small_file, skeleton_of, strip_model
 from .memory import peak_activation_bytes
 from .registry import ALIAS, FROM_SHAPE, IN_PLACE, OTHER, REGISTRY, BodyCost, OpEntry, OpRegistry, normalize_domain
 from .results import (
@@ -40,6 +40,7 @@ from .types import InputsDoNotFit, NodeView, OpCost, TensorInfo, UnresolvedShape
 ModelSource = Union[str, "os.PathLike[str]", ModelProto]
 _NOTHING_CLAIMED = (0, 0)
 _new_object, _set_attribute = object.__new__, object.__setattr__
+_root_name = itemgetter(1)
 _NO_POSITIONS: frozenset[int] = frozenset()
 
 
@@ -66,10 +67,14 @@ def profile_model(
     gc.disable()
     try:
         prepared = None
-        if not isinstance(model, ModelProto) and inputs is None and batch is None:
-            prepared = prepare_small_file(model, registry or REGISTRY)
+        data = read_small_file(model) if not isinstance(model, ModelProto) else None
+        if data is not None and inputs is None and batch is None:
+            prepared = prepare_small_file(data, registry or REGISTRY)
         if prepared is None:
-            skeleton = load_skeleton(model) if not isinstance(model, ModelProto) else strip_model(model)
+            if isinstance(model, ModelProto):
+                skeleton = strip_model(model)
+            else:
+                skeleton = skeleton_of(data) if data is not None else load_skeleton(model)
             check_opsets(skeleton)
             prepared = prepare_graph(skeleton, registry or REGISTRY, inputs, batch)
         return _Profiler(registry or REGISTRY).run(label, prepared)
@@ -419,7 +424,9 @@ def _run_rule(prepared: PreparedGraph, index: int, entry: OpEntry) -> tuple[Node
     watches = _watch_bounded_values(view) if prepared.any_bounded else []
     try:
         return view, watches, entry.cost(view)
-    except Exception as error:  # (sorted by cost_by_rule)
+    except Exception as error:  # (sorted by cost_by_rule, which reads its type and message)
+        # (without its traceback, whose frames lead back to the graph: a cycle left to the collector)
+        error.__traceback__ = error.__context__ = error.__cause__ = None
         return view, watches, error
 
 
@@ -493,7 +500,8 @@ class _ParamAttribution:
                     count += elements
                     total_bytes += size
                 continue
-            for root in self.roots.get(name) or self.roots_of(name):
+            # (in order of name: a set's order varies from run to run, and the profile names the first unsized)
+            for root in sorted(self.roots.get(name) or self.roots_of(name), key=_root_name):
                 if root not in claimed:
                     claimed.add(root)
                     elements, size = self._size(root)

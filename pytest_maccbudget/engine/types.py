@@ -7,8 +7,6 @@ from typing import Any, Callable, NamedTuple, Optional, Sequence
 import numpy as np
 from onnx import AttributeProto, TensorProto, helper, numpy_helper
 
-from .loader import keeps_data
-
 Shape = tuple[int, ...]
 
 
@@ -53,10 +51,9 @@ MAX_VALUE_ELEMENTS = 1 << 16
 
 
 def decode_small_tensor(tensor: TensorProto) -> Optional[np.ndarray]:
-    """The value of a small tensor that has its data in the model; None otherwise (also when the
-    loader would have cleared its data: a small file goes to the engine as it is)."""
+    """The value of a small tensor that has its data in the model; None otherwise."""
     count = math.prod(tensor.dims)
-    if count > MAX_VALUE_ELEMENTS or tensor.data_location == TensorProto.EXTERNAL or not keeps_data(tensor):
+    if count > MAX_VALUE_ELEMENTS or tensor.data_location == TensorProto.EXTERNAL:
         return None
     has_data = (tensor.raw_data or tensor.float_data or tensor.int32_data or tensor.int64_data
                 or tensor.double_data or tensor.uint64_data or tensor.string_data)

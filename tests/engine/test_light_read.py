@@ -15,7 +15,8 @@ from pytest_maccbudget.engine import graph as engine_graph
 from pytest_maccbudget.engine import profile as engine_profile
 from pytest_maccbudget.engine.errors import ModelError
 from pytest_maccbudget.engine.input_dims import DATA_PROP_MAX_ELEMENTS
-from pytest_maccbudget.engine.types import decode_small_tensor
+from pytest_maccbudget.engine.loader import DIRECT_PARSE_BYTES
+from pytest_maccbudget.engine.results import Profile
 
 F32 = TensorProto.FLOAT
 
@@ -44,34 +45,94 @@ def _nonzero_of_weight(elements: int) -> onnx.ModelProto:
 
 @pytest.fixture
 def loader_calls(monkeypatch: pytest.MonkeyPatch) -> list:
-    """The paths the loader's path reads (a small file with fixed input dims is not one)."""
+    """The files profiled the loader's way (parsed into Python and cleared before inference), not
+    sent to onnx's inference as they are: a small file's bytes read once, or a large file walked."""
     calls: list = []
+    read_paths: list = []
+    read_small_file, skeleton_of = engine_profile.read_small_file, engine_profile.skeleton_of
     load_skeleton = engine_profile.load_skeleton
+    monkeypatch.setattr(engine_profile, "read_small_file", lambda path: read_paths.append(path) or read_small_file(path))
+    monkeypatch.setattr(engine_profile, "skeleton_of", lambda data: calls.append(read_paths[-1]) or skeleton_of(data))
     monkeypatch.setattr(engine_profile, "load_skeleton", lambda path: calls.append(path) or load_skeleton(path))
     return calls
 
 
-@pytest.mark.parametrize("elements, exact", [(200, True), (300, False)], ids=["kept-data", "data-over-limit"])
-def test_a_weight_over_the_data_limit_is_not_read_though_the_file_holds_it(
-        tmp_path: Path, loader_calls: list, elements: int, exact: bool) -> None:
-    # 200 floats (800 bytes) is within the loader's 1 KiB, so NonZero of the weight is worked out:
-    # 200 indices, an Add of 200 FLOPs. 300 floats (1,200 bytes) is not: the file holds the data,
-    # but the engine reads it no more than the loader keeps it, so the count is a bound of 300.
+def _same_profile(path: Path, model: onnx.ModelProto) -> Profile:
+    """The profile of the file, checked equal to the loader's path's (a ModelProto is stripped
+    in memory, never sent as it is)."""
+    from_file, from_proto = profile_model(path), profile_model(model)
+    assert (from_file.layers, from_file.totals, from_file.unknown, from_file.notes) == \
+        (from_proto.layers, from_proto.totals, from_proto.unknown, from_proto.notes)
+    return from_file
+
+
+@pytest.mark.parametrize("elements", [200, 256, 300])
+@pytest.mark.parametrize("file_size", ["small", "over 4 MiB"])
+def test_a_weight_keeps_its_data_as_the_loader_keeps_it(tmp_path: Path, loader_calls: list, elements: int,
+                                                         file_size: str) -> None:
+    # 200 floats (800 bytes) keep their data: NonZero of the weight is worked out, 200 indices, an
+    # Add of 200 FLOPs; 300 floats (1,200 bytes) do not: the count is a bound of 300. 256 floats,
+    # 1 KiB of data in a tensor of 1,035 bytes: a file parsed whole clears it (the tensor is over
+    # 1 KiB), the walk of a large file keeps it (it measures the data alone). A small file whose
+    # tensors all keep their data goes to onnx's inference as it is; any other, the loader's way.
     model = _nonzero_of_weight(elements)
-    from_file = profile_model(_save(model, tmp_path / "m.onnx"))
-    assert loader_calls == []  # the file's own bytes went to inference
-    from_proto = profile_model(model)  # the loader's path: the data cleared
-    assert from_file.layers == from_proto.layers and from_file.totals == from_proto.totals
-    add = from_file.layer("add")
+    if file_size != "small":  # a weight nothing reads, of 4 MiB: the file is walked, not parsed
+        model.graph.initializer.append(numpy_helper.from_array(np.zeros(DIRECT_PARSE_BYTES // 4, np.float32), "pad"))
+    path = _save(model, tmp_path / "m.onnx")
+    add = (_same_profile(path, model) if file_size == "small" else profile_model(path)).layer("add")
+    assert bool(loader_calls) == (file_size != "small" or elements > 200)
+    exact = elements == 200 or (elements == 256 and file_size != "small")
     assert add.flops == elements
     assert set(add.upper_bounds) == (set() if exact else {"flops", "output_bytes", "bytes_read", "bytes_written"})
 
 
-def test_decoded_tensors_keep_to_the_loaders_limits() -> None:
-    assert decode_small_tensor(numpy_helper.from_array(np.ones(200, np.float32))).tolist() == [1.0] * 200
-    assert decode_small_tensor(numpy_helper.from_array(np.ones(300, np.float32))) is None  # 1,200 bytes > 1 KiB
-    assert decode_small_tensor(numpy_helper.from_array(np.arange(8000, dtype=np.int64))).shape == (8000,)
-    assert decode_small_tensor(numpy_helper.from_array(np.arange(9000, dtype=np.int64))) is None  # > 64 KiB
+def _table_sliced_for_a_target(where: str) -> onnx.ModelProto:
+    """The first two entries of an int64 table of 9,000 (72 KB: over the loader's 64 KiB) as a
+    Reshape target, the table an initializer, a Constant, or a constant of an If's branch; or a
+    float Constant of 300 elements read by nothing (1.2 KB), or a sparse initializer."""
+    table = np.full(9000, 7, np.int64)
+    table[:2] = [4, 48]
+    nodes = [helper.make_node("Slice", ["table", "starts", "ends"], ["target"], name="slice"),
+             helper.make_node("Reshape", ["x", "target"], ["y"], name="reshape"),
+             helper.make_node("Relu", ["y"], ["z"], name="act")]
+    initializers = [numpy_helper.from_array(np.array([0], np.int64), "starts"),
+                    numpy_helper.from_array(np.array([2], np.int64), "ends")]
+    inputs = [helper.make_tensor_value_info("x", F32, [1, 3, 8, 8])]
+    outputs = [helper.make_tensor_value_info("z", F32, None)]
+    if where == "initializer":
+        initializers.append(numpy_helper.from_array(table, "table"))
+    elif where == "Constant":
+        nodes.insert(0, helper.make_node("Constant", [], ["table"], name="table", value=numpy_helper.from_array(table)))
+    elif where == "If branch":
+        branch = helper.make_graph([helper.make_node("Identity", ["inner"], ["out"], name="copy")], "branch", [],
+                                   [helper.make_tensor_value_info("out", TensorProto.INT64, [9000])],
+                                   [numpy_helper.from_array(table, "inner")])
+        nodes.insert(0, helper.make_node("If", ["flag"], ["table"], name="if", then_branch=branch, else_branch=branch))
+        inputs.append(helper.make_tensor_value_info("flag", TensorProto.BOOL, []))
+    else:
+        initializers.append(numpy_helper.from_array(table, "table"))
+        unread = numpy_helper.from_array(np.ones(300, np.float32))
+        if where == "unread Constant":
+            nodes.append(helper.make_node("Constant", [], ["unread"], name="unread", value=unread))
+        else:
+            sparse = helper.make_sparse_tensor(unread, numpy_helper.from_array(np.arange(300, dtype=np.int64)), [600])
+            sparse.values.name, sparse.indices.name = "unread", "unread_indices"
+            graph = helper.make_graph(nodes, "g", inputs, outputs, initializers, sparse_initializer=[sparse])
+            return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    return _model(nodes, inputs, outputs, initializers)
+
+
+@pytest.mark.parametrize("where", ["initializer", "Constant", "If branch", "unread Constant", "sparse initializer"])
+def test_onnx_reads_no_tensor_the_loader_clears(tmp_path: Path, loader_calls: list, where: str) -> None:
+    # onnx's inference reads the data it is given (a Reshape target, a Slice of a table): a file
+    # holding a tensor over the loader's limits, anywhere, goes the loader's way, and the target
+    # stays unknown as it always has
+    model = _table_sliced_for_a_target(where)
+    path = _save(model, tmp_path / "m.onnx")
+    profile = _same_profile(path, model)
+    assert loader_calls == [path]
+    if where in ("initializer", "Constant"):
+        assert profile.layer("act").status == "unresolved"
 
 
 def test_files_that_need_the_loaders_work_take_its_path(tmp_path: Path, loader_calls: list) -> None:
@@ -107,18 +168,6 @@ def test_an_opset_newer_than_onnx_is_refused_as_on_the_loaders_path(tmp_path: Pa
         profile_model(_save(model, tmp_path / "m.onnx"))
 
 
-def test_a_corrupt_input_type_is_a_clean_error(tmp_path: Path) -> None:
-    relu = [helper.make_node("Relu", ["x"], ["y"], name="act")]
-    data = _model(relu, [helper.make_tensor_value_info("x", F32, [7, 9])],
-                  [helper.make_tensor_value_info("y", F32, None)]).SerializeToString()
-    type_bytes = helper.make_tensor_type_proto(F32, [7, 9]).SerializeToString()
-    assert data.count(type_bytes) == 1
-    path = tmp_path / "m.onnx"
-    path.write_bytes(data.replace(type_bytes, b"\xff" * len(type_bytes)))  # lengths kept: only the type is corrupt
-    with pytest.raises(ModelError, match="not a valid ONNX file: truncated or corrupt protobuf"):
-        profile_model(path)
-
-
 @pytest.mark.parametrize("long_input, long_weight", [(False, False), (True, False), (False, True)],
                          ids=["short", "long-input", "long-weight"])
 def test_data_propagation_is_off_for_a_long_vector_as_on_the_loaders_path(
@@ -149,9 +198,13 @@ def _model_with_bodies() -> onnx.ModelProto:
     nodes = [helper.make_node("MatMul", ["x", "w"], ["h"], name="mm"),
              helper.make_node("Shape", ["h"], ["shape"], name="shape"),
              helper.make_node("Reshape", ["h", "shape"], ["r"], name="reshape"),
-             helper.make_node("If", ["cond"], ["branch"], name="if", then_branch=then_graph, else_branch=else_graph)]
-    return _model(nodes, [helper.make_tensor_value_info("x", F32, [2, 4]), helper.make_tensor_value_info("cond", TensorProto.BOOL, [])],
-                  [helper.make_tensor_value_info("r", F32, None), helper.make_tensor_value_info("branch", F32, None)],
+             helper.make_node("If", ["cond"], ["branch"], name="if", then_branch=then_graph, else_branch=else_graph),
+             helper.make_node("Reshape", ["h", "target"], ["free"], name="by_input"),  # (a target known at run time)
+             helper.make_node("Softmax", ["free"], ["unknown"], name="unresolved")]
+    return _model(nodes, [helper.make_tensor_value_info("x", F32, [2, 4]), helper.make_tensor_value_info("cond", TensorProto.BOOL, []),
+                          helper.make_tensor_value_info("target", TensorProto.INT64, [2])],
+                  [helper.make_tensor_value_info("r", F32, None), helper.make_tensor_value_info("branch", F32, None),
+                   helper.make_tensor_value_info("unknown", F32, None)],
                   [weight])
 
 
@@ -165,6 +218,7 @@ def test_profiling_leaves_nothing_for_the_cyclic_collector(tmp_path: Path, sourc
     target = model if source == "model" else _save(model, tmp_path / "m.onnx")
     expected = profile_model(target)
     assert expected.layer("mm").macs == (16 if source == "loader" else 32)  # (the loader's path: batch 1)
+    assert expected.layer("unresolved").status == "unresolved"  # (its rule raised: the error holds no frame)
     gc.collect()
     gc.set_debug(gc.DEBUG_SAVEALL)  # (what the collector finds is kept in gc.garbage)
     try:
@@ -178,3 +232,110 @@ def test_profiling_leaves_nothing_for_the_cyclic_collector(tmp_path: Path, sourc
         gc.garbage.clear()
     assert left == []
     assert profile == expected
+
+
+def _nested_ifs(depth: int) -> onnx.ModelProto:
+    """If inside If, `depth` deep, the innermost making and reading a sequence: the value infos
+    onnx's inference adds there nest deeper than protobuf parses (100 levels) at depth 31."""
+    body = helper.make_graph([helper.make_node("SequenceConstruct", ["x"], ["s"], name="seq"),
+                              helper.make_node("SequenceAt", ["s", "idx"], ["o0"], name="at")], "b0", [],
+                             [helper.make_tensor_value_info("o0", F32, [2])])
+    for level in range(1, depth + 1):
+        other = helper.make_graph([helper.make_node("Identity", ["x"], [f"e{level}"], name=f"e{level}")], f"e{level}",
+                                  [], [helper.make_tensor_value_info(f"e{level}", F32, [2])])
+        node = helper.make_node("If", ["c"], [f"o{level}"], name=f"if{level}", then_branch=body, else_branch=other)
+        body = helper.make_graph([node], f"b{level}", [], [helper.make_tensor_value_info(f"o{level}", F32, [2])])
+    return _model(list(body.node), [helper.make_tensor_value_info("x", F32, [2]),
+                                    helper.make_tensor_value_info("c", TensorProto.BOOL, [])],
+                  [helper.make_tensor_value_info(f"o{depth}", F32, None)],
+                  [numpy_helper.from_array(np.array(0, np.int64), "idx")])
+
+
+@pytest.mark.parametrize("source", ["file", "model"])
+def test_what_onnx_infers_too_deep_to_read_back_is_a_clean_error(tmp_path: Path, source: str) -> None:
+    model = _nested_ifs(31)
+    with pytest.raises(ModelError, match="shape inference failed: .*MaxDepth"):
+        profile_model(_save(model, tmp_path / "m.onnx") if source == "file" else model)
+
+
+def _with_input_type_twice(model: onnx.ModelProto, first: onnx.TypeProto) -> bytes:
+    """The model's bytes with its first input's `type` written twice: `first`, then its own
+    (protobuf merges the two: the dims of both, one after the other)."""
+    value_info = model.graph.input[0].SerializeToString()
+    extra_type = first.SerializeToString()
+    at = value_info.index(b"\x12")  # field 2, the type
+    doubled = value_info[:at] + b"\x12" + bytes([len(extra_type)]) + extra_type + value_info[at:]
+    graph = model.graph.SerializeToString()
+    new_graph = graph.replace(b"\x5a" + bytes([len(value_info)]) + value_info, b"\x5a" + bytes([len(doubled)]) + doubled)
+    data = model.SerializeToString()
+    return data.replace(b"\x3a" + bytes([len(graph)]) + graph, b"\x3a" + bytes([len(new_graph)]) + new_graph)
+
+
+def test_an_input_type_written_twice_is_read_merged_as_protobuf_does(tmp_path: Path, loader_calls: list) -> None:
+    relu = [helper.make_node("Relu", ["x"], ["y"], name="act")]
+    model = _model(relu, [helper.make_tensor_value_info("x", F32, [3])], [helper.make_tensor_value_info("y", F32, None)])
+    path = tmp_path / "m.onnx"
+    path.write_bytes(_with_input_type_twice(model, helper.make_tensor_type_proto(F32, ["batch"])))
+    assert [d.dim_param or d.dim_value for d in onnx.load(path).graph.input[0].type.tensor_type.shape.dim] == ["batch", 3]
+    profile = profile_model(path)  # [batch, 3]: a dim to fill, the loader's way
+    assert loader_calls == [path]
+    assert profile.layer("act").flops == 3 and any("'batch'" in note for note in profile.notes)
+
+
+@pytest.mark.skipif(not Path("/dev/zero").exists(), reason="no /dev/zero")
+def test_a_file_that_is_not_a_regular_file_is_not_read_to_its_end() -> None:
+    with pytest.raises(ModelError, match="the file is empty"):  # (its size reads as 0; reading it would not end)
+        profile_model("/dev/zero")
+
+
+def test_what_the_light_read_refuses_takes_the_loaders_path(tmp_path: Path, loader_calls: list,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    relu = [helper.make_node("Relu", ["x"], ["y"], name="act")]
+    out = [helper.make_tensor_value_info("y", F32, None)]
+    # a local function: inlined first
+    function = helper.make_function("local", "F", ["a"], ["b"], [helper.make_node("Relu", ["a"], ["b"])],
+                                    [helper.make_opsetid("", 17)])
+    calls_function = _model([helper.make_node("F", ["x"], ["y"], name="call", domain="local")],
+                            [helper.make_tensor_value_info("x", F32, [2, 3])], out, domains=("local",))
+    calls_function.functions.append(function)
+    profile = profile_model(_save(calls_function, tmp_path / "function.onnx"))
+    assert loader_calls == [tmp_path / "function.onnx"] and profile.totals.flops == 6 and not profile.unknown
+    # a dim declared 0: named in a note
+    zero = _save(_model(relu, [helper.make_tensor_value_info("x", F32, [2, 0, 3])], out), tmp_path / "zero.onnx")
+    profile = profile_model(zero)
+    assert loader_calls[-1] == zero and profile.layer("act").flops == 0
+    assert any("declares dim 1 as 0" in note for note in profile.notes)
+    # no IR version: refused
+    no_ir = _model(relu, [helper.make_tensor_value_info("x", F32, [2, 3])], out)
+    no_ir.ir_version = 0
+    with pytest.raises(ModelError, match="not an ONNX model"):
+        profile_model(_save(no_ir, tmp_path / "no_ir.onnx"))
+    assert loader_calls[-1] == tmp_path / "no_ir.onnx"
+
+
+def test_a_corrupt_input_type_never_reaches_onnx(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    inferred: list = []
+    monkeypatch.setattr(engine_graph, "_infer_serialized", lambda *args: inferred.append(args))
+    relu = [helper.make_node("Relu", ["x"], ["y"], name="act")]
+    data = _model(relu, [helper.make_tensor_value_info("x", F32, [7, 9])],
+                  [helper.make_tensor_value_info("y", F32, None)]).SerializeToString()
+    type_bytes = helper.make_tensor_type_proto(F32, [7, 9]).SerializeToString()
+    path = tmp_path / "m.onnx"
+    path.write_bytes(data.replace(type_bytes, b"\xff" * len(type_bytes)))
+    with pytest.raises(ModelError, match="not a valid ONNX file"):
+        profile_model(path)
+    assert inferred == []
+
+
+@pytest.mark.parametrize("scoped", [True, False])
+def test_node_metadata_is_read_when_the_file_names_a_source_key(tmp_path: Path, loader_calls: list,
+                                                                scoped: bool) -> None:
+    node = helper.make_node("Relu", ["x"], ["y"], name="node_Relu_0")
+    if scoped:
+        node.metadata_props.add(key="pkg.torch.onnx.name_scopes", value="['', 'block']")
+    profile = profile_model(_save(_model([node], [helper.make_tensor_value_info("x", F32, [2, 3])],
+                                         [helper.make_tensor_value_info("y", F32, None)]), tmp_path / "m.onnx"))
+    assert loader_calls == []
+    assert list(profile.sources) == (["node_Relu_0"] if scoped else [])
+    if scoped:
+        assert profile.sources["node_Relu_0"].metadata == (("pkg.torch.onnx.name_scopes", "['', 'block']"),)

@@ -125,6 +125,23 @@ def test_a_weight_whose_size_cannot_be_worked_out_is_named_in_a_note() -> None:
 
 
 
+def test_the_note_on_unsized_weights_names_the_same_one_every_run() -> None:
+    # two weights whose shapes come from a custom op, joined by a Concat the MatMul reads: a set,
+    # whose order varies from run to run; the note names the first found, the sources in order of name
+    nodes = [helper.make_node("Mystery", ["big"], ["b_shape"], name="b_shape", domain="custom.dom"),
+             helper.make_node("ConstantOfShape", ["b_shape"], ["Wb"], name="make_b"),
+             helper.make_node("Mystery", ["big"], ["a_shape"], name="a_shape", domain="custom.dom"),
+             helper.make_node("ConstantOfShape", ["a_shape"], ["Wa"], name="make_a"),
+             helper.make_node("Concat", ["Wb", "Wa"], ["W"], name="join", axis=0),
+             helper.make_node("MatMul", ["x", "W"], ["y"], name="fc")]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", F32, [1, 8])],
+                              [helper.make_tensor_value_info("y", F32, None)],
+                              [numpy_helper.from_array(np.array([4, 8], np.int64), "big")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("custom.dom", 1)])
+    assert ("params incomplete: 2 stored tensor(s) that layers read have no known size and are not counted, "
+            "e.g. 'Wa'") in profile_model(model).notes
+
+
 def test_a_weight_a_layer_reads_only_the_dims_of_is_no_parameter() -> None:
     # y = k + Shape(W) and y = k + Shape(NonZero(W)): the Add reads W's dims (or its nonzero
     # count), never its data; before, it (or the Shape) counted W's 12 elements

@@ -17,11 +17,11 @@ from __future__ import annotations
 from typing import Optional, Sequence, Union
 
 import numpy as np
-from onnx import GraphProto
+from onnx import GraphProto, numpy_helper
 
 from ..registry import BodyCost, Known, TypedShape, register_control_flow
 from ..tables import shape_of
-from ..types import NodeView, OpCost, Shape, UnresolvedShape, UnsupportedAttributes, decode_small_tensor
+from ..types import NodeView, OpCost, Shape, UnresolvedShape, UnsupportedAttributes
 from ._common import normalize_axis
 
 # M of a Loop that only its condition ends: exporters write the largest int64.
@@ -160,8 +160,8 @@ def _is_constant_true(body: GraphProto, name: str, producer: Optional[object]) -
         tensor = producer.attribute[0].t if producer.attribute[0].name == "value" else None
     if tensor is None:
         return False
-    value = decode_small_tensor(tensor)
-    return value is not None and value.size == 1 and bool(value.reshape(-1)[0])
+    value = numpy_helper.to_array(tensor)
+    return value.size == 1 and bool(value.reshape(-1)[0])
 
 
 @register_control_flow("Scan")
