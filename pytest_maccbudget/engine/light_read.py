@@ -45,26 +45,36 @@ def as_it_is(data: bytes) -> Optional[AsItIs]:
     if not model.HasField("graph") or model.ir_version <= 0 or model.functions or not _keeps_all_data(model.graph):
         return None
     inputs = model.graph.input
+    # (an input listed twice is read as its last listing, as the input dims read it)
+    types = {value_info.name: value_info.type for value_info in inputs}
     if len(inputs) > 1:  # (an IR < 4 graph lists every weight as an input too: they need no look)
-        initializers = {initializer.name for initializer in model.graph.initializer}
-        inputs = [value_info for value_info in inputs if value_info.name not in initializers]
-    kinds = [_input_kind(value_info.type.SerializeToString()) for value_info in inputs]
+        for initializer in model.graph.initializer:
+            types.pop(initializer.name, None)
+    kinds = [_input_kind(type_proto.SerializeToString()) for type_proto in types.values()]
     if _NOT_FIXED in kinds:
         return None
     return AsItIs(model, _LONG_VECTOR in kinds)
 
 
+# The loader measures a tensor parsed and written again (TensorProto.ByteSize), which can take
+# twice the bytes it takes in the file (a negative int32 written in 5 bytes takes 10 again; dims
+# written packed, a tag each). What is within a quarter of the least limit in the file is within
+# every limit; anything larger is parsed and measured as the loader measures it.
+_SURELY_KEPT_BYTES = SMALL_TENSOR_BYTES // 4
+
+
 def _keeps_all_data(graph: Any) -> bool:
     """The loader would clear the data of no tensor of the light read's graph: no tensor is over
-    its limit (loader.keeps_data). A node within SMALL_TENSOR_BYTES holds no such tensor."""
+    its limit (loader.keeps_data), at any depth of node or body."""
     if graph.sparse_initializer:  # (rare: the loader's path sees to them)
         return False
     byte_size = _light_classes()["Tensor"].ByteSize  # (a light tensor's size counts the fields it skips)
-    for tensor in graph.initializer:  # (weights in the file: most often the first is over, and ends it)
-        if byte_size(tensor) > SMALL_TENSOR_BYTES and not keeps_data(tensor):
-            return False
-    large_nodes = [node for node in graph.node if len(node) > SMALL_TENSOR_BYTES]
     try:
+        for tensor in graph.initializer:  # (weights in the file: most often the first is over, and ends it)
+            if byte_size(tensor) > _SURELY_KEPT_BYTES and not keeps_data(
+                    onnx.TensorProto.FromString(tensor.SerializeToString())):
+                return False
+        large_nodes = [node for node in graph.node if len(node) > _SURELY_KEPT_BYTES]
         return nodes_keep_all_data([onnx.NodeProto.FromString(node) for node in large_nodes])
     except Exception:  # protobuf's DecodeError
         return False

@@ -191,15 +191,16 @@ def load_skeleton(path: Union[str, os.PathLike]) -> ModelProto:
 def read_small_file(path: Union[str, os.PathLike]) -> Optional[bytes]:
     """The bytes of a regular file of 1 to DIRECT_PARSE_BYTES bytes; None for any other path (a
     large file, a device, a directory, a missing file...: load_skeleton reads it, or says why not)."""
+    path = os.fspath(path)  # (TypeError for what is no path, as load_skeleton gives)
     try:
         with open(path, "rb") as handle:
             status = os.fstat(handle.fileno())
             if not stat.S_ISREG(status.st_mode) or not 0 < status.st_size <= DIRECT_PARSE_BYTES:
                 return None
             data = handle.read(status.st_size + 1)
-    except OSError:
+    except (OSError, ValueError):  # (ValueError: a NUL or an unencodable character in the path)
         return None
-    return data if 0 < len(data) <= DIRECT_PARSE_BYTES else None  # (changed since: None)
+    return data if len(data) == status.st_size else None  # (changed while read: load_skeleton reads it again)
 
 
 def skeleton_of(data: bytes) -> ModelProto:

@@ -3,6 +3,7 @@ the loader's path gives; and profiling leaves nothing for the cyclic collector."
 from __future__ import annotations
 
 import gc
+import os
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from pytest_maccbudget import profile_model
 from pytest_maccbudget.engine import graph as engine_graph
+from pytest_maccbudget.engine import loader as engine_loader
 from pytest_maccbudget.engine import profile as engine_profile
 from pytest_maccbudget.engine.errors import ModelError
 from pytest_maccbudget.engine.input_dims import DATA_PROP_MAX_ELEMENTS
@@ -339,3 +341,73 @@ def test_node_metadata_is_read_when_the_file_names_a_source_key(tmp_path: Path, 
     assert list(profile.sources) == (["node_Relu_0"] if scoped else [])
     if scoped:
         assert profile.sources["node_Relu_0"].metadata == (("pkg.torch.onnx.name_scopes", "['', 'block']"),)
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while value >= 0x80:
+        out.append(value & 0x7F | 0x80)
+        value >>= 7
+    return bytes(out) + bytes([value])
+
+
+def _field(number: int, payload: bytes) -> bytes:
+    """A length-delimited protobuf field."""
+    return _varint(number << 3 | 2) + _varint(len(payload)) + payload
+
+
+def _int8_table_written_short(count: int) -> bytes:
+    """An INT8 initializer 'c8' of [2, 3, -1, -1...], each -1 written in 5 bytes as protobuf
+    allows (a parse writes it again in 10): 1,004 bytes in the file, 1,994 written again."""
+    minus_one = b"\xff\xff\xff\xff\x0f"
+    values = b"\x02\x03" + minus_one * (count - 2)
+    return b"\x08" + _varint(count) + b"\x10" + _varint(TensorProto.INT8) + _field(5, values) + _field(8, b"c8")
+
+
+def test_a_tensor_is_measured_as_the_loader_measures_it_not_as_the_file_writes_it(
+        tmp_path: Path, loader_calls: list) -> None:
+    # its first two values are a Reshape target: the loader clears the data (1,994 bytes written
+    # again), so the target is not known and the MatMul is unresolved, on either way
+    nodes = [helper.make_node("Cast", ["c8"], ["c64"], to=TensorProto.INT64, name="cast"),
+             helper.make_node("Slice", ["c64", "starts", "ends"], ["target"], name="slice"),
+             helper.make_node("Reshape", ["x", "target"], ["r"], name="reshape"),
+             helper.make_node("MatMul", ["r", "w"], ["y"], name="mm")]
+    model = _model(nodes, [helper.make_tensor_value_info("x", F32, [6])], [helper.make_tensor_value_info("y", F32, None)],
+                   [numpy_helper.from_array(np.array([0], np.int64), "starts"),
+                    numpy_helper.from_array(np.array([2], np.int64), "ends"),
+                    numpy_helper.from_array(np.ones((3, 5), np.float32), "w")])
+    path = tmp_path / "m.onnx"
+    path.write_bytes(model.SerializeToString() + _field(7, _field(5, _int8_table_written_short(200))))
+    parsed = onnx.load(path)
+    assert [t.ByteSize() for t in parsed.graph.initializer if t.name == "c8"] == [1994]
+    profile = _same_profile(path, parsed)
+    assert loader_calls == [path] and profile.layer("mm").status == "unresolved"
+
+
+def test_an_input_listed_twice_is_read_as_its_last_listing(tmp_path: Path) -> None:
+    # x first [70000] (a long vector: no data propagation), then [3, 4], the listing onnx and the
+    # input dims read: data propagation on, the NonZero count bounded, the MatMul costed
+    nodes = [helper.make_node("NonZero", ["x"], ["nz"], name="nz"), helper.make_node("Shape", ["nz"], ["s"], name="shape"),
+             helper.make_node("ConstantOfShape", ["s"], ["c"], name="fill",
+                              value=numpy_helper.from_array(np.array([1.0], np.float32))),
+             helper.make_node("MatMul", ["c", "w"], ["y"], name="mm")]
+    model = _model(nodes, [helper.make_tensor_value_info("x", F32, [70000]), helper.make_tensor_value_info("x", F32, [3, 4])],
+                   [helper.make_tensor_value_info("y", F32, None)], [numpy_helper.from_array(np.ones((5, 6), np.float32), "w")])
+    path = _save(model, tmp_path / "m.onnx")
+    assert _same_profile(path, model).layer("mm").status == "costed"
+
+
+@pytest.mark.parametrize("path", ["a\0b.onnx", b"a\0b.onnx", "\ud800.onnx"], ids=["nul", "nul-bytes", "surrogate"])
+def test_a_path_the_system_cannot_open_is_no_such_file(path: object) -> None:
+    with pytest.raises(ModelError, match="no such file"):
+        profile_model(path)  # type: ignore[arg-type]
+
+
+def test_a_file_that_changes_while_read_is_read_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = _save(_nonzero_of_weight(4), tmp_path / "m.onnx")
+    real_fstat = os.fstat
+    shorter = lambda fd: os.stat_result((*real_fstat(fd)[:6], real_fstat(fd).st_size - 1, *real_fstat(fd)[7:]))  # noqa: E731
+    monkeypatch.setattr(engine_loader.os, "fstat", shorter)  # (the size read before the bytes: one short)
+    assert engine_loader.read_small_file(path) is None
+    monkeypatch.undo()
+    assert engine_loader.read_small_file(path) == path.read_bytes()
