@@ -411,3 +411,13 @@ def test_a_file_that_changes_while_read_is_read_again(tmp_path: Path, monkeypatc
     assert engine_loader.read_small_file(path) is None
     monkeypatch.undo()
     assert engine_loader.read_small_file(path) == path.read_bytes()
+
+
+def test_a_file_descriptor_is_no_path(tmp_path: Path) -> None:
+    descriptor = os.open(_save(_nonzero_of_weight(4), tmp_path / "m.onnx"), os.O_RDONLY)
+    try:
+        with pytest.raises(TypeError):  # (as before: not read, and not closed under the caller)
+            profile_model(descriptor, name="m")  # type: ignore[arg-type]
+        os.fstat(descriptor)
+    finally:
+        os.close(descriptor)
