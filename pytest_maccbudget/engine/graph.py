@@ -46,7 +46,17 @@ from .registry import (
     normalize_domain,
 )
 from .light_read import as_it_is, read_value_types
-from .tables import SOURCE_METADATA, NodeTable, ValueTable, ValueTypes, check_text, describe_dims, read_nodes, shape_of, value_types_of
+from .tables import (
+    SOURCE_METADATA,
+    NodeTable,
+    ValueTable,
+    ValueTypes,
+    check_text,
+    describe_dims,
+    read_nodes,
+    shape_of,
+    value_types_of,
+)
 from .types import NodeView, Shape, TensorInfo, attribute_value, decode_small_tensor
 
 __all__ = ["InputShapes", "PreparedGraph", "infer_shapes", "prepare_graph"]
@@ -83,7 +93,7 @@ class GraphContext:
         self.registry = registry
         self.node_sources = node_sources  # False: no node's metadata names its source (tables.SOURCE_METADATA)
         self.opset_imports = list(model.opset_import)
-        self.opsets = {normalize_domain(op.domain): op.version for op in model.opset_import}
+        self.opsets = declared_opsets(model.opset_import)
         self.ir_version = model.ir_version
 
 
@@ -877,7 +887,7 @@ def prepare_small_file(data: bytes, registry: OpRegistry) -> Optional[PreparedGr
     prepare_graph then says what is wrong, as it would have (onnx's inference refuses a node of a
     domain the model does not declare, which check_opsets names)."""
     light = as_it_is(data)
-    if light is None or newer_than_installed(light.model.opset_import):
+    if light is None or newer_than_installed(declared_opsets(light.model.opset_import)):
         return None
     try:
         long_vectors = check_initializer_dims(light.model.graph) or light.long_vector_input
@@ -890,9 +900,13 @@ def prepare_small_file(data: bytes, registry: OpRegistry) -> Optional[PreparedGr
         return None
 
 
-def newer_than_installed(opset_import: Sequence[onnx.OperatorSetIdProto]) -> bool:
-    """The model's ai.onnx opset is newer than the installed onnx supports."""
-    declared = {normalize_domain(op.domain): op.version for op in opset_import}
+def declared_opsets(opset_import: Sequence[onnx.OperatorSetIdProto]) -> dict[str, int]:
+    """The opset version the model declares for each domain ("" for ai.onnx)."""
+    return {normalize_domain(op.domain): op.version for op in opset_import}
+
+
+def newer_than_installed(declared: Mapping[str, int]) -> bool:
+    """The model's ai.onnx opset (of declared_opsets) is newer than the installed onnx supports."""
     return declared.get("", 0) > installed_opset()
 
 

@@ -11,7 +11,8 @@ from __future__ import annotations
 import mmap
 import os
 import stat
-from typing import Iterable, Optional, Union
+from itertools import chain
+from typing import Iterable, Iterator, Optional, Union
 
 import onnx
 from onnx import ModelProto, TensorProto
@@ -231,32 +232,8 @@ def strip_model(model: ModelProto) -> ModelProto:
 
 
 def _strip_model_in_place(model: ModelProto) -> None:
-    _strip_graph(model.graph)
-    for function in model.functions:
-        _strip_nodes(function.node)
-
-
-def _strip_graph(graph: onnx.GraphProto) -> None:
-    # (SMALL_TENSOR_BYTES is the smaller limit: a tensor within it keeps its data whatever its type)
-    for tensor in [tensor for tensor in graph.initializer if tensor.ByteSize() > SMALL_TENSOR_BYTES]:
+    for tensor in chain(_graph_tensors(model.graph), *[_node_tensors(function.node) for function in model.functions]):
         _strip_tensor(tensor)
-    for sparse in graph.sparse_initializer:
-        _strip_tensor(sparse.values)
-    _strip_nodes(graph.node)
-
-
-def _strip_nodes(nodes) -> None:
-    # a node too small to hold tensor data worth clearing is skipped without reading its attributes
-    for node in [node for node in nodes if node.ByteSize() > SMALL_TENSOR_BYTES]:
-        for attribute in node.attribute:
-            if attribute.HasField("t"):
-                _strip_tensor(attribute.t)
-            for tensor in attribute.tensors:
-                _strip_tensor(tensor)
-            if attribute.HasField("g"):
-                _strip_graph(attribute.g)
-            for subgraph in attribute.graphs:
-                _strip_graph(subgraph)
 
 
 def keeps_data(tensor: TensorProto) -> bool:
@@ -265,20 +242,31 @@ def keeps_data(tensor: TensorProto) -> bool:
 
 
 def nodes_keep_all_data(nodes: Iterable[onnx.NodeProto]) -> bool:
-    """The data of no tensor held by these nodes would be cleared (_strip_nodes, reading only)."""
-    for node in [node for node in nodes if node.ByteSize() > SMALL_TENSOR_BYTES]:
+    """The data of no tensor held by these nodes (at any depth) would be cleared."""
+    return all(map(keeps_data, _node_tensors(nodes)))
+
+
+def _graph_tensors(graph: onnx.GraphProto) -> Iterator[TensorProto]:
+    """The tensors of a graph that may be over their limit, at any depth: the clearing walk."""
+    # (SMALL_TENSOR_BYTES is the smaller limit: a tensor within it keeps its data whatever its type)
+    yield from (tensor for tensor in graph.initializer if tensor.ByteSize() > SMALL_TENSOR_BYTES)
+    yield from (sparse.values for sparse in graph.sparse_initializer)
+    yield from _node_tensors(graph.node)
+
+
+def _node_tensors(nodes: Iterable[onnx.NodeProto]) -> Iterator[TensorProto]:
+    # a node too small to hold tensor data worth clearing is skipped without reading its attributes
+    for node in nodes:
+        if node.ByteSize() <= SMALL_TENSOR_BYTES:
+            continue
         for attribute in node.attribute:
-            if ((attribute.HasField("t") and not keeps_data(attribute.t)) or not all(map(keeps_data, attribute.tensors))
-                    or (attribute.HasField("g") and not _graph_keeps_all_data(attribute.g))
-                    or not all(map(_graph_keeps_all_data, attribute.graphs))):
-                return False
-    return True
-
-
-def _graph_keeps_all_data(graph: onnx.GraphProto) -> bool:
-    return (all(keeps_data(tensor) for tensor in graph.initializer if tensor.ByteSize() > SMALL_TENSOR_BYTES)
-            and all(keeps_data(sparse.values) for sparse in graph.sparse_initializer)
-            and nodes_keep_all_data(graph.node))
+            if attribute.HasField("t"):
+                yield attribute.t
+            yield from attribute.tensors
+            if attribute.HasField("g"):
+                yield from _graph_tensors(attribute.g)
+            for subgraph in attribute.graphs:
+                yield from _graph_tensors(subgraph)
 
 
 def _strip_tensor(tensor: TensorProto) -> None:

@@ -121,4 +121,4 @@ def _largest_sum(spans: Iterable[list[int]], last_step: int) -> int:
     for nbytes, first, last in spans:
         delta[first] += nbytes
         delta[last + 1] -= nbytes
-    return max(0, max(accumulate(delta)))
+    return max(accumulate(delta, initial=0))

@@ -16,7 +16,15 @@ from onnx import GraphProto, ModelProto
 from . import ops  # noqa: F401  (fills the default registry)
 from .errors import ModelError
 from .fusion import find_folds
-from .graph import InputShapes, PreparedGraph, installed_opset, newer_than_installed, prepare_graph, prepare_small_file
+from .graph import (
+    InputShapes,
+    PreparedGraph,
+    declared_opsets,
+    installed_opset,
+    newer_than_installed,
+    prepare_graph,
+    prepare_small_file,
+)
 from .loader import load_skeleton, read_small_file, skeleton_of, strip_model
 from .memory import peak_activation_bytes
 from .registry import ALIAS, FROM_SHAPE, IN_PLACE, OTHER, REGISTRY, BodyCost, OpEntry, OpRegistry, normalize_domain
@@ -39,7 +47,6 @@ from .types import InputsDoNotFit, NodeView, OpCost, TensorInfo, UnresolvedShape
 
 ModelSource = Union[str, "os.PathLike[str]", ModelProto]
 _NOTHING_CLAIMED = (0, 0)
-_new_object, _set_attribute = object.__new__, object.__setattr__
 _root_name = itemgetter(1)
 _NO_POSITIONS: frozenset[int] = frozenset()
 
@@ -87,8 +94,8 @@ def profile_model(
 
 def check_opsets(model: ModelProto) -> None:
     """Refuse graphs newer than the installed onnx and nodes from undeclared domains."""
-    declared = {normalize_domain(op.domain): op.version for op in model.opset_import}
-    if newer_than_installed(model.opset_import):
+    declared = declared_opsets(model.opset_import)
+    if newer_than_installed(declared):
         raise ModelError(
             f"uses opset {declared['']} of ai.onnx, newer than the installed onnx {onnx.__version__} "
             f"supports (up to {installed_opset()}); upgrade the onnx package"
@@ -201,9 +208,7 @@ class _Profiler:
                 row = _CONSTANT_LAYER.copy()
                 row["name"], row["op_type"], row["domain"] = name, op_types[index], domains[index]
                 row["output_bytes"] = output_bytes
-                layer = _new_object(LayerCost)  # (LayerCost.of, without a call per row)
-                _set_attribute(layer, "__dict__", row)
-                layers.append(layer)
+                layers.append(new_row(row))
                 continue
             inputs = inputs_of[index]
             claimed = claim(index) if in_body or not constants.isdisjoint(inputs) else _NOTHING_CLAIMED
@@ -492,16 +497,11 @@ class _ParamAttribution:
         for position, name in enumerate(prepared.table.inputs[index]):
             if not name or position in skip or not is_constant(name):
                 continue
-            if name in stored:  # (most: a weight read directly)
-                root: _Root = (self, name)
-                if root not in claimed:
-                    claimed.add(root)
-                    elements, size = self._size(root)
-                    count += elements
-                    total_bytes += size
-                continue
-            # (in order of name: a set's order varies from run to run, and the profile names the first unsized)
-            for root in sorted(self.roots.get(name) or self.roots_of(name), key=_root_name):
+            # (a weight read directly, most often; else its sources in order of name: a set's order
+            # varies from run to run, and the profile names the first unsized)
+            roots = ((self, name),) if name in stored else sorted(self.roots.get(name) or self.roots_of(name),
+                                                                   key=_root_name)
+            for root in roots:
                 if root not in claimed:
                     claimed.add(root)
                     elements, size = self._size(root)

@@ -396,8 +396,10 @@ def _decoded(value_types: Iterable[tuple[str, bytes]], into: dict[str, Declared]
 
 def value_types_of(graph: GraphProto) -> ValueTypes:
     """What light_read.read_value_types reads, from a graph already in Python (a body's)."""
-    return tuple([[(value_info.name, value_info.type.SerializeToString()) for value_info in group]  # type: ignore[return-value]
-                  for group in (graph.input, graph.value_info, graph.output)])
+    def typed(group: Iterable[onnx.ValueInfoProto]) -> list[tuple[str, bytes]]:
+        return [(value_info.name, value_info.type.SerializeToString()) for value_info in group]
+
+    return typed(graph.input), typed(graph.value_info), typed(graph.output)
 
 
 _Decoded = tuple[Declared, Optional[int], Optional[Shape]]  # (shape and type, bytes, the shape if a dim is negative)
